@@ -1,0 +1,1 @@
+"""Analytics: warnings from the verified stream, rules, forecasts."""

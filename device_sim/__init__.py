@@ -1,0 +1,1 @@
+"""Simulated vehicles and roadside units that sign and publish telemetry."""

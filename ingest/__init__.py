@@ -1,0 +1,1 @@
+"""Ingest: MQTT -> Kafka bridge, verifier and store writer (see DESIGN.md, Flow)."""

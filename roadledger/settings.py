@@ -1,0 +1,208 @@
+"""RoadLedger settings: the one place that owns configuration.
+
+Every value comes from a ``ROADLEDGER_*`` environment variable (or its default). Build a
+:class:`Settings` once at the entry point with :func:`load_settings` and pass it down; tests
+construct ``Settings(...)`` directly instead of patching globals.
+
+Outside ``ROADLEDGER_ENV=development`` the insecure defaults (the well-known local database
+password, an API secret left unset) are refused.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEV_DATABASE_PASSWORD", "Endpoint", "Settings", "SettingsError", "load_settings"]
+
+ENV_PREFIX = "ROADLEDGER_"
+# Read by the shell scripts, not by Settings; allowed so the typo check does not refuse them.
+SCRIPT_VARIABLES = frozenset({"ROADLEDGER_PYTHON"})
+DEV_DATABASE_PASSWORD = "roadledger-dev"  # noqa: S105 - the local-only default, refused in production
+
+
+class SettingsError(ValueError):
+    """A ``ROADLEDGER_*`` value is malformed or insecure; the message names the variable."""
+
+
+class Endpoint:
+    """A host and TCP port parsed from a URL or ``host:port``."""
+
+    __slots__ = ("host", "port")
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+
+    def __repr__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in {"localhost", "::1"} or self.host.startswith("127.")
+
+
+def _port(value: int | None, default: int, what: str) -> int:
+    port = default if value is None else value
+    if not 0 < port < 65536:
+        raise ValueError(f"{what} port {port} is outside 1-65535")
+    return port
+
+
+def _url_endpoint(url: str, schemes: tuple[str, ...], default_port: int) -> Endpoint:
+    parts = urlsplit(url)
+    if parts.scheme not in schemes:
+        raise ValueError(f"expected a {' or '.join(s + '://' for s in schemes)} URL, got {url!r}")
+    if not parts.hostname:
+        raise ValueError(f"no host in {url!r}")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"bad port in {url!r}") from exc
+    return Endpoint(parts.hostname, _port(port, default_port, parts.scheme))
+
+
+def _host_port(value: str) -> Endpoint:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"expected host:port, got {value!r}")
+    return Endpoint(host.strip("[]"), _port(int(port), 0, "kafka"))
+
+
+class Settings(BaseSettings):
+    """Configuration of every RoadLedger component (environment variables ``ROADLEDGER_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    env: Literal["development", "production"] = "development"
+    data_dir: Path = Field(
+        default=Path(".local"),
+        description="Project-local state: service data, logs, pid files, caches.",
+    )
+    cache_dir: Path | None = Field(
+        default=None,
+        description="Downloads kept between runs (Maven repository, Kafka jars); "
+        "default <data_dir>/cache.",
+    )
+    shared_dir: Path = Field(
+        default=Path("../shared"),
+        description="Where known-answer vectors and real traffic data live.",
+    )
+    database_url: str = (
+        f"postgresql://roadledger:{DEV_DATABASE_PASSWORD}@127.0.0.1:55432/roadledger"
+    )
+    mqtt_url: str = "mqtt://127.0.0.1:51883"
+    kafka_bootstrap: str = "127.0.0.1:59092"
+    kafka_controller_port: int = Field(default=59093, gt=0, lt=65536)
+    kafka_partitions: int = Field(default=3, ge=1, le=1024)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        endpoint = _url_endpoint(value, ("postgresql", "postgres"), 5432)
+        if not urlsplit(value).path.strip("/"):
+            raise ValueError(f"no database name in {_redact(value)!r}")
+        del endpoint
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, value: str) -> str:
+        _url_endpoint(value, ("mqtt", "mqtts"), 1883)
+        return value
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _check_kafka(cls, value: str) -> str:
+        for server in value.split(","):
+            _host_port(server.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_insecure_defaults(self) -> Settings:
+        if self.env != "development":
+            password = urlsplit(self.database_url).password
+            if password in (None, "", DEV_DATABASE_PASSWORD):
+                raise ValueError(
+                    "database_url uses the development password (or none); "
+                    "set ROADLEDGER_DATABASE_URL with a real secret in production"
+                )
+        return self
+
+    @property
+    def cache(self) -> Path:
+        return self.cache_dir if self.cache_dir is not None else self.data_dir / "cache"
+
+    @property
+    def database(self) -> Endpoint:
+        return _url_endpoint(self.database_url, ("postgresql", "postgres"), 5432)
+
+    @property
+    def database_name(self) -> str:
+        return urlsplit(self.database_url).path.strip("/")
+
+    @property
+    def database_user(self) -> str:
+        return urlsplit(self.database_url).username or "postgres"
+
+    @property
+    def database_password(self) -> str:
+        return urlsplit(self.database_url).password or ""
+
+    @property
+    def mqtt(self) -> Endpoint:
+        return _url_endpoint(self.mqtt_url, ("mqtt", "mqtts"), 1883)
+
+    @property
+    def kafka(self) -> list[Endpoint]:
+        return [_host_port(server.strip()) for server in self.kafka_bootstrap.split(",")]
+
+    @property
+    def vectors_dir(self) -> Path:
+        return self.shared_dir / "vectors"
+
+    @property
+    def traffic_data_dir(self) -> Path:
+        return self.shared_dir / "data"
+
+    def redacted_database_url(self) -> str:
+        """The database URL with its password masked, safe to print or log."""
+        return _redact(self.database_url)
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, turning validation failures into one clear line.
+
+    Raises:
+        SettingsError: naming the offending ``ROADLEDGER_*`` variable and why it was refused.
+    """
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields} | SCRIPT_VARIABLES
+    unknown = sorted(
+        name for name in os.environ if name.startswith(ENV_PREFIX) and name not in known
+    )
+    if unknown:
+        raise SettingsError(f"{unknown[0]}: unknown setting (known: {', '.join(sorted(known))})")
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "settings"
+            variable = f"{ENV_PREFIX}{field.upper()}" if error["loc"] else "settings"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{variable}: {message}")
+        raise SettingsError("; ".join(problems)) from None
