@@ -23,6 +23,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 COMMANDS: dict[str, str] = {
     "services": "roadledger.commands.services",
     "proof": "roadledger.commands.proof",
+    "witness": "roadledger.commands.witness",
 }
 
 DESCRIPTION = """\
