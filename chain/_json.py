@@ -66,11 +66,22 @@ def loads_object(data: bytes | str, what: str) -> dict[str, Any]:
     try:
         # explicit decode: json.loads(bytes) would also accept UTF-16/32
         text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError:
+        raise EncodingError(f"{what}: not UTF-8 text") from None
+    if text.startswith("\ufeff"):
+        raise EncodingError(f"{what}: not JSON: starts with a byte order mark")
+    try:
         obj = _DECODER.decode(text)
     except _Rejected as exc:
         raise JsonContentError(f"{what}: {exc}") from None
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise EncodingError(f"{what}: not UTF-8 JSON ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise EncodingError(
+            f"{what}: not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except ValueError as exc:  # NaN / Infinity, refused by _parse_constant
+        raise EncodingError(f"{what}: not JSON: {exc}") from None
+    except RecursionError:
+        raise EncodingError(f"{what}: nested too deeply") from None
     if not isinstance(obj, dict):
         raise EncodingError(f"{what}: not a JSON object")
     return obj
