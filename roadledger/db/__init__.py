@@ -1,0 +1,1 @@
+"""PostgreSQL access shared by the components: the schema (one module owns it) and stores."""
