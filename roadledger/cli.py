@@ -22,6 +22,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 # name -> module; the order is the order of `roadledger --help`.
 COMMANDS: dict[str, str] = {
     "services": "roadledger.commands.services",
+    "devices": "roadledger.commands.devices",
     "proof": "roadledger.commands.proof",
     "verify": "roadledger.commands.verify",
     "witness": "roadledger.commands.witness",

@@ -102,6 +102,37 @@ class Settings(BaseSettings):
     kafka_partitions: int = Field(default=3, ge=1, le=1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # --- the pipeline ---------------------------------------------------------------------
+    origin_prefix: str = Field(
+        default="roadledger.local",
+        pattern=r"^[A-Za-z0-9.-]+(/[A-Za-z0-9._-]+)*$",
+        description="Log origins are <prefix>/telemetry/<partition> (C2SP checkpoint origin).",
+    )
+    log_key_file: Path | None = Field(
+        default=None,
+        description="The log's signing key (C2SP skey text); default <data_dir>/keys/log.skey, "
+        "generated on first use in development only.",
+    )
+    clock_skew_ms: int = Field(
+        default=300_000, ge=0, description="How far in the future a device timestamp may be."
+    )
+    max_message_age_ms: int = Field(
+        default=30 * 24 * 3600 * 1000,
+        gt=0,
+        description="How old a buffered message may be when it arrives.",
+    )
+    verify_workers: int = Field(
+        default=2, ge=0, le=64, description="Signature-verifying processes (0: in-process)."
+    )
+    batch_size: int = Field(default=2000, ge=1, le=100_000, description="Records per batch.")
+    bridge_max_inflight: int = Field(
+        default=10_000, ge=1, description="MQTT messages the bridge holds before Kafka acks them."
+    )
+    timescaledb: Literal["auto", "off"] = Field(
+        default="auto", description="Use TimescaleDB when the server has it ('off': never)."
+    )
+    retention_days: int = Field(default=365, ge=1, description="Telemetry kept this long.")
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
@@ -138,6 +169,14 @@ class Settings(BaseSettings):
     @property
     def cache(self) -> Path:
         return self.cache_dir if self.cache_dir is not None else self.data_dir / "cache"
+
+    @property
+    def log_key_path(self) -> Path:
+        return self.log_key_file if self.log_key_file else self.data_dir / "keys" / "log.skey"
+
+    def log_origin(self, partition: int) -> str:
+        """The origin (and key name) of the log that sequences ``partition``."""
+        return f"{self.origin_prefix}/telemetry/{partition}"
 
     @property
     def database(self) -> Endpoint:

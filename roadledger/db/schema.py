@@ -15,6 +15,16 @@ Ledger tables (one row set per log, ``log_id`` a small integer for compact index
   Levels 1-3 are recomputed from at most 8 leaf hashes when read: 8x fewer rows to write,
   and a proof still reads O(log n) rows in one query.
 - ``ledger_blocks``, ``ledger_checkpoints``: every block header and signed checkpoint.
+
+Registry tables: ``organisations``, ``devices`` and ``device_keys`` (every key a device ever
+had, with its validity window and its canonical record), and ``ledger_outbox`` (registry
+records waiting to be published into the device's ledger; written in the same transaction as
+the change, so no change is ever missing from the ledger). ``device_messages``: the verifier's
+record of the first bytes accepted for each (device, seq), for dedupe and conflicts.
+
+Road network: ``road_segments`` (``roadledger/roads.py``). Telemetry tables, with their
+TimescaleDB and plain-PostgreSQL variants: ``roadledger/db/telemetry_schema.py``, applied from
+here.
 """
 
 from __future__ import annotations
@@ -96,9 +106,85 @@ _LEDGER_DDL: Final = (
 )
 
 
-async def apply_schema(conn: asyncpg.Connection) -> None:
-    """Create every table and index that does not exist yet (safe to run concurrently)."""
+_REGISTRY_DDL: Final = (
+    """
+    CREATE TABLE IF NOT EXISTS organisations (
+        org_id      text PRIMARY KEY CHECK (org_id ~ '^[A-Za-z0-9._:-]{1,64}$'),
+        name        text NOT NULL,
+        kind        text NOT NULL,
+        created_at  timestamptz NOT NULL DEFAULT now()
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS devices (
+        device_id      text PRIMARY KEY,
+        owner_org      text NOT NULL REFERENCES organisations (org_id),
+        kind           text NOT NULL CHECK (kind IN ('vehicle', 'rsu')),
+        vin            text,
+        vehicle_class  text,
+        created_at     timestamptz NOT NULL DEFAULT now()
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS device_keys (
+        device_id      text NOT NULL REFERENCES devices (device_id),
+        key_id         text NOT NULL,
+        public_key     bytea NOT NULL CHECK (length(public_key) = 32),
+        valid_from_ms  bigint NOT NULL,
+        revoked_at_ms  bigint,
+        record         text NOT NULL,
+        updated_at     timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (device_id, key_id)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS ledger_outbox (
+        outbox_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        device_id     text NOT NULL,
+        entry         bytea NOT NULL,
+        created_at    timestamptz NOT NULL DEFAULT now(),
+        published_at  timestamptz
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS ledger_outbox_pending ON ledger_outbox (outbox_id) "
+    "WHERE published_at IS NULL",
+    # The verifier's memory of (device, seq): which bytes it accepted first and from where.
+    """
+    CREATE TABLE IF NOT EXISTS device_messages (
+        device_id         text NOT NULL,
+        seq               bigint NOT NULL,
+        message_hash      bytea NOT NULL CHECK (length(message_hash) = 32),
+        source_partition  integer NOT NULL,
+        source_offset     bigint NOT NULL,
+        seen_at           timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (device_id, seq)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS road_segments (
+        segment_id       integer PRIMARY KEY,
+        name             text NOT NULL,
+        road_class       text NOT NULL,
+        speed_limit_kmh  integer NOT NULL CHECK (speed_limit_kmh > 0),
+        a_lat_e7         integer NOT NULL,
+        a_lon_e7         integer NOT NULL,
+        b_lat_e7         integer NOT NULL,
+        b_lon_e7         integer NOT NULL
+    )
+    """,
+)
+
+
+async def apply_schema(conn: asyncpg.Connection, *, timescaledb: bool | None = None) -> str:
+    """Create every table and index that does not exist yet (safe to run concurrently).
+
+    ``timescaledb``: use the extension for telemetry (None: when the database has it).
+    Returns the telemetry storage mode in use ('timescaledb' or 'partitioned').
+    """
+    from roadledger.db import telemetry_schema
+
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-        for statement in _LEDGER_DDL:
+        for statement in (*_LEDGER_DDL, *_REGISTRY_DDL):
             await conn.execute(statement)
+        return await telemetry_schema.apply(conn, timescaledb=timescaledb)

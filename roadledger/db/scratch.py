@@ -28,10 +28,15 @@ async def _ddl(settings: Settings, template: str, schema: str) -> None:
 
 @asynccontextmanager
 async def scratch_schema_pool(settings: Settings, max_size: int = 4) -> AsyncIterator[asyncpg.Pool]:
-    """A pool whose search_path is a fresh schema holding the project's tables."""
+    """A pool whose search_path is a fresh schema holding the project's tables.
+
+    ``public`` stays on the path after it, for extension functions (TimescaleDB's live there).
+    """
     schema = f"scratch_{uuid.uuid4().hex[:12]}"
     await _ddl(settings, "CREATE SCHEMA %I", schema)
-    pool = await create_pool(settings, max_size=max_size, server_settings={"search_path": schema})
+    pool = await create_pool(
+        settings, max_size=max_size, server_settings={"search_path": f"{schema},public"}
+    )
     try:
         async with pool.acquire() as conn:
             await apply_schema(conn)

@@ -1,0 +1,214 @@
+"""The device registry: organisations, devices, and every key a device ever had.
+
+A key record (:class:`chain.device_keys.DeviceKey`) says from when a key is valid and, once
+rotated or revoked, until when. Messages are judged by the key valid at *their* time, so a
+revocation rejects a device's later messages and keeps its earlier ones.
+
+Every change is written in one transaction with its ledger entry
+(:func:`chain.entries.device_key_entry`) into ``ledger_outbox``; the outbox relay publishes
+those into the device's log, so the key history an insurer checks offline is on the ledger and
+no change can be missing from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import asyncpg
+
+from chain.device_keys import DeviceKey
+from chain.entries import device_key_entry
+from chain.keys import Ed25519PublicKey
+
+__all__ = ["DeviceRegistry", "RegistryError"]
+
+
+class RegistryError(Exception):
+    """A registry change was refused; the message names the device and the reason."""
+
+
+class DeviceRegistry:
+    """Registry operations on PostgreSQL (tables of :mod:`roadledger.db.schema`)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def ensure_organisation(self, org_id: str, name: str, kind: str) -> None:
+        """Create the organisation unless it exists (its name and kind are then kept)."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO organisations (org_id, name, kind) VALUES ($1, $2, $3) "
+                "ON CONFLICT (org_id) DO NOTHING",
+                org_id,
+                name,
+                kind,
+            )
+
+    async def register(self, record: DeviceKey) -> bool:
+        """Register a device with its first key; True if new, False if already identical."""
+        return await self.register_many([record]) == 1
+
+    async def register_many(self, records: Sequence[DeviceKey]) -> int:
+        """Register devices and keys in one transaction; returns how many key records were new.
+
+        Idempotent: registering the same record again changes nothing. A record that
+        contradicts the registry (another owner or kind for a known device, other validity
+        for a known key) is refused with :class:`RegistryError` and nothing is written.
+        """
+        if not records:
+            return 0
+        async with self.pool.acquire() as conn, conn.transaction():
+            unknown_orgs = await conn.fetch(
+                "SELECT o FROM unnest($1::text[]) AS o "
+                "WHERE NOT EXISTS (SELECT 1 FROM organisations WHERE org_id = o)",
+                sorted({r.owner_org for r in records}),
+            )
+            if unknown_orgs:
+                raise RegistryError(f"organisation {unknown_orgs[0][0]!r} is not registered")
+            await conn.executemany(
+                "INSERT INTO devices (device_id, owner_org, kind, vin, vehicle_class) "
+                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (device_id) DO NOTHING",
+                [(r.device_id, r.owner_org, r.kind.value, r.vin, r.vehicle_class) for r in records],
+            )
+            rows = await conn.fetch(
+                "SELECT device_id, owner_org, kind FROM devices WHERE device_id = ANY($1::text[])",
+                [r.device_id for r in records],
+            )
+            known = {row["device_id"]: (row["owner_org"], row["kind"]) for row in rows}
+            for record in records:
+                if known[record.device_id] != (record.owner_org, record.kind.value):
+                    owner, kind = known[record.device_id]
+                    raise RegistryError(
+                        f"device {record.device_id} is registered as a {kind} of {owner}, "
+                        f"not a {record.kind.value} of {record.owner_org}"
+                    )
+            existing = {
+                (row["device_id"], row["key_id"]): row["record"]
+                for row in await conn.fetch(
+                    "SELECT device_id, key_id, record FROM device_keys "
+                    "WHERE device_id = ANY($1::text[])",
+                    [r.device_id for r in records],
+                )
+            }
+            fresh = []
+            for record in records:
+                text = existing.get((record.device_id, record.key_id))
+                if text is None:
+                    existing[(record.device_id, record.key_id)] = record.to_json()
+                    fresh.append(record)
+                elif text != record.to_json():
+                    raise RegistryError(
+                        f"device {record.device_id}: key {record.key_id} is already registered "
+                        "with other details; rotate or revoke it instead"
+                    )
+            await self._write_keys(conn, fresh, insert=True)
+            return len(fresh)
+
+    async def rotate(self, device_id: str, new_key: Ed25519PublicKey, at_ms: int) -> DeviceKey:
+        """Make ``new_key`` the device's key from ``at_ms``; every older key ends there."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            keys = await self._keys_for_update(conn, device_id)
+            if any(key.public_key == new_key for key in keys):
+                raise RegistryError(f"device {device_id}: that key was registered before")
+            ended = [key.revoke(at_ms) for key in keys if _valid_at_or_after(key, at_ms)]
+            latest = max(keys, key=lambda key: key.valid_from_ms)
+            if at_ms < latest.valid_from_ms:
+                raise RegistryError(
+                    f"device {device_id}: rotation at {at_ms} is before the current key's "
+                    f"start {latest.valid_from_ms}"
+                )
+            record = DeviceKey(
+                device_id=device_id,
+                public_key=new_key,
+                owner_org=latest.owner_org,
+                kind=latest.kind,
+                valid_from_ms=at_ms,
+                vin=latest.vin,
+                vehicle_class=latest.vehicle_class,
+            )
+            await self._write_keys(conn, ended, insert=False)
+            await self._write_keys(conn, [record], insert=True)
+            return record
+
+    async def revoke(self, device_id: str, at_ms: int) -> list[DeviceKey]:
+        """End every key of the device that is still valid at or after ``at_ms``.
+
+        Messages with a device time from ``at_ms`` on are then rejected (``revoked_key``);
+        earlier ones stay valid. Returns the changed records (none if all ended earlier).
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            keys = await self._keys_for_update(conn, device_id)
+            ended = [key.revoke(at_ms) for key in keys if _valid_at_or_after(key, at_ms)]
+            ended = [key for key in ended if key.revoked_at_ms is not None]
+            await self._write_keys(conn, ended, insert=False)
+            return ended
+
+    async def keys(self, device_id: str) -> list[DeviceKey]:
+        """Every key the device ever had, oldest first (empty if unknown)."""
+        return (await self.keys_for([device_id])).get(device_id, [])
+
+    async def keys_for(self, device_ids: Iterable[str]) -> dict[str, list[DeviceKey]]:
+        """Every key of each known device among ``device_ids``, oldest first."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT device_id, record FROM device_keys WHERE device_id = ANY($1::text[]) "
+                "ORDER BY device_id, valid_from_ms, key_id",
+                list(set(device_ids)),
+            )
+        found: dict[str, list[DeviceKey]] = {}
+        for row in rows:
+            found.setdefault(row["device_id"], []).append(DeviceKey.from_json(row["record"]))
+        return found
+
+    async def devices(self, owner_org: str | None = None) -> list[tuple[str, str, str]]:
+        """(device_id, owner_org, kind) of every device, optionally of one owner."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT device_id, owner_org, kind FROM devices "
+                "WHERE $1::text IS NULL OR owner_org = $1 ORDER BY device_id",
+                owner_org,
+            )
+        return [(row["device_id"], row["owner_org"], row["kind"]) for row in rows]
+
+    # --- internals --------------------------------------------------------------------------
+
+    async def _keys_for_update(self, conn: asyncpg.Connection, device_id: str) -> list[DeviceKey]:
+        rows = await conn.fetch(
+            "SELECT record FROM device_keys WHERE device_id = $1 "
+            "ORDER BY valid_from_ms, key_id FOR UPDATE",
+            device_id,
+        )
+        if not rows:
+            raise RegistryError(f"device {device_id} is not registered")
+        return [DeviceKey.from_json(row["record"]) for row in rows]
+
+    async def _write_keys(
+        self, conn: asyncpg.Connection, records: Sequence[DeviceKey], *, insert: bool
+    ) -> None:
+        """Store key records and queue each for the ledger, in the caller's transaction."""
+        if not records:
+            return
+        if insert:
+            await conn.executemany(
+                "INSERT INTO device_keys (device_id, key_id, public_key, valid_from_ms, "
+                "revoked_at_ms, record) VALUES ($1, $2, $3, $4, $5, $6)",
+                [
+                    (r.device_id, r.key_id, r.public_key.to_bytes(), r.valid_from_ms,
+                     r.revoked_at_ms, r.to_json())
+                    for r in records
+                ],
+            )  # fmt: skip
+        else:
+            await conn.executemany(
+                "UPDATE device_keys SET revoked_at_ms = $3, record = $4, updated_at = now() "
+                "WHERE device_id = $1 AND key_id = $2",
+                [(r.device_id, r.key_id, r.revoked_at_ms, r.to_json()) for r in records],
+            )
+        await conn.executemany(
+            "INSERT INTO ledger_outbox (device_id, entry) VALUES ($1, $2)",
+            [(r.device_id, device_key_entry(r)) for r in records],
+        )
+
+
+def _valid_at_or_after(key: DeviceKey, at_ms: int) -> bool:
+    return key.revoked_at_ms is None or key.revoked_at_ms > at_ms

@@ -1,0 +1,25 @@
+"""The stream between the pipeline's stages: Apache Kafka, or an in-process stand-in.
+
+Components talk to :class:`Stream` only, so the same bridge, verifier, store writer and
+sequencer run on a real Kafka broker (``roadledger.stream.kafka``) and inside one process for
+the embedded demo (``roadledger.stream.memory``). See ``roadledger/stream/base.py`` for the
+contract.
+"""
+
+from roadledger.stream.base import (
+    Consumer,
+    PartitionsListener,
+    Producer,
+    Stream,
+    StreamRecord,
+    TopicPartition,
+)
+
+__all__ = [
+    "Consumer",
+    "PartitionsListener",
+    "Producer",
+    "Stream",
+    "StreamRecord",
+    "TopicPartition",
+]

@@ -1,0 +1,117 @@
+"""The stream contract every implementation meets (Kafka semantics, at least once).
+
+- A record is ``(topic, partition, offset, key, value, headers, timestamp_ms)``; the value is
+  bytes kept verbatim. Records with the same key go to the same partition, in send order.
+- ``Producer.send`` queues a record and returns a future that resolves to
+  ``(partition, offset)`` only once the broker has durably acknowledged it (Kafka:
+  ``acks=all`` with the idempotent producer). Callers that must not lose data act (ack MQTT,
+  commit offsets) only after that future resolved.
+- ``Consumer`` belongs to a consumer group; partitions are spread over the group's members.
+  ``getmany`` returns records in offset order per partition. ``commit`` takes, per partition,
+  the offset of the next record to read, and is called only after the records before it were
+  fully handled; after a crash, consumption resumes at the last commit (so records after it
+  are delivered again: every stage is idempotent).
+- A :class:`PartitionsListener` hears about partitions before they are taken away
+  (``revoked``: finish and commit) and after new ones are given (``assigned``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+__all__ = [
+    "Consumer",
+    "PartitionsListener",
+    "Producer",
+    "Stream",
+    "StreamRecord",
+    "TopicPartition",
+]
+
+
+class TopicPartition(NamedTuple):
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRecord:
+    """One record as a consumer receives it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int = 0
+
+    @property
+    def topic_partition(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+    def header(self, name: str) -> bytes | None:
+        """The first header called ``name``, or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+class Producer(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None:
+        """Flush what was sent, then close."""
+        ...
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> asyncio.Future[tuple[int, int]]:
+        """Queue a record; the future resolves to (partition, offset) once it is durable."""
+        ...
+
+
+class PartitionsListener(Protocol):
+    async def revoked(self, partitions: set[TopicPartition]) -> None: ...
+
+    async def assigned(self, partitions: set[TopicPartition]) -> None: ...
+
+
+class Consumer(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> list[StreamRecord]:
+        """Up to ``max_records`` records, waiting at most ``timeout_ms`` for the first."""
+        ...
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Record, per partition, the offset of the next record to read."""
+        ...
+
+    def assignment(self) -> set[TopicPartition]: ...
+
+
+class Stream(Protocol):
+    """Makes producers and consumers on one broker (or in-process stand-in)."""
+
+    def producer(self, *, client_id: str) -> Producer: ...
+
+    def consumer(
+        self,
+        topics: Sequence[str],
+        *,
+        group_id: str,
+        client_id: str,
+        listener: PartitionsListener | None = None,
+    ) -> Consumer: ...

@@ -1,0 +1,86 @@
+"""`roadledger devices` end to end, against a scratch schema of the real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from roadledger.cli import main
+from roadledger.db.scratch import scratch_schema_pool
+from roadledger.settings import Settings
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def scratch_url(postgres: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    async with scratch_schema_pool(postgres) as pool:
+        schema = await pool.fetchval("SELECT current_schema()")
+        url = f"{postgres.database_url}?search_path={schema}"
+        monkeypatch.setenv("ROADLEDGER_DATABASE_URL", url)
+        yield url
+
+
+async def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = await asyncio.to_thread(main, list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+async def test_register_rotate_revoke_show(
+    scratch_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, public_key, _ = await _cli(capsys, "devices", "keygen", "--out", str(tmp_path / "k1"))
+    assert code == 0
+    assert (tmp_path / "k1").stat().st_mode & 0o777 == 0o600
+    assert public_key.strip() not in (tmp_path / "k1").read_text(), "the file holds the seed"
+    code, out, _ = await _cli(
+        capsys, "devices", "register", "veh-1", "--owner", "fleet-a", "--kind", "vehicle",
+        "--key-file", str(tmp_path / "k1"), "--valid-from", "1764000000000",
+    )  # fmt: skip
+    assert code == 0
+    assert out.startswith("veh-1: registered, key ")
+    code, out, _ = await _cli(
+        capsys, "devices", "register", "veh-1", "--owner", "fleet-a", "--kind", "vehicle",
+        "--public-key", public_key.strip(), "--valid-from", "1764000000000",
+    )  # fmt: skip
+    assert "already registered (unchanged)" in out
+    await _cli(capsys, "devices", "keygen", "--out", str(tmp_path / "k2"))
+    code, out, _ = await _cli(
+        capsys, "devices", "rotate", "veh-1", "--key-file", str(tmp_path / "k2"),
+        "--at", "1764000100000",
+    )  # fmt: skip
+    assert code == 0
+    assert out.strip().endswith("valid from 1764000100000")
+    code, out, _ = await _cli(capsys, "devices", "revoke", "veh-1", "--at", "1764000200000")
+    assert "revoked at 1764000200000" in out
+    code, out, _ = await _cli(capsys, "devices", "show", "veh-1")
+    lines = out.splitlines()
+    assert lines[0] == "veh-1: vehicle of fleet-a"
+    assert lines[1].endswith("from 1764000000000 until 1764000100000")
+    assert lines[2].endswith("from 1764000100000 until 1764000200000")
+    code, out, _ = await _cli(capsys, "devices", "list", "--owner", "fleet-a")
+    assert out == "veh-1\tvehicle\tfleet-a\n"
+
+
+async def test_refusals_name_the_cause(
+    scratch_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = await _cli(
+        capsys, "devices", "register", "veh-1", "--owner", "fleet-a", "--kind", "vehicle",
+        "--public-key", "not-a-key",
+    )  # fmt: skip
+    assert code == 2
+    assert err.startswith("roadledger devices: --public-key/--key-file: ")
+    code, _, err = await _cli(capsys, "devices", "show", "veh-404")
+    assert code == 1
+    assert err.strip() == "roadledger devices: device veh-404 is not registered"
+    code, _, err = await _cli(capsys, "devices", "revoke", "veh-404")
+    assert err.strip() == "roadledger devices: device veh-404 is not registered"
+    (tmp_path / "exists").write_text("x")
+    code, _, err = await _cli(capsys, "devices", "keygen", "--out", str(tmp_path / "exists"))
+    assert code == 2
+    assert "refusing to overwrite a key" in err
