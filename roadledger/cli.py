@@ -23,6 +23,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 COMMANDS: dict[str, str] = {
     "services": "roadledger.commands.services",
     "devices": "roadledger.commands.devices",
+    "sim": "roadledger.commands.sim",
     "proof": "roadledger.commands.proof",
     "verify": "roadledger.commands.verify",
     "witness": "roadledger.commands.witness",

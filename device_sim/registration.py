@@ -1,0 +1,113 @@
+"""Writing a run's fleet and road network to PostgreSQL before it publishes.
+
+Organisations first, then every key record (``DeviceRegistry.register_many``, idempotent),
+then the revocations of ``revoked_key`` scenarios (at their scenario time, so the outcome of
+each message is fixed before anything is sent), then the road segments.
+
+Re-running the same seed is fine as long as the registry already holds the same keys valid
+for the whole run. A device registered by another run with another key, a key that became
+valid later, or one revoked at another time would make the truth file wrong: such a conflict
+is refused with :class:`~device_sim.errors.RegistrationError` naming the way out
+(``--id-prefix`` or another ``--seed``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import asyncpg
+
+from chain.device_keys import DeviceKey
+from device_sim.errors import RegistrationError
+from device_sim.simulation import RegistrationPlan
+from roadledger.registry import DeviceRegistry, RegistryError
+from roadledger.roads import save_segments
+
+__all__ = ["RegistrationReport", "Registry", "plan_registration", "register_simulation"]
+
+
+class Registry(Protocol):
+    """The part of ``roadledger.registry.DeviceRegistry`` the simulator uses."""
+
+    async def ensure_organisation(self, org_id: str, name: str, kind: str) -> None: ...
+
+    async def register_many(self, records: Sequence[DeviceKey]) -> int: ...
+
+    async def revoke(self, device_id: str, at_ms: int) -> object: ...
+
+    async def keys_for(self, device_ids: Iterable[str]) -> dict[str, list[DeviceKey]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationReport:
+    """What :func:`register_simulation` wrote."""
+
+    organisations: int
+    new_keys: int
+    already_registered: int
+    revocations: int
+    segments: int
+
+
+def plan_registration(
+    plan: RegistrationPlan, existing: Mapping[str, list[DeviceKey]], end_ms: int
+) -> tuple[list[DeviceKey], list[str]]:
+    """Split ``plan.records`` against the registry's ``existing`` keys: the records still to
+    register, and the conflicts that would make this run's truth wrong."""
+    revoked_at = dict(plan.revocations)
+    fresh, problems = [], []
+    for record in plan.records:
+        keys = existing.get(record.device_id)
+        if not keys:
+            fresh.append(record)
+            continue
+        same = [key for key in keys if key.public_key == record.public_key]
+        device = record.device_id
+        if not same:
+            problems.append(f"{device} is registered with another key (another --seed?)")
+        elif same[0].valid_from_ms > record.valid_from_ms:
+            problems.append(f"{device}'s key is valid only from {same[0].valid_from_ms}")
+        elif (
+            (ended := same[0].revoked_at_ms) is not None
+            and ended < end_ms
+            and ended != revoked_at.get(device)
+        ):
+            problems.append(f"{device}'s key was revoked at {ended} by an earlier run")
+    return fresh, problems
+
+
+async def register_simulation(
+    pool: asyncpg.Pool, plan: RegistrationPlan, end_ms: int, *, registry: Registry | None = None
+) -> RegistrationReport:
+    """Register ``plan`` (see the module docstring); ``registry`` defaults to the real one."""
+    if registry is None:
+        registry = DeviceRegistry(pool)
+    try:
+        for org in plan.organisations:
+            await registry.ensure_organisation(org.org_id, org.name, org.kind)
+        existing = await registry.keys_for([record.device_id for record in plan.records])
+        fresh, problems = plan_registration(plan, existing, end_ms)
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise RegistrationError(
+                "the registry contradicts this run: " + "; ".join(problems[:3]) + more
+                + "; use another --id-prefix to keep runs apart"
+            )  # fmt: skip
+        new_keys = await registry.register_many(fresh)
+        for device_id, at_ms in plan.revocations:
+            await registry.revoke(device_id, at_ms)
+        async with pool.acquire() as conn:
+            segments = await save_segments(conn, plan.segments)
+    except RegistryError as exc:
+        raise RegistrationError(f"the registry refused the fleet: {exc}") from None
+    except (asyncpg.PostgresError, OSError) as exc:
+        raise RegistrationError(f"registering the fleet failed: {exc}") from None
+    return RegistrationReport(
+        organisations=len(plan.organisations),
+        new_keys=new_keys,
+        already_registered=len(plan.records) - len(fresh),
+        revocations=len(plan.revocations),
+        segments=segments,
+    )
