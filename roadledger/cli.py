@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "services": "roadledger.commands.services",
     "devices": "roadledger.commands.devices",
     "sim": "roadledger.commands.sim",
+    "bridge": "roadledger.commands.bridge",
     "proof": "roadledger.commands.proof",
     "verify": "roadledger.commands.verify",
     "witness": "roadledger.commands.witness",

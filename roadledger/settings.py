@@ -128,6 +128,16 @@ class Settings(BaseSettings):
     bridge_max_inflight: int = Field(
         default=10_000, ge=1, description="MQTT messages the bridge holds before Kafka acks them."
     )
+    topic_prefix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="Prefix of every Kafka topic name (several environments on one cluster).",
+    )
+    bridge_client_id: str = Field(
+        default="roadledger-bridge",
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="The bridge's MQTT client id: its persistent session on the broker.",
+    )
     timescaledb: Literal["auto", "off"] = Field(
         default="auto", description="Use TimescaleDB when the server has it ('off': never)."
     )
@@ -173,6 +183,14 @@ class Settings(BaseSettings):
     @property
     def log_key_path(self) -> Path:
         return self.log_key_file if self.log_key_file else self.data_dir / "keys" / "log.skey"
+
+    def topic(self, name: str) -> str:
+        """The Kafka topic called ``name`` in DESIGN.md, with this deployment's prefix."""
+        return self.topic_prefix + name
+
+    def group(self, name: str) -> str:
+        """A Kafka consumer group id, with this deployment's prefix (like topics)."""
+        return self.topic_prefix + name
 
     def log_origin(self, partition: int) -> str:
         """The origin (and key name) of the log that sequences ``partition``."""

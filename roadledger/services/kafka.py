@@ -343,7 +343,8 @@ async def _list_topics(settings: Settings) -> list[str]:
 
 async def _describe_topics(settings: Settings) -> str:
     try:
-        names = sorted(set(await _list_topics(settings)) & set(KAFKA_TOPICS))
+        wanted = {settings.topic(name) for name in KAFKA_TOPICS}
+        names = sorted(set(await _list_topics(settings)) & wanted)
     except Exception as exc:
         return f"topics unknown ({type(exc).__name__})"
     return f"topics {', '.join(names) or 'none'}"
@@ -358,10 +359,11 @@ async def ensure_topics(settings: Settings) -> None:
     )
     await admin.start()
     try:
+        wanted = {settings.topic(name): config for name, config in KAFKA_TOPICS.items()}
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(name, settings.kafka_partitions, 1, topic_configs=config)
-            for name, config in KAFKA_TOPICS.items()
+            for name, config in wanted.items()
             if name not in existing
         ]
         if missing:
@@ -371,7 +373,7 @@ async def ensure_topics(settings: Settings) -> None:
                 flush=True,
             )
             await admin.create_topics(missing)
-        described = await admin.describe_topics([n for n in KAFKA_TOPICS if n in existing])
+        described = await admin.describe_topics([n for n in wanted if n in existing])
         grow = {
             str(topic["topic"]): NewPartitions(settings.kafka_partitions)
             for topic in described

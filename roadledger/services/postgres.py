@@ -3,7 +3,9 @@
 The server listens on TCP only (no Unix socket) with SCRAM passwords: a generated superuser
 password kept in the data directory, and the application role/database of
 ``ROADLEDGER_DATABASE_URL``. TimescaleDB is preloaded and its extension created when the
-server has the library; otherwise the project runs on plain PostgreSQL partitioning.
+server has the library, unless ``ROADLEDGER_TIMESCALEDB=off``; otherwise the project runs on
+plain PostgreSQL partitioning. (``off`` is for a new data directory: a database that already
+has the extension keeps needing it preloaded.)
 """
 
 from __future__ import annotations
@@ -147,7 +149,8 @@ class PostgresService:
             raise ServiceError(f"initdb failed: {result.stderr.strip().splitlines()[-1:]}")
 
     def _write_conf(self, bindir: Path, data: Path) -> None:
-        preload = "timescaledb" if _has_timescaledb(bindir) else ""
+        wanted = self.settings.timescaledb != "off"
+        preload = "timescaledb" if wanted and _has_timescaledb(bindir) else ""
         conf = "\n".join(
             [
                 "# Written by `roadledger services up`; edits are overwritten.",

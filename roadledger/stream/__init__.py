@@ -14,12 +14,14 @@ from roadledger.stream.base import (
     StreamRecord,
     TopicPartition,
 )
+from roadledger.stream.errors import StreamError
 
 __all__ = [
     "Consumer",
     "PartitionsListener",
     "Producer",
     "Stream",
+    "StreamError",
     "StreamRecord",
     "TopicPartition",
 ]

@@ -12,7 +12,10 @@
   fully handled; after a crash, consumption resumes at the last commit (so records after it
   are delivered again: every stage is idempotent).
 - A :class:`PartitionsListener` hears about partitions before they are taken away
-  (``revoked``: finish and commit) and after new ones are given (``assigned``).
+  (``revoked``: finish and commit; also called by ``Consumer.stop``, and never with an empty
+  set) and after new ones are given (``assigned``).
+- A ``getmany`` waiting when ``stop`` is called returns ``[]``; one called after raises.
+- Failures surface as :class:`roadledger.stream.errors.StreamError`.
 """
 
 from __future__ import annotations

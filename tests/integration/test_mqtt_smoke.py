@@ -103,3 +103,5 @@ def test_queued_qos1_message_survives_broker_restart(tmp_path: Path) -> None:
             returning.disconnect()
     finally:
         stop_pid(pid, "test broker")
+        if home.parent.name.startswith("roadledger-"):  # owned_dir's /var/tmp fallback
+            shutil.rmtree(home.parent, ignore_errors=True)

@@ -1,0 +1,461 @@
+"""An in-process broker with Kafka's semantics, for the embedded demo and for tests.
+
+:class:`MemoryStream` meets the contract of :mod:`roadledger.stream.base` inside one event loop:
+
+- Topics are created on first use with ``partitions`` partitions. A keyed record goes to
+  ``murmur2(key) % partitions`` -- Kafka's default partitioner, so a device lands on the same
+  partition number here as on the real broker; keyless records are spread round robin.
+  Offsets count from 0 per partition.
+- ``send`` appends at once and returns an already resolved future ``(partition, offset)``:
+  in process, appended is as durable as it gets.
+- Consumer groups: partitions of the subscribed topics are spread round robin over the live
+  members (in join order). A member joining or leaving triggers an eager rebalance: every
+  member's listener hears ``revoked`` (with its whole old assignment, while it may still
+  commit) before any member hears ``assigned``. ``stop()`` revokes the member's partitions
+  (its listener hears ``revoked``) and rebalances the rest of the group. Listener exceptions
+  are logged and swallowed, as aiokafka does.
+- Committed offsets live per group; a member newly given a partition starts at the group's
+  commit, else at the earliest record. So a consumer that stops without committing has its
+  records delivered again to the next owner.
+- ``getmany`` waits on a per-topic signal (no polling) and returns what is there, at most
+  ``max_records``, in offset order per partition. A ``getmany`` still waiting when ``stop()``
+  is called returns an empty list.
+- ``commit`` of a partition the member does not own (the group rebalanced) raises
+  :class:`~roadledger.stream.errors.StreamError`, like Kafka's failed commit.
+
+With ``trim_committed=True`` records that every group which ever subscribed to the topic has
+committed past are dropped, so a long demo does not keep the whole stream in memory (Kafka
+would keep them until retention; a group that subscribes later starts at the oldest record
+still kept).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+from roadledger.stream.base import PartitionsListener, StreamRecord, TopicPartition
+from roadledger.stream.errors import StreamError
+
+__all__ = ["MemoryConsumer", "MemoryProducer", "MemoryStream", "murmur2"]
+
+log = logging.getLogger(__name__)
+
+_KEY_CACHE_LIMIT = 100_000
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 hash (``org.apache.kafka.common.utils.Utils.murmur2``), 32-bit signed."""
+    length = len(data)
+    m, r = 0x5BD1E995, 24
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    whole = length - length % 4
+    for i in range(0, whole, 4):
+        k = int.from_bytes(data[i : i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail = length % 4
+    if tail >= 3:
+        h ^= data[whole + 2] << 16
+    if tail >= 2:
+        h ^= data[whole + 1] << 8
+    if tail >= 1:
+        h ^= data[whole]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h - 0x100000000 if h & 0x80000000 else h
+
+
+class _PartitionLog:
+    __slots__ = ("records", "start")
+
+    def __init__(self) -> None:
+        self.records: list[StreamRecord] = []
+        self.start = 0  # offset of records[0]
+
+    @property
+    def end(self) -> int:
+        """The offset the next record will get."""
+        return self.start + len(self.records)
+
+    def read(self, position: int, limit: int) -> list[StreamRecord]:
+        index = position - self.start
+        return self.records[index : index + limit]
+
+    def trim(self, offset: int) -> None:
+        drop = min(offset, self.end) - self.start
+        if drop > 0:
+            del self.records[:drop]
+            self.start += drop
+
+
+class _Topic:
+    __slots__ = ("_changed", "_keys", "_round_robin", "logs", "name")
+
+    def __init__(self, name: str, partitions: int) -> None:
+        self.name = name
+        self.logs = [_PartitionLog() for _ in range(partitions)]
+        self._keys: dict[bytes, int] = {}
+        self._round_robin = itertools.cycle(range(partitions))
+        self._changed: asyncio.Future[None] | None = None
+
+    def partition_for(self, key: bytes | None) -> int:
+        if key is None:
+            return next(self._round_robin)
+        partition = self._keys.get(key)
+        if partition is None:
+            partition = (murmur2(key) & 0x7FFFFFFF) % len(self.logs)
+            if len(self._keys) >= _KEY_CACHE_LIMIT:
+                self._keys.clear()
+            self._keys[key] = partition
+        return partition
+
+    def changed(self) -> asyncio.Future[None]:
+        """A future resolved at the next append to this topic."""
+        if self._changed is None or self._changed.done():
+            self._changed = asyncio.get_running_loop().create_future()
+        return self._changed
+
+    def notify(self) -> None:
+        changed, self._changed = self._changed, None
+        if changed is not None and not changed.done():
+            changed.set_result(None)
+
+
+class _Group:
+    __slots__ = ("committed", "id", "lock", "members", "topics")
+
+    def __init__(self, group_id: str) -> None:
+        self.id = group_id
+        self.members: list[MemoryConsumer] = []
+        self.committed: dict[TopicPartition, int] = {}
+        self.topics: set[str] = set()  # every topic a member ever subscribed to
+        self.lock = asyncio.Lock()
+
+
+class MemoryStream:
+    """An in-process broker; make clients with :meth:`producer` and :meth:`consumer`."""
+
+    def __init__(self, partitions: int = 3, *, trim_committed: bool = False) -> None:
+        if partitions < 1:
+            raise ValueError(f"partitions must be at least 1, got {partitions}")
+        self.partitions = partitions
+        self.trim_committed = trim_committed
+        self._topics: dict[str, _Topic] = {}
+        self._groups: dict[str, _Group] = {}
+
+    # --- Stream -------------------------------------------------------------------------------
+
+    def producer(self, *, client_id: str) -> MemoryProducer:
+        return MemoryProducer(self, client_id)
+
+    def consumer(
+        self,
+        topics: Sequence[str],
+        *,
+        group_id: str,
+        client_id: str,
+        listener: PartitionsListener | None = None,
+    ) -> MemoryConsumer:
+        if not topics:
+            raise ValueError("a consumer needs at least one topic")
+        return MemoryConsumer(self, list(topics), group_id, client_id, listener)
+
+    # --- inspection (tests, the demo's progress display) --------------------------------------
+
+    def create_topic(self, name: str, partitions: int | None = None) -> None:
+        """Create ``name`` now (with ``partitions``, default the stream's); no-op if it exists."""
+        if name not in self._topics:
+            self._topics[name] = _Topic(name, partitions or self.partitions)
+
+    def end_offsets(self, topic: str) -> dict[TopicPartition, int]:
+        """Per partition, the offset the next record will get (0 for an unknown topic)."""
+        found = self._topics.get(topic)
+        if found is None:
+            return {TopicPartition(topic, p): 0 for p in range(self.partitions)}
+        return {TopicPartition(topic, p): lg.end for p, lg in enumerate(found.logs)}
+
+    def committed(self, group_id: str, partition: TopicPartition) -> int | None:
+        """The group's committed offset for ``partition``, or None."""
+        group = self._groups.get(group_id)
+        return None if group is None else group.committed.get(partition)
+
+    def records(self, topic: str) -> list[StreamRecord]:
+        """Every record still kept in ``topic``, partition by partition in offset order."""
+        found = self._topics.get(topic)
+        return [] if found is None else [r for lg in found.logs for r in lg.records]
+
+    # --- broker internals ---------------------------------------------------------------------
+
+    def _topic(self, name: str) -> _Topic:
+        found = self._topics.get(name)
+        if found is None:
+            found = self._topics[name] = _Topic(name, self.partitions)
+        return found
+
+    def _group(self, group_id: str) -> _Group:
+        found = self._groups.get(group_id)
+        if found is None:
+            found = self._groups[group_id] = _Group(group_id)
+        return found
+
+    def _append(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+    ) -> tuple[int, int]:
+        target = self._topic(topic)
+        partition = target.partition_for(key)
+        partition_log = target.logs[partition]
+        offset = partition_log.end
+        partition_log.records.append(
+            StreamRecord(
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                key=key,
+                value=value,
+                headers=tuple(headers),
+                timestamp_ms=time.time_ns() // 1_000_000,
+            )
+        )
+        target.notify()
+        return partition, offset
+
+    async def _rebalance(
+        self,
+        group: _Group,
+        *,
+        joining: MemoryConsumer | None = None,
+        leaving: MemoryConsumer | None = None,
+    ) -> None:
+        async with group.lock:
+            # Eager protocol: every member gives up all its partitions before anyone gets any.
+            if leaving is not None and leaving in group.members:
+                await leaving._revoke_all()
+                group.members.remove(leaving)
+            for member in group.members:
+                await member._revoke_all()
+            if joining is not None:
+                group.members.append(joining)
+                group.topics.update(joining._topics)
+                for topic in joining._topics:
+                    self._topic(topic)
+            plan = self._plan(group.members)
+            for member in group.members:
+                member._take_assignment(plan[member])
+            for member in group.members:
+                await member._assigned()
+
+    def _plan(self, members: list[MemoryConsumer]) -> dict[MemoryConsumer, set[TopicPartition]]:
+        """Round robin of the sorted partitions over the members subscribed to each topic."""
+        plan: dict[MemoryConsumer, set[TopicPartition]] = {m: set() for m in members}
+        topics = sorted({t for m in members for t in m._topics})
+        turn = 0
+        for topic in topics:
+            for partition in range(len(self._topic(topic).logs)):
+                while topic not in members[turn % len(members)]._topics:
+                    turn += 1
+                plan[members[turn % len(members)]].add(TopicPartition(topic, partition))
+                turn += 1
+        return plan
+
+    def _trim(self, partitions: Sequence[TopicPartition]) -> None:
+        for tp in partitions:
+            target = self._topics.get(tp.topic)
+            if target is None:
+                continue
+            partition_log = target.logs[tp.partition]
+            floor = min(
+                (
+                    g.committed.get(tp, partition_log.start)
+                    for g in self._groups.values()
+                    if tp.topic in g.topics
+                ),
+                default=partition_log.start,
+            )
+            partition_log.trim(floor)
+
+
+class MemoryProducer:
+    """A producer on a :class:`MemoryStream`; ``send`` futures are resolved on return."""
+
+    def __init__(self, broker: MemoryStream, client_id: str) -> None:
+        self._broker = broker
+        self.client_id = client_id
+        self._running = False
+
+    async def start(self) -> None:
+        self._running = True
+
+    async def stop(self) -> None:
+        self._running = False
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> asyncio.Future[tuple[int, int]]:
+        if not self._running:
+            raise StreamError(f"producer {self.client_id}: send to {topic} while not started")
+        future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+        future.set_result(self._broker._append(topic, value, key, headers))
+        return future
+
+
+_State = Literal["new", "running", "stopping", "stopped"]
+
+
+class MemoryConsumer:
+    """A consumer-group member on a :class:`MemoryStream` (see the module docstring)."""
+
+    def __init__(
+        self,
+        broker: MemoryStream,
+        topics: list[str],
+        group_id: str,
+        client_id: str,
+        listener: PartitionsListener | None,
+    ) -> None:
+        self._broker = broker
+        self._topics = topics
+        self._group = broker._group(group_id)
+        self.client_id = client_id
+        self._listener = listener
+        self._state: _State = "new"
+        self._assignment: set[TopicPartition] = set()
+        self._fetchable: list[TopicPartition] = []  # set once the listener heard `assigned`
+        self._positions: dict[TopicPartition, int] = {}
+        self._turn = 0
+        self._wakeup: asyncio.Future[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"MemoryConsumer({self.client_id!r}, group={self._group.id!r})"
+
+    async def start(self) -> None:
+        if self._state != "new":
+            raise StreamError(f"consumer {self.client_id}: start() called twice")
+        self._state = "running"
+        await self._broker._rebalance(self._group, joining=self)
+
+    async def stop(self) -> None:
+        if self._state != "running":
+            self._state = "stopped"
+            return
+        self._state = "stopping"
+        self._wake()
+        try:
+            await self._broker._rebalance(self._group, leaving=self)
+        finally:
+            self._state = "stopped"
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._assignment)
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> list[StreamRecord]:
+        if self._state != "running":
+            if self._state == "stopping":
+                return []
+            raise StreamError(f"consumer {self.client_id}: getmany while {self._state}")
+        if max_records < 1:
+            raise ValueError(f"max_records must be positive, got {max_records}")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout_ms, 0) / 1000
+        while True:
+            records = self._take(max_records)
+            if records or self._state != "running":
+                return records
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return []
+            signals = [self._broker._topic(t).changed() for t in self._topics]
+            signals.append(self._wakeup_signal())
+            await asyncio.wait(signals, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if self._state not in ("running", "stopping"):
+            raise StreamError(f"consumer {self.client_id}: commit while {self._state}")
+        for tp, offset in offsets.items():
+            if tp not in self._assignment:
+                raise StreamError(
+                    f"consumer {self.client_id}: cannot commit {tp.topic}[{tp.partition}], "
+                    f"it is not assigned to this member of group {self._group.id} "
+                    "(the group rebalanced)"
+                )
+            end = self._broker._topic(tp.topic).logs[tp.partition].end
+            if not 0 <= offset <= end:
+                raise StreamError(
+                    f"consumer {self.client_id}: commit offset {offset} for "
+                    f"{tp.topic}[{tp.partition}] is outside 0..{end}"
+                )
+        self._group.committed.update(offsets)
+        if self._broker.trim_committed:
+            self._broker._trim(list(offsets))
+
+    # --- called by the broker during a rebalance ----------------------------------------------
+
+    def _take(self, max_records: int) -> list[StreamRecord]:
+        fetchable = self._fetchable
+        if not fetchable:
+            return []
+        self._turn = (self._turn + 1) % len(fetchable)
+        taken: list[StreamRecord] = []
+        for tp in fetchable[self._turn :] + fetchable[: self._turn]:
+            partition_log = self._broker._topic(tp.topic).logs[tp.partition]
+            position = self._positions.get(tp)
+            if position is None:
+                position = self._group.committed.get(tp, partition_log.start)
+            position = max(position, partition_log.start)
+            batch = partition_log.read(position, max_records - len(taken))
+            self._positions[tp] = position + len(batch)
+            taken.extend(batch)
+            if len(taken) >= max_records:
+                break
+        return taken
+
+    async def _revoke_all(self) -> None:
+        revoked, self._fetchable = set(self._assignment), []
+        self._wake()
+        if revoked and self._listener is not None:
+            try:
+                await self._listener.revoked(revoked)
+            except Exception:
+                log.exception("%r: partitions listener failed in revoked(%s)", self, revoked)
+        self._assignment = set()
+        self._positions.clear()
+
+    def _take_assignment(self, partitions: set[TopicPartition]) -> None:
+        self._assignment = set(partitions)
+
+    async def _assigned(self) -> None:
+        if self._listener is not None:
+            try:
+                await self._listener.assigned(set(self._assignment))
+            except Exception:
+                log.exception("%r: partitions listener failed in assigned()", self)
+        # Positions are read from the group's commits on first fetch, after the listener ran.
+        self._fetchable = sorted(self._assignment)
+        self._wake()
+
+    def _wakeup_signal(self) -> asyncio.Future[None]:
+        if self._wakeup is None or self._wakeup.done():
+            self._wakeup = asyncio.get_running_loop().create_future()
+        return self._wakeup
+
+    def _wake(self) -> None:
+        wakeup, self._wakeup = self._wakeup, None
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)

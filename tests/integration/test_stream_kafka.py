@@ -1,0 +1,208 @@
+"""roadledger.stream.kafka on the real broker: the Stream contract, as the memory stream has it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from roadledger.settings import Settings
+from roadledger.stream.base import StreamRecord, TopicPartition
+from roadledger.stream.errors import StreamError
+from roadledger.stream.kafka import KafkaConsumer, KafkaStream
+from roadledger.stream.memory import murmur2
+from tests.integration.conftest import free_port
+
+pytestmark = pytest.mark.kafka
+
+PARTITIONS = 3
+WAIT_S = 30  # group joins take a few seconds on a real broker
+
+
+@pytest.fixture
+async def scratch_topic(kafka: Settings) -> AsyncIterator[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.kafka_bootstrap)
+    await admin.start()
+    name = f"test.stream.{uuid.uuid4().hex[:12]}"
+    await admin.create_topics([NewTopic(name, PARTITIONS, 1)])
+    try:
+        yield name
+    finally:
+        await admin.delete_topics([name])
+        await admin.close()
+
+
+class Listener:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, frozenset[TopicPartition]]] = []
+        self.changed = asyncio.Event()
+
+    async def revoked(self, partitions: set[TopicPartition]) -> None:
+        self.events.append(("revoked", frozenset(partitions)))
+        self.changed.set()
+
+    async def assigned(self, partitions: set[TopicPartition]) -> None:
+        self.events.append(("assigned", frozenset(partitions)))
+        self.changed.set()
+
+    async def wait_for(self, kind: str) -> frozenset[TopicPartition]:
+        async with asyncio.timeout(WAIT_S):
+            while not any(k == kind for k, _ in self.events):
+                self.changed.clear()
+                await self.changed.wait()
+        return [p for k, p in self.events if k == kind][-1]
+
+
+async def _read(consumer: KafkaConsumer, count: int) -> list[StreamRecord]:
+    records: list[StreamRecord] = []
+    async with asyncio.timeout(WAIT_S):
+        while len(records) < count:
+            records.extend(await consumer.getmany(timeout_ms=1000, max_records=500))
+    return records
+
+
+async def test_send_resolves_to_partition_and_offset_and_records_round_trip(
+    kafka: Settings, scratch_topic: str
+) -> None:
+    stream = KafkaStream(kafka)
+    producer = stream.producer(client_id="test-stream-producer")
+    await producer.start()
+    sent = []
+    try:
+        futures = []
+        for i in range(90):
+            key = f"veh-{i % 9}".encode()
+            value = bytes([i]) + b"\x00\xffpayload"
+            headers = (("mqtt_topic", b"t/" + key), ("recv_ms", str(i).encode()))
+            futures.append(await producer.send(scratch_topic, value, key=key, headers=headers))
+            sent.append((key, value, headers))
+        results = await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    for (key, _, _), (partition, _) in zip(sent, results, strict=True):
+        assert partition == (murmur2(key) & 0x7FFFFFFF) % PARTITIONS, "Kafka's partitioner"
+
+    consumer = stream.consumer([scratch_topic], group_id=f"g-{uuid.uuid4().hex}", client_id="c")
+    await consumer.start()
+    try:
+        records = await _read(consumer, len(sent))
+    finally:
+        await consumer.stop()
+    assert len(records) == len(sent)
+    by_position = {(r.partition, r.offset): r for r in records}
+    for (key, value, headers), position in zip(sent, results, strict=True):
+        record = by_position[position]
+        assert (record.key, record.value, record.headers) == (key, value, headers)
+        assert record.topic == scratch_topic
+        assert record.timestamp_ms > 0
+    for key in {k for k, _, _ in sent}:
+        assert [r.value for r in records if r.key == key] == [v for k, v, _ in sent if k == key]
+
+
+async def test_restart_resumes_at_the_commit_and_redelivers_the_rest(
+    kafka: Settings, scratch_topic: str
+) -> None:
+    stream = KafkaStream(kafka)
+    producer = stream.producer(client_id="p")
+    await producer.start()
+    try:
+        deliveries = [
+            await producer.send(scratch_topic, b"m%d" % i, key=b"k%d" % i) for i in range(60)
+        ]
+        await asyncio.gather(*deliveries)
+    finally:
+        await producer.stop()
+
+    group = f"g-{uuid.uuid4().hex}"
+    first = stream.consumer([scratch_topic], group_id=group, client_id="first")
+    await first.start()
+    try:
+        records = await _read(first, 60)
+        # "Handled" the first half of each partition only.
+        ends: dict[TopicPartition, int] = {}
+        for record in records:
+            ends[record.topic_partition] = max(
+                ends.get(record.topic_partition, 0), record.offset + 1
+            )
+        commit = {tp: end // 2 for tp, end in ends.items()}
+        await first.commit(commit)
+    finally:
+        await first.stop()
+
+    second = stream.consumer([scratch_topic], group_id=group, client_id="second")
+    await second.start()
+    try:
+        rest = await _read(second, 60 - sum(commit.values()))
+    finally:
+        await second.stop()
+    assert len(rest) == 60 - sum(commit.values())
+    for record in rest:
+        assert record.offset >= commit[record.topic_partition], "resumed at the commit"
+
+
+async def test_listener_hears_assignment_rebalance_and_stop(
+    kafka: Settings, scratch_topic: str
+) -> None:
+    stream = KafkaStream(kafka)
+    group = f"g-{uuid.uuid4().hex}"
+    first_listener, second_listener = Listener(), Listener()
+    first = stream.consumer([scratch_topic], group_id=group, client_id="a", listener=first_listener)
+    second = stream.consumer(
+        [scratch_topic], group_id=group, client_id="b", listener=second_listener
+    )
+    every = frozenset(TopicPartition(scratch_topic, p) for p in range(PARTITIONS))
+    await first.start()
+    try:
+        assert await first_listener.wait_for("assigned") == every
+        assert first.assignment() == set(every)
+        assert ("revoked", frozenset()) not in first_listener.events, "empty revokes are skipped"
+
+        await second.start()
+        try:  # the first member only notices the join while it polls
+            async with asyncio.timeout(WAIT_S):
+                while not second.assignment() or len(first.assignment()) == PARTITIONS:
+                    await first.getmany(timeout_ms=200, max_records=10)
+                    await second.getmany(timeout_ms=200, max_records=10)
+            assert first.assignment() | second.assignment() == set(every)
+            assert not first.assignment() & second.assignment()
+            assert ("revoked", every) in first_listener.events
+        finally:
+            held = frozenset(second.assignment())
+            await second.stop()
+        assert second_listener.events[-1] == ("revoked", held), "stop() revokes first"
+
+        with pytest.raises(StreamError, match="commit failed"):
+            await first.commit({TopicPartition(scratch_topic, 99): 0})
+        waiting = asyncio.create_task(first.getmany(timeout_ms=60_000, max_records=10))
+        await asyncio.sleep(0)  # one loop turn: it is now waiting inside aiokafka
+    finally:
+        await first.stop()
+    async with asyncio.timeout(WAIT_S):
+        assert await waiting == [], "a waiting getmany returns empty on stop"
+    with pytest.raises(StreamError, match="getmany while stopped"):
+        await first.getmany(timeout_ms=0, max_records=1)
+
+
+async def test_unreachable_broker_is_one_clear_stream_error(kafka: Settings) -> None:
+    nowhere = kafka.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{free_port()}"})
+    producer = KafkaStream(nowhere).producer(client_id="p")
+    with pytest.raises(StreamError, match=r"cannot connect to Kafka at 127\.0\.0\.1:") as caught:
+        await producer.start()
+    assert caught.value.__cause__ is not None
+    with pytest.raises(StreamError, match="while not started"):
+        await producer.send("anything", b"v")
+
+
+async def test_send_to_a_missing_topic_names_it(kafka: Settings) -> None:
+    producer = KafkaStream(kafka, request_timeout_ms=2000).producer(client_id="p")
+    await producer.start()
+    missing = f"test.missing.{uuid.uuid4().hex[:8]}"
+    try:
+        with pytest.raises(StreamError, match=f"topic {missing} does not exist") as caught:
+            await producer.send(missing, b"v")
+        assert caught.value.retriable
+    finally:
+        await producer.stop()
