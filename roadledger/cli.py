@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "devices": "roadledger.commands.devices",
     "sim": "roadledger.commands.sim",
     "bridge": "roadledger.commands.bridge",
+    "ingest": "roadledger.commands.ingest",
     "proof": "roadledger.commands.proof",
     "verify": "roadledger.commands.verify",
     "witness": "roadledger.commands.witness",

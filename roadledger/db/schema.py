@@ -33,7 +33,10 @@ from typing import Final
 
 import asyncpg
 
-__all__ = ["LEDGER_TABLES", "NODE_MIN_STORED_LEVEL", "apply_schema"]
+__all__ = ["LEDGER_TABLES", "NODE_MIN_STORED_LEVEL", "SCHEMA_VERSION", "apply_schema"]
+
+# Bump when any DDL here or in telemetry_schema changes, so existing databases get it.
+SCHEMA_VERSION: Final = 1
 
 NODE_MIN_STORED_LEVEL: Final = 4
 
@@ -175,16 +178,38 @@ _REGISTRY_DDL: Final = (
 )
 
 
-async def apply_schema(conn: asyncpg.Connection, *, timescaledb: bool | None = None) -> str:
+async def apply_schema(
+    conn: asyncpg.Connection,
+    *,
+    timescaledb: bool | None = None,
+    retention_days: int | None = None,
+) -> str:
     """Create every table and index that does not exist yet (safe to run concurrently).
 
     ``timescaledb``: use the extension for telemetry (None: when the database has it).
+    ``retention_days``: how long telemetry is kept (None: the schema's default).
     Returns the telemetry storage mode in use ('timescaledb' or 'partitioned').
+
+    A database already at :data:`SCHEMA_VERSION` is left alone: components call this at every
+    start, and re-running the DDL would take table locks that stall the writers.
     """
     from roadledger.db import telemetry_schema
 
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS roadledger_schema (version integer NOT NULL)"
+        )
+        current = await conn.fetchval("SELECT max(version) FROM roadledger_schema")
+        if current == SCHEMA_VERSION and timescaledb is None:
+            mode = await telemetry_schema.storage_mode(conn)
+            if mode is not None:
+                return mode
         for statement in (*_LEDGER_DDL, *_REGISTRY_DDL):
             await conn.execute(statement)
-        return await telemetry_schema.apply(conn, timescaledb=timescaledb)
+        mode = await telemetry_schema.apply(
+            conn, timescaledb=timescaledb, retention_days=retention_days
+        )
+        await conn.execute("DELETE FROM roadledger_schema")
+        await conn.execute("INSERT INTO roadledger_schema (version) VALUES ($1)", SCHEMA_VERSION)
+        return mode

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
+from roadledger.db import telemetry_schema
 from roadledger.db.pool import create_pool
 from roadledger.db.schema import apply_schema
 from roadledger.settings import Settings
@@ -27,10 +28,13 @@ async def _ddl(settings: Settings, template: str, schema: str) -> None:
 
 
 @asynccontextmanager
-async def scratch_schema_pool(settings: Settings, max_size: int = 4) -> AsyncIterator[asyncpg.Pool]:
+async def scratch_schema_pool(
+    settings: Settings, max_size: int = 4, *, timescaledb: bool | None = None
+) -> AsyncIterator[asyncpg.Pool]:
     """A pool whose search_path is a fresh schema holding the project's tables.
 
     ``public`` stays on the path after it, for extension functions (TimescaleDB's live there).
+    ``timescaledb`` chooses the telemetry storage mode as :func:`apply_schema` does.
     """
     schema = f"scratch_{uuid.uuid4().hex[:12]}"
     await _ddl(settings, "CREATE SCHEMA %I", schema)
@@ -39,8 +43,12 @@ async def scratch_schema_pool(settings: Settings, max_size: int = 4) -> AsyncIte
     )
     try:
         async with pool.acquire() as conn:
-            await apply_schema(conn)
+            await apply_schema(conn, timescaledb=timescaledb)
         yield pool
     finally:
+        # TimescaleDB keeps compressed chunks in its own schema: drop the hypertables through
+        # it first, or DROP SCHEMA ... CASCADE leaves them behind.
+        async with pool.acquire() as conn:
+            await telemetry_schema.drop(conn)
         await pool.close()
         await _ddl(settings, "DROP SCHEMA %I CASCADE", schema)

@@ -1,0 +1,431 @@
+"""The ingest verifier: ``telemetry.raw`` -> ``telemetry.verified`` | ``telemetry.quarantine``.
+
+Each batch from the consumer group ``roadledger-verifier`` goes through four steps:
+
+1. **classify** every record (:mod:`ingest.classify`: size, envelope, record key = ``kid``,
+   known device, signature, schema and kind, key validity at ``ts``, clock), in worker
+   processes (:mod:`ingest.classifier_pool`), with keys from a :class:`~ingest.key_cache.KeyCache`;
+2. **claim** the accepted ones in ``device_messages`` (:mod:`ingest.dedupe`, one round trip):
+   new, our own replay, duplicate or conflict;
+3. **produce** every record to exactly one topic and await every acknowledgement: forwarded
+   ones verbatim to ``telemetry.verified`` (key = device id, headers ``recv_ms``, ``src``),
+   the others verbatim to ``telemetry.quarantine`` (key = record key, headers ``reason``,
+   ``detail``, ``recv_ms``, ``src``). ``src`` is ``raw:<partition>:<offset>``;
+4. **commit** the batch's offsets.
+
+Why this order survives a SIGKILL anywhere (at least once, nothing lost, no wrong verdict):
+
+- Killed before the claim (2): nothing happened that a re-read does not redo.
+- Killed between the claim (2) and the end of the produce (3): the rows are durable but the
+  records may not have reached their topics. The records are read again after the restart,
+  because their offsets were not committed. Each re-read accepted record finds *its own* row:
+  same hash and same source (raw partition and offset). That is the "replay" outcome, which
+  forwards again; so the row written before the produce never turns a message into a
+  ``duplicate`` and never loses it. A real duplicate has another source, so it stays a
+  duplicate, and a conflict stays a conflict: every verdict after a restart is the one the
+  first run made.
+- Killed between the produce (3) and the commit (4): the batch is produced again. Forwarded
+  records appear twice in ``telemetry.verified``, quarantined ones twice in
+  ``telemetry.quarantine``, each copy with the same ``src`` header. This is the documented
+  at-least-once case: the store writer is idempotent on (device, seq) and the ledger dedupes
+  leaf hashes; quarantine readers count distinct ``src``.
+- The commit (4) comes only after every produce future resolved (``acks=all``), so a
+  committed record is always durably in its topic.
+
+Why the claim comes *before* the produce, not after: the claim (``INSERT ... ON CONFLICT DO
+NOTHING``) is the atomic decision. For each (device, seq) exactly one set of bytes can ever
+win, even when two verifiers handle the same device at once (during a rebalance hand-over, or
+when a device's raw partition changed because the topic was given more partitions), so
+``telemetry.verified`` never carries two different messages for one (device, seq). Deciding
+from a read, producing, then recording leaves a window in which two verifiers both read "no
+row" and both forward. And every record in ``telemetry.verified`` has its row, so
+``device_messages`` indexes everything ever forwarded. The price is the replay rule above: a
+crash after the claim must not turn a record into its own duplicate.
+
+Pipelining: while batch N is being claimed, produced and committed (a task), batch N+1 is
+fetched and classified (step 1, which has no side effects); its claim waits until batch N is
+committed. So claims, produces and commits keep batch order, at most two batches are open, and
+a crash abandons at most one batch that had side effects. ``revoked`` (a rebalance) waits
+until every open batch is committed, so a partition is never handed over half done.
+
+Duplicates go to the quarantine (reason ``duplicate``) like every other rejection, so every
+record of ``telemetry.raw`` ends in exactly one of the two topics (replays of old messages are
+visible to analytics). Per-reason counters are logged every ``stats_interval_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import asyncpg
+
+from chain.errors import RejectReason
+from chain.jws import MAX_JWS_BYTES
+from ingest.classifier_pool import ClassifierPool
+from ingest.classify import (
+    Accepted,
+    ClassifyInput,
+    Limits,
+    Rejected,
+    Verdict,
+    device_id_of,
+    one_line,
+)
+from ingest.dedupe import (
+    DeviceMessageStore,
+    MessageClaim,
+    Outcome,
+    PostgresDeviceMessages,
+    Source,
+    describe,
+    resolve,
+)
+from ingest.key_cache import KeyCache, KeyLookup
+from roadledger.settings import Settings
+from roadledger.stream import Consumer, Producer, Stream, StreamRecord, TopicPartition
+from roadledger.topics import QUARANTINE, RAW, VERIFIED
+
+__all__ = [
+    "GROUP_ID",
+    "HEADER_DETAIL",
+    "HEADER_REASON",
+    "HEADER_RECV_MS",
+    "HEADER_SRC",
+    "Decision",
+    "Verifier",
+    "VerifierStats",
+    "bridge_dropped",
+    "recv_ms_of",
+]
+
+log = logging.getLogger(__name__)
+
+GROUP_ID: Final = "roadledger-verifier"
+HEADER_RECV_MS: Final = "recv_ms"
+HEADER_SRC: Final = "src"
+HEADER_REASON: Final = "reason"
+HEADER_DETAIL: Final = "detail"
+HEADER_OVERSIZE: Final = "oversize"  # set by the bridge when it dropped the payload
+HEADER_PAYLOAD_SHA256: Final = "payload_sha256"
+_POLL_MS: Final = 250
+
+
+def recv_ms_of(record: StreamRecord) -> int:
+    """When the bridge received the message: its ``recv_ms`` header (decimal ms), else the
+    record timestamp."""
+    header = record.header(HEADER_RECV_MS)
+    if header is not None and 0 < len(header) <= 16 and header.isdigit():
+        return int(header)
+    return record.timestamp_ms
+
+
+def bridge_dropped(record: StreamRecord) -> Rejected | None:
+    """``oversize`` for a payload the bridge did not put on the stream (too large for a Kafka
+    record: empty value, its length and SHA-256 in headers); None for every other record."""
+    size = record.header(HEADER_OVERSIZE)
+    if size is None:
+        return None
+    digest = record.header(HEADER_PAYLOAD_SHA256) or b"unknown"
+    return Rejected(
+        RejectReason.OVERSIZE,
+        one_line(
+            f"{size.decode('ascii', 'replace')} bytes, limit is {MAX_JWS_BYTES}; the bridge "
+            f"kept only its sha256 {digest.decode('ascii', 'replace')}"
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where one raw record goes: ``reason`` None -> ``telemetry.verified``."""
+
+    record: StreamRecord
+    recv_ms: int
+    reason: RejectReason | None
+    detail: str = ""
+    replay: bool = False
+
+    @property
+    def source(self) -> Source:
+        return Source(self.record.partition, self.record.offset)
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        """The headers of the forwarded or quarantined copy."""
+        common = [
+            (HEADER_RECV_MS, str(self.recv_ms).encode()),
+            (HEADER_SRC, str(self.source).encode()),
+        ]
+        if self.reason is None:
+            return common
+        return [
+            (HEADER_REASON, self.reason.value.encode()),
+            (HEADER_DETAIL, self.detail.encode("utf-8", "backslashreplace")),
+            *common,
+        ]
+
+
+@dataclass
+class VerifierStats:
+    """Counters since start: records read, forwarded (own replays included), per reason."""
+
+    received: int = 0
+    forwarded: int = 0
+    replayed: int = 0
+    batches: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+
+    def count(self, decisions: Sequence[Decision]) -> None:
+        self.batches += 1
+        self.received += len(decisions)
+        for decision in decisions:
+            if decision.reason is None:
+                self.forwarded += 1
+                self.replayed += decision.replay
+            else:
+                self.rejected[decision.reason.value] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        """Flat counters for a log line or a metrics endpoint."""
+        counts = {
+            "received": self.received,
+            "forwarded": self.forwarded,
+            "replayed": self.replayed,
+            "quarantined": sum(self.rejected.values()),
+            "batches": self.batches,
+        }
+        return counts | {f"rejected.{reason}": n for reason, n in sorted(self.rejected.items())}
+
+
+class Verifier:
+    """Verifies ``raw_topic`` into ``verified_topic`` / ``quarantine_topic`` until stopped.
+
+    Topics and group default to DESIGN.md's names with ``settings.topic_prefix``.
+
+    ``pool``: the asyncpg pool holding ``device_messages`` (or any
+    :class:`~ingest.dedupe.DeviceMessageStore`, e.g. an in-memory one in tests). ``keys``: the
+    device registry or any :class:`~ingest.key_cache.KeyLookup`; it is wrapped in a
+    :class:`~ingest.key_cache.KeyCache`. Batches of ``settings.batch_size`` records are
+    classified in ``settings.verify_workers`` processes, or by ``classifier`` (then the
+    caller starts and closes it).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        stream: Stream,
+        pool: asyncpg.Pool | DeviceMessageStore,
+        keys: KeyLookup | KeyCache,
+        *,
+        raw_topic: str | None = None,
+        verified_topic: str | None = None,
+        quarantine_topic: str | None = None,
+        group_id: str | None = None,
+        client_id: str = "roadledger-verifier",
+        key_refresh_s: float = 3.0,
+        stats_interval_s: float = 30.0,
+        classifier: ClassifierPool | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stream = stream
+        self.messages: DeviceMessageStore = (
+            PostgresDeviceMessages(pool) if isinstance(pool, asyncpg.Pool) else pool
+        )
+        self.keys = (
+            keys if isinstance(keys, KeyCache) else KeyCache(keys, refresh_interval_s=key_refresh_s)
+        )
+        self.raw_topic = raw_topic or settings.topic(RAW)
+        self.verified_topic = verified_topic or settings.topic(VERIFIED)
+        self.quarantine_topic = quarantine_topic or settings.topic(QUARANTINE)
+        self.group_id = group_id or settings.group(GROUP_ID)
+        self.client_id = client_id
+        self.limits = Limits.from_settings(settings)
+        self.stats = VerifierStats()
+        self.stats_interval_s = stats_interval_s
+        # A classifier passed in is the caller's to start and close (e.g. shared, pre-started).
+        self._own_classifier = classifier is None
+        self._classifier = classifier or ClassifierPool(settings.verify_workers)
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._open_batches = 0  # fetched, not yet committed (or abandoned)
+        self._idle = asyncio.Condition()
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Verify until ``stop`` is set; the batch under way is finished and committed first."""
+        producer = self.stream.producer(client_id=self.client_id)
+        consumer = self.stream.consumer(
+            [self.raw_topic], group_id=self.group_id, client_id=self.client_id, listener=self
+        )
+        async with contextlib.AsyncExitStack() as resources:
+            if self._own_classifier:
+                await resources.enter_async_context(self._classifier)
+            await producer.start()
+            try:
+                await consumer.start()
+                self._producer, self._consumer = producer, consumer
+                try:
+                    await self._loop(consumer, stop)
+                finally:
+                    self._consumer = None
+                    await consumer.stop()
+            finally:
+                self._producer = None
+                await producer.stop()
+        self._log_stats()
+
+    async def _loop(self, consumer: Consumer, stop: asyncio.Event) -> None:
+        log.info(
+            "verifier started: %s -> %s | %s, group %s, %d worker(s)",
+            self.raw_topic,
+            self.verified_topic,
+            self.quarantine_topic,
+            self.group_id,
+            self._classifier.workers,
+        )
+        logged_at = time.monotonic()
+        finishing: asyncio.Task[None] | None = None
+        try:
+            while not stop.is_set():
+                records = await consumer.getmany(
+                    timeout_ms=_POLL_MS, max_records=self.settings.batch_size
+                )
+                if records:
+                    self._open_batches += 1
+                    verdicts = await self.classify(records)
+                    if finishing is not None:
+                        await finishing  # claims, produces and commits stay in batch order
+                    finishing = asyncio.create_task(self._finish(consumer, records, verdicts))
+                elif finishing is not None and finishing.done():
+                    await finishing  # surface its error now rather than at the next batch
+                    finishing = None
+                if time.monotonic() - logged_at >= self.stats_interval_s:
+                    logged_at = time.monotonic()
+                    self._log_stats()
+            if finishing is not None:
+                await finishing
+        finally:
+            if finishing is not None and not finishing.done():
+                finishing.cancel()  # we are being cancelled or failed: abandon, uncommitted
+                await asyncio.wait([finishing])
+            # Batches not finished now never will be: a rebalance must not wait for them.
+            async with self._idle:
+                self._open_batches = 0
+                self._idle.notify_all()
+
+    async def _finish(
+        self, consumer: Consumer, records: Sequence[StreamRecord], verdicts: Sequence[Verdict]
+    ) -> None:
+        """Claim, produce, await every acknowledgement, then commit: see the module docstring."""
+        try:
+            decisions = await self.settle(records, verdicts)
+            await self._emit(decisions)
+            await consumer.commit(_next_offsets(records))
+            self.stats.count(decisions)
+        finally:
+            async with self._idle:
+                self._open_batches -= 1
+                self._idle.notify_all()
+
+    # --- one batch ----------------------------------------------------------------------------
+
+    async def classify(self, records: Sequence[StreamRecord]) -> list[Verdict]:
+        """Every per-message check of one batch (no side effects: safe to run ahead)."""
+        dropped = [bridge_dropped(r) for r in records]
+        kept = [r for r, verdict in zip(records, dropped, strict=True) if verdict is None]
+        inputs = [ClassifyInput(r.value, r.key, recv_ms_of(r)) for r in kept]
+        device_ids = {device_id_of(r.key) for r in kept}
+        keys = await self.keys.keys_for(d for d in device_ids if d is not None)
+        classified = iter(await self._classifier.classify(inputs, keys, self.limits))
+        return [verdict if verdict is not None else next(classified) for verdict in dropped]
+
+    async def settle(
+        self, records: Sequence[StreamRecord], verdicts: Sequence[Verdict]
+    ) -> list[Decision]:
+        """Claim the accepted records of a batch in ``device_messages``; where each one goes."""
+        claims: list[MessageClaim] = []
+        for record, verdict in zip(records, verdicts, strict=True):
+            if isinstance(verdict, Accepted):
+                claims.append(
+                    MessageClaim(
+                        verdict.device_id,
+                        verdict.seq,
+                        verdict.message_hash,
+                        Source(record.partition, record.offset),
+                    )
+                )
+        stored = await self.messages.claim(claims) if claims else {}
+        outcomes = iter(zip(claims, resolve(claims, stored), strict=True))
+
+        decisions = []
+        for record, verdict in zip(records, verdicts, strict=True):
+            recv_ms = recv_ms_of(record)
+            if isinstance(verdict, Rejected):
+                if verdict.internal:
+                    log.error(
+                        "raw:%d:%d quarantined after an internal error: %s",
+                        record.partition,
+                        record.offset,
+                        verdict.detail,
+                    )
+                decisions.append(Decision(record, recv_ms, verdict.reason, verdict.detail))
+                continue
+            claim, outcome = next(outcomes)
+            if outcome.forwards:
+                decisions.append(Decision(record, recv_ms, None, replay=outcome is Outcome.REPLAY))
+            else:
+                reason = (
+                    RejectReason.CONFLICT if outcome is Outcome.CONFLICT else RejectReason.DUPLICATE
+                )
+                detail = one_line(describe(claim, stored[claim.key], outcome))
+                decisions.append(Decision(record, recv_ms, reason, detail))
+        return decisions
+
+    async def decide(self, records: Sequence[StreamRecord]) -> list[Decision]:
+        """:meth:`classify` and :meth:`settle` one batch (claims the accepted ones)."""
+        return await self.settle(records, await self.classify(records))
+
+    async def _emit(self, decisions: Sequence[Decision]) -> None:
+        """Produce each record to its topic and wait until every one is acknowledged."""
+        producer = self._producer
+        assert producer is not None, "Verifier._emit outside run()"
+        futures = []
+        for d in decisions:
+            topic = self.verified_topic if d.reason is None else self.quarantine_topic
+            futures.append(
+                await producer.send(topic, d.record.value, key=d.record.key, headers=d.headers())
+            )
+        await asyncio.gather(*futures)
+
+    def _log_stats(self) -> None:
+        counts = self.stats.snapshot()
+        log.info(
+            "verifier counts %s",
+            " ".join(f"{name}={value}" for name, value in counts.items()),
+            extra={"counts": counts},
+        )
+
+    # --- PartitionsListener -------------------------------------------------------------------
+
+    async def revoked(self, partitions: set[TopicPartition]) -> None:
+        """Wait for the batches under way: produced and committed before the handover."""
+        async with self._idle:
+            await self._idle.wait_for(lambda: self._open_batches == 0)
+
+    async def assigned(self, partitions: set[TopicPartition]) -> None:
+        """Nothing to prepare: the committed offsets and ``device_messages`` are the state."""
+
+
+def _next_offsets(records: Sequence[StreamRecord]) -> dict[TopicPartition, int]:
+    offsets: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = record.topic_partition
+        offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+    return offsets
