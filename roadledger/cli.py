@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "sim": "roadledger.commands.sim",
     "bridge": "roadledger.commands.bridge",
     "ingest": "roadledger.commands.ingest",
+    "sequencer": "roadledger.commands.sequencer",
     "proof": "roadledger.commands.proof",
     "verify": "roadledger.commands.verify",
     "witness": "roadledger.commands.witness",

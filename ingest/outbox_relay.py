@@ -1,0 +1,65 @@
+"""The outbox relay: registry changes -> telemetry.verified -> the device's ledger.
+
+The registry writes each key record into ``ledger_outbox`` in the same transaction as the
+change. The relay publishes pending rows to ``telemetry.verified`` keyed by device id (so they
+land in the same partition, hence the same log, as the device's telemetry) and marks them
+published once the stream acknowledged them. A crash between the two publishes a row again;
+the log dedupes it by leaf hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import asyncpg
+
+from roadledger.stream import Producer
+from roadledger.topics import VERIFIED
+
+__all__ = ["relay_outbox", "run_outbox_relay"]
+
+ENTRY_KIND_HEADER = ("kind", b"device-key")
+
+
+async def relay_outbox(
+    pool: asyncpg.Pool, producer: Producer, *, topic: str = VERIFIED, limit: int = 1000
+) -> int:
+    """Publish up to ``limit`` pending outbox rows; return how many were published."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT outbox_id, device_id, entry FROM ledger_outbox "
+            "WHERE published_at IS NULL ORDER BY outbox_id LIMIT $1",
+            limit,
+        )
+    if not rows:
+        return 0
+    futures = [
+        await producer.send(
+            topic, bytes(row["entry"]), key=row["device_id"].encode(), headers=[ENTRY_KIND_HEADER]
+        )
+        for row in rows
+    ]
+    await asyncio.gather(*futures)
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE ledger_outbox SET published_at = now() WHERE outbox_id = ANY($1::bigint[])",
+            [row["outbox_id"] for row in rows],
+        )
+    return len(rows)
+
+
+async def run_outbox_relay(
+    pool: asyncpg.Pool,
+    producer: Producer,
+    stop: asyncio.Event,
+    *,
+    topic: str = VERIFIED,
+    interval_s: float = 1.0,
+) -> None:
+    """Relay until ``stop`` is set, checking for new rows every ``interval_s`` when idle."""
+    while not stop.is_set():
+        published = await relay_outbox(pool, producer, topic=topic)
+        if not published:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval_s)
