@@ -1,0 +1,146 @@
+"""A private pipeline for end-to-end tests: scratch schema, prefixed topics, real processes.
+
+Everything a run touches is its own: a scratch PostgreSQL schema, Kafka topics under a unique
+prefix (created like `scripts/services` creates the real ones, deleted afterwards), a unique
+MQTT session for the bridge, its own log key. Components run as real `roadledger` processes,
+so a test can SIGKILL and restart them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient
+
+from roadledger.db.scratch import scratch_schema_pool
+from roadledger.services.kafka import ensure_topics
+from roadledger.settings import Settings
+from roadledger.topics import KAFKA_TOPICS
+
+ROADLEDGER = str(Path(sys.executable).parent / "roadledger")
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[bool]], what: str, within_s: float = 120.0
+) -> None:
+    """Poll an observable condition until it holds; fail with ``what`` after ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within_s:.0f}s waiting for {what}")
+        await asyncio.sleep(0.25)  # polling interval of an observed condition
+
+
+@dataclass
+class Component:
+    """One `roadledger <name>` process of the pipeline."""
+
+    name: str
+    env: dict[str, str]
+    log_dir: Path
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = (self.log_dir / f"{self.name}.{self.starts}.log").open("wb")
+        self.process = subprocess.Popen(
+            [ROADLEDGER, self.name], env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, no flush, no commit."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> int:
+        """SIGTERM and wait: the graceful path."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=30)
+            raise AssertionError(f"roadledger {self.name} ignored SIGTERM for 60s") from None
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self) -> str:
+        logs = sorted(self.log_dir.glob(f"{self.name}.*.log"))
+        return logs[-1].read_text(errors="replace")[-3000:] if logs else ""
+
+
+@dataclass
+class PipelineEnv:
+    settings: Settings
+    pool: asyncpg.Pool
+    env: dict[str, str]
+    log_dir: Path
+    components: dict[str, Component] = field(default_factory=dict)
+
+    def component(self, name: str) -> Component:
+        if name not in self.components:
+            self.components[name] = Component(name, self.env, self.log_dir)
+        return self.components[name]
+
+    def check_alive(self) -> None:
+        for component in self.components.values():
+            if component.process is not None and not component.alive():
+                raise AssertionError(
+                    f"roadledger {component.name} exited with {component.process.returncode}:\n"
+                    f"{component.log_tail()}"
+                )
+
+
+@asynccontextmanager
+async def pipeline_env(base: Settings, tmp_path: Path) -> AsyncIterator[PipelineEnv]:
+    """A private pipeline environment; stops its processes and drops its data afterwards."""
+    run = uuid.uuid4().hex[:10]
+    async with scratch_schema_pool(base) as pool:
+        schema = await pool.fetchval("SELECT current_schema()")
+        settings = base.model_copy(
+            update={
+                "database_url": f"{base.database_url}?search_path={schema}",
+                "topic_prefix": f"e2e-{run}.",
+                "bridge_client_id": f"e2e-bridge-{run}",
+                "log_key_file": tmp_path / "log.skey",
+            }
+        )
+        await ensure_topics(settings)
+        env = {
+            **os.environ,
+            "ROADLEDGER_DATABASE_URL": settings.database_url,
+            "ROADLEDGER_TOPIC_PREFIX": settings.topic_prefix,
+            "ROADLEDGER_BRIDGE_CLIENT_ID": settings.bridge_client_id,
+            "ROADLEDGER_LOG_KEY_FILE": str(settings.log_key_path),
+        }
+        log_dir = tmp_path / "logs"
+        log_dir.mkdir()
+        pipeline = PipelineEnv(settings, pool, env, log_dir)
+        try:
+            yield pipeline
+        finally:
+            for component in pipeline.components.values():
+                component.stop()
+            admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+            await admin.start()
+            try:
+                await admin.delete_topics([settings.topic(name) for name in KAFKA_TOPICS])
+            finally:
+                await admin.close()
