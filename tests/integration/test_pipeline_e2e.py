@@ -19,7 +19,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from chain._hashing import leaf_hash
 from chain.checkpoint import SignedCheckpoint
@@ -28,49 +27,18 @@ from chain.note import Ed25519Verifier
 from device_sim.truth import read_truth
 from roadledger.db.ledger_store import PostgresLedgerStore
 from roadledger.log_key import load_log_key
+from roadledger.scratch_pipeline import (
+    ROADLEDGER,
+    KafkaProbe,
+    PipelineEnv,
+    pipeline_env,
+    wait_until,
+)
 from roadledger.settings import Settings
 from roadledger.topics import QUARANTINE, RAW, mqtt_telemetry_topic
 from tests.integration.mqtt_client import MqttTestClient
-from tests.integration.pipeline_env import ROADLEDGER, PipelineEnv, pipeline_env, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mqtt, pytest.mark.kafka, pytest.mark.slow]
-
-
-class KafkaProbe:
-    """One long-lived consumer for reading offsets and whole topics (no consumer group)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.partitions = settings.kafka_partitions  # as ensure_topics created them
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest"
-        )
-
-    async def start(self) -> None:
-        await self.consumer.start()
-
-    async def stop(self) -> None:
-        await self.consumer.stop()
-
-    def _partitions(self, topic: str) -> list[TopicPartition]:
-        return [TopicPartition(topic, p) for p in range(self.partitions)]
-
-    async def end_offsets(self, topic: str) -> int:
-        ends = await self.consumer.end_offsets(self._partitions(topic))
-        return sum(ends.values())
-
-    async def read(self, topic: str) -> list[tuple[bytes, dict[str, bytes]]]:
-        """Every record of ``topic`` (value, headers), from the beginning to the end now."""
-        partitions = self._partitions(topic)
-        self.consumer.assign(partitions)
-        await self.consumer.seek_to_beginning(*partitions)
-        ends = await self.consumer.end_offsets(partitions)
-        records: list[tuple[bytes, dict[str, bytes]]] = []
-        for tp in partitions:
-            while await self.consumer.position(tp) < ends[tp]:
-                batch = await self.consumer.getmany(tp, timeout_ms=5000)
-                for record in batch.get(tp, []):
-                    records.append((record.value or b"", dict(record.headers)))
-        return records
 
 
 async def _open_front_door(pipeline: PipelineEnv, kafka: KafkaProbe) -> None:

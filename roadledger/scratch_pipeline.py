@@ -1,4 +1,5 @@
-"""A private pipeline for end-to-end tests: scratch schema, prefixed topics, real processes.
+"""A private pipeline for end-to-end tests and benchmarks: scratch schema, prefixed topics,
+real processes.
 
 Everything a run touches is its own: a scratch PostgreSQL schema, Kafka topics under a unique
 prefix (created like `scripts/services` creates the real ones, deleted afterwards), a unique
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from roadledger.db.scratch import scratch_schema_pool
@@ -144,3 +146,40 @@ async def pipeline_env(base: Settings, tmp_path: Path) -> AsyncIterator[Pipeline
                 await admin.delete_topics([settings.topic(name) for name in KAFKA_TOPICS])
             finally:
                 await admin.close()
+
+
+class KafkaProbe:
+    """One long-lived consumer for reading offsets and whole topics (no consumer group)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.partitions = settings.kafka_partitions  # as ensure_topics created them
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest"
+        )
+
+    async def start(self) -> None:
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+    def _partitions(self, topic: str) -> list[TopicPartition]:
+        return [TopicPartition(topic, p) for p in range(self.partitions)]
+
+    async def end_offsets(self, topic: str) -> int:
+        ends = await self.consumer.end_offsets(self._partitions(topic))
+        return sum(ends.values())
+
+    async def read(self, topic: str) -> list[tuple[bytes, dict[str, bytes]]]:
+        """Every record of ``topic`` (value, headers), from the beginning to the end now."""
+        partitions = self._partitions(topic)
+        self.consumer.assign(partitions)
+        await self.consumer.seek_to_beginning(*partitions)
+        ends = await self.consumer.end_offsets(partitions)
+        records: list[tuple[bytes, dict[str, bytes]]] = []
+        for tp in partitions:
+            while await self.consumer.position(tp) < ends[tp]:
+                batch = await self.consumer.getmany(tp, timeout_ms=5000)
+                for record in batch.get(tp, []):
+                    records.append((record.value or b"", dict(record.headers)))
+        return records
