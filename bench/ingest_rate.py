@@ -2,8 +2,8 @@
 
 Run from the project root, with the services up::
 
-    .venv/bin/python bench/ingest.py                      # 5,000 msg/s offered for 60 s
-    .venv/bin/python bench/ingest.py --rate 2000 --duration 30
+    .venv/bin/python bench/ingest_rate.py                      # 5,000 msg/s offered for 60 s
+    .venv/bin/python bench/ingest_rate.py --rate 2000 --duration 30
 
 In one run:
 
