@@ -21,6 +21,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 # name -> module; the order is the order of `roadledger --help`.
 COMMANDS: dict[str, str] = {
+    "demo": "roadledger.commands.demo",
     "services": "roadledger.commands.services",
     "devices": "roadledger.commands.devices",
     "sim": "roadledger.commands.sim",
