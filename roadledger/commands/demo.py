@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from roadledger.commands._args import non_negative_int
+from roadledger.commands._args import non_negative_int, positive_float
 from roadledger.errors import CommandError
 
 if TYPE_CHECKING:
@@ -37,25 +37,15 @@ Exit status: 0 every published message had the outcome the truth expects; 1 it d
 service failed); 2 bad arguments; 130 interrupted (Ctrl-C)."""
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-    return value
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     # fmt: off
     parser.add_argument("--vehicles", type=non_negative_int, default=100, metavar="N",
                         help="vehicles (default 100)")
     parser.add_argument("--rsus", type=non_negative_int, default=10, metavar="K",
                         help="roadside units (default 10)")
-    parser.add_argument("--rate", type=_positive_float, default=200.0, metavar="R",
+    parser.add_argument("--rate", type=positive_float, default=200.0, metavar="R",
                         help="messages per second over the fleet (default 200)")
-    parser.add_argument("--duration", type=_positive_float, default=60.0, metavar="S",
+    parser.add_argument("--duration", type=positive_float, default=60.0, metavar="S",
                         help="simulated seconds (default 60)")
     parser.add_argument("--seed", type=non_negative_int, default=1, metavar="X",
                         help="random seed (default 1)")
@@ -63,7 +53,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="inject a scenario (repeatable; default all)")
     parser.add_argument("--no-dashboard", action="store_true",
                         help="plain progress lines instead of the live display")
-    parser.add_argument("--drain-timeout", type=_positive_float, default=60.0, metavar="S",
+    parser.add_argument("--drain-timeout", type=positive_float, default=60.0, metavar="S",
                         help="how long to wait after publishing for the pipeline (default 60)")
     # fmt: on
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from roadledger.commands._args import non_negative_int
+from roadledger.commands._args import non_negative_int, positive_float
 from roadledger.errors import CommandError
 
 if TYPE_CHECKING:
@@ -58,18 +58,8 @@ Exit status: 0 every message published and acknowledged; 1 registration or publi
 2 bad arguments or scenarios."""
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-    return value
-
-
 def _rate_or_zero(text: str) -> float:
-    return 0.0 if text.strip() in ("0", "0.0") else _positive_float(text)
+    return 0.0 if text.strip() in ("0", "0.0") else positive_float(text)
 
 
 def _centre(text: str) -> tuple[float, float]:
@@ -82,7 +72,7 @@ def _centre(text: str) -> tuple[float, float]:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Register the ``sim`` options."""
-    count, number = non_negative_int, _positive_float
+    count, number = non_negative_int, positive_float
     # fmt: off
     run = parser.add_argument_group("fleet and run")
     run.add_argument("--vehicles", type=count, default=100, metavar="N",
