@@ -104,8 +104,11 @@ async def run_pipeline(args: argparse.Namespace, settings: Settings, tmp: Path) 
         kafka = KafkaProbe(env)
         await kafka.start()
         try:
-            for name in ("bridge", "ingest", "sequencer"):
+            for name in ("bridge", "sequencer"):
                 pipeline.component(name).start()
+            workers = {"ROADLEDGER_VERIFY_WORKERS": str(args.verify_workers)}
+            for n in range(args.ingest_processes):
+                pipeline.component(f"ingest-{n}", command="ingest", env=workers).start()
             truth = tmp / "truth.jsonl"
             progress(f"signing {args.rate * args.duration:,} messages, then publishing")
             sim = subprocess.Popen(  # noqa: ASYNC220 - returns at once; waited for in a thread
@@ -166,6 +169,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=5000, help="messages/s offered (5000)")
     parser.add_argument("--duration", type=int, default=60, help="seconds of traffic (60)")
     parser.add_argument("--vehicles", type=int, default=5000, help="fleet size (5000)")
+    parser.add_argument(
+        "--ingest-processes",
+        type=int,
+        default=1,
+        help="`roadledger ingest` processes in one consumer group (1)",
+    )
+    parser.add_argument(
+        "--verify-workers",
+        type=int,
+        default=2,
+        help="ROADLEDGER_VERIFY_WORKERS of each ingest process (2)",
+    )
     args = parser.parse_args(argv)
     settings = load_settings()
     print(f"ingest benchmark: {args.rate:,} msg/s offered for {args.duration} s, "

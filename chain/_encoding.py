@@ -15,7 +15,12 @@ from chain.errors import EncodingError
 
 __all__ = ["b64_decode", "b64_encode", "b64url_decode", "b64url_encode"]
 
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_B64URL_BYTES = re.compile(rb"[A-Za-z0-9_-]*")
+_B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_B64URL_VALUE = {char: value for value, char in enumerate(_B64URL_ALPHABET)}
+_UNUSED_BITS = {2: 0b1111, 3: 0b11}  # by len % 4
+_PADDING = {0: b"", 2: b"==", 3: b"="}
+_URL_TO_STD = bytes.maketrans(b"-_", b"+/")
 _B64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
@@ -26,20 +31,25 @@ def b64url_encode(data: bytes) -> str:
 
 def b64url_decode(text: str | bytes, what: str = "base64url") -> bytes:
     """Decode unpadded base64url, refusing padding, foreign characters and non-canonical input."""
-    if isinstance(text, bytes):
+    if isinstance(text, str):
         try:
-            text = text.decode("ascii")
-        except UnicodeDecodeError:
+            text = text.encode("ascii")
+        except UnicodeEncodeError:
             raise EncodingError(f"{what}: not ASCII") from None
-    if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
+    tail = len(text) % 4
+    if tail == 1 or not _B64URL_BYTES.fullmatch(text):
+        if not text.isascii():
+            raise EncodingError(f"{what}: not ASCII")
         raise EncodingError(f"{what}: not unpadded base64url")
+    # Canonical means the bits of the last character that encode no byte are zero: 4 of them
+    # after 2 characters of a final group, 2 after 3. Checking that is what re-encoding and
+    # comparing would find, at a fraction of the cost.
+    if tail and _B64URL_VALUE[text[-1]] & _UNUSED_BITS[tail]:
+        raise EncodingError(f"{what}: non-canonical base64url")
     try:
-        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return binascii.a2b_base64(text.translate(_URL_TO_STD) + _PADDING[tail])
     except (binascii.Error, ValueError):
         raise EncodingError(f"{what}: not unpadded base64url") from None
-    if b64url_encode(data) != text:
-        raise EncodingError(f"{what}: non-canonical base64url")
-    return data
 
 
 def b64_encode(data: bytes) -> str:

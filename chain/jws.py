@@ -111,6 +111,25 @@ class JwsHeader:
         return dumps_canonical(present).encode()
 
 
+# Header segment -> parsed header. A device sends the same header with every message, so a
+# fleet has as many distinct headers as devices; the cache is bounded and cleared when full.
+# Only successful parses are kept (with the require_kid they passed), so a cached header is
+# exactly what parsing the same bytes again would return.
+_HEADER_CACHE_LIMIT = 100_000
+_headers: dict[tuple[bytes, bool], JwsHeader] = {}
+
+
+def _header(segment: bytes, require_kid: bool) -> JwsHeader:
+    cached = _headers.get((segment, require_kid))
+    if cached is not None:
+        return cached
+    header = JwsHeader.from_json(_b64url(segment, "header"), require_kid=require_kid)
+    if len(_headers) >= _HEADER_CACHE_LIMIT:
+        _headers.clear()
+    _headers[(segment, require_kid)] = header
+    return header
+
+
 @dataclass(frozen=True, slots=True)
 class CompactJws:
     """A parsed compact JWS that keeps the bytes it came from. Build with :meth:`from_bytes`."""
@@ -135,7 +154,7 @@ class CompactJws:
         p_end = raw.index(b".", h_end + 1)
         if h_end == 0 or p_end == h_end + 1 or p_end == len(raw) - 1:
             raise TelemetryError(RejectReason.MALFORMED, "compact JWS has an empty segment")
-        header = JwsHeader.from_json(_b64url(raw[:h_end], "header"), require_kid=require_kid)
+        header = _header(raw[:h_end], require_kid)
         signature = _b64url(raw[p_end + 1 :], "signature")
         if len(signature) != SIGNATURE_SIZE:
             raise TelemetryError(

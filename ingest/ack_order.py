@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["AckWindow", "Pending", "Released"]
 
@@ -31,7 +32,7 @@ class Pending:
     topic: str
     payload: bytes
     recv_ms: int
-    delivery: asyncio.Future[tuple[int, int]] | None = None
+    delivery: asyncio.Future[Any] | None = None  # one record's, or its whole batch's
 
 
 @dataclass(slots=True)
@@ -46,7 +47,7 @@ class Released:
         return len(self.to_ack) + len(self.dropped)
 
 
-def _failed(delivery: asyncio.Future[tuple[int, int]]) -> bool:
+def _failed(delivery: asyncio.Future[Any]) -> bool:
     return delivery.cancelled() or delivery.exception() is not None
 
 

@@ -15,12 +15,14 @@ without its bytes: empty value, headers ``oversize`` (its length) and ``payload_
 for the verifier to quarantine as ``oversize``.
 
 How it runs, all on one event loop: the MQTT link (:class:`~ingest.mqtt_link.PahoLink`) calls
-:meth:`Bridge._take` for each PUBLISH; a task sends what was taken to the stream, in arrival
+:meth:`Bridge._take` for each PUBLISH; a task sends what was taken since its last turn to the
+stream as one batch (``Producer.send_many``: one delivery future for the batch), in arrival
 order; another keeps the :class:`~ingest.ack_order.AckWindow` and PUBACKs the longest prefix the
 stream acknowledged. At most ``settings.bridge_max_inflight`` messages are held (taken, not yet
 acknowledged); at that mark the link stops reading the socket, and it reads again once an eighth
-of them are done. A failed send or delivery is sent again, with backoff, and holds back the
-PUBACKs behind it until it succeeds.
+of them are done. A failed send or delivery is sent again (every message of a failed batch, each
+on its own; those that had reached Kafka become harmless duplicates), with backoff, and holds
+back the PUBACKs behind it until it succeeds.
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ingest.ack_order import AckWindow, Pending, Released
 from ingest.mqtt_link import MqttLink, PahoLink
 from roadledger import topics
+from roadledger.stream.base import OutgoingRecord
 from roadledger.stream.errors import StreamError
 from roadledger.topics import MQTT_TELEMETRY_FILTER
 
@@ -72,6 +75,19 @@ class BridgeStats:
             f"dropped {self.dropped}, throttled {self.throttled}, "
             f"connections {self.connections}"
         )
+
+
+def _record(entry: Pending) -> OutgoingRecord:
+    """The ``telemetry.raw`` record of one MQTT message (see the module docstring)."""
+    headers = [("mqtt_topic", entry.topic.encode()), ("recv_ms", str(entry.recv_ms).encode())]
+    value = entry.payload
+    if len(value) > MAX_PAYLOAD_BYTES:
+        headers += [
+            ("oversize", str(len(value)).encode()),
+            ("payload_sha256", hashlib.sha256(value).hexdigest().encode()),
+        ]
+        value = b""
+    return OutgoingRecord(entry.topic.rpartition("/")[2].encode(), value, headers)
 
 
 class Bridge:
@@ -249,13 +265,14 @@ class Bridge:
             await self._items_ready.wait()
             self._items_ready.clear()
             batch, self._incoming = self._incoming, []
-            stale = 0
-            for entry in batch:
-                if entry.session != self._link.session:
-                    stale += 1  # its connection is gone: the broker delivers it again
-                    continue
-                entry.delivery = await self._send(entry)
-                window.append(entry)
+            session = self._link.session
+            current = [entry for entry in batch if entry.session == session]
+            stale = len(batch) - len(current)  # their connection is gone: redelivered
+            if current:
+                delivery = await self._send_batch(current)
+                for entry in current:
+                    entry.delivery = delivery  # one future for the batch: PUBACKs wait for all
+                    window.append(entry)
                 self._window_grew.set()
             if stale:
                 self._dropped += stale
@@ -299,23 +316,20 @@ class Bridge:
         self._dropped += len(released.dropped)
         self._release(len(released))
 
-    async def _send(self, entry: Pending) -> asyncio.Future[tuple[int, int]]:
-        """Queue one record, retrying with backoff until the producer takes it."""
+    async def _send(self, entry: Pending) -> asyncio.Future[Any]:
+        """Queue one record again (after a failed delivery), retrying like a batch."""
+        return await self._send_batch([entry])
+
+    async def _send_batch(self, entries: Sequence[Pending]) -> asyncio.Future[Any]:
+        """Queue the entries' records in order, retrying with backoff until the producer takes
+        them; the future resolves once every one is durable."""
         producer = self._producer
         assert producer is not None
-        headers = [("mqtt_topic", entry.topic.encode()), ("recv_ms", str(entry.recv_ms).encode())]
-        value = entry.payload
-        if len(value) > MAX_PAYLOAD_BYTES:
-            headers += [
-                ("oversize", str(len(value)).encode()),
-                ("payload_sha256", hashlib.sha256(value).hexdigest().encode()),
-            ]
-            value = b""
-        key = entry.topic.rpartition("/")[2].encode()
+        records = [_record(entry) for entry in entries]
         delay = _RETRY_MIN_S
         while True:
             try:
-                return await producer.send(self.raw_topic, value, key=key, headers=headers)
+                return await producer.send_many(self.raw_topic, records)
             except StreamError as exc:
                 self._resent += 1
                 level = logging.WARNING if exc.retriable else logging.ERROR

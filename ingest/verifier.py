@@ -89,7 +89,14 @@ from ingest.dedupe import (
 )
 from ingest.key_cache import KeyCache, KeyLookup
 from roadledger.settings import Settings
-from roadledger.stream import Consumer, Producer, Stream, StreamRecord, TopicPartition
+from roadledger.stream import (
+    Consumer,
+    OutgoingRecord,
+    Producer,
+    Stream,
+    StreamRecord,
+    TopicPartition,
+)
 from roadledger.topics import QUARANTINE, RAW, VERIFIED
 
 __all__ = [
@@ -396,13 +403,17 @@ class Verifier:
         """Produce each record to its topic and wait until every one is acknowledged."""
         producer = self._producer
         assert producer is not None, "Verifier._emit outside run()"
-        futures = []
+        forwarded: list[OutgoingRecord] = []
+        quarantined: list[OutgoingRecord] = []
         for d in decisions:
-            topic = self.verified_topic if d.reason is None else self.quarantine_topic
-            futures.append(
-                await producer.send(topic, d.record.value, key=d.record.key, headers=d.headers())
-            )
-        await asyncio.gather(*futures)
+            out = forwarded if d.reason is None else quarantined
+            out.append(OutgoingRecord(d.record.key, d.record.value, d.headers()))
+        deliveries = []
+        if forwarded:
+            deliveries.append(await producer.send_many(self.verified_topic, forwarded))
+        if quarantined:
+            deliveries.append(await producer.send_many(self.quarantine_topic, quarantined))
+        await asyncio.gather(*deliveries)
 
     def _log_stats(self) -> None:
         counts = self.stats.snapshot()

@@ -27,11 +27,17 @@ class RegistryError(Exception):
     """A registry change was refused; the message names the device and the reason."""
 
 
+_PARSED_LIMIT = 200_000
+
+
 class DeviceRegistry:
     """Registry operations on PostgreSQL (tables of :mod:`roadledger.db.schema`)."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        # record text -> parsed key. The verifier re-reads every cached device's keys every
+        # few seconds; records are immutable text, so each is parsed (~40 us) only once.
+        self._parsed: dict[str, DeviceKey] = {}
 
     async def ensure_organisation(self, org_id: str, name: str, kind: str) -> None:
         """Create the organisation unless it exists (its name and kind are then kept)."""
@@ -156,8 +162,14 @@ class DeviceRegistry:
                 list(set(device_ids)),
             )
         found: dict[str, list[DeviceKey]] = {}
-        for row in rows:
-            found.setdefault(row["device_id"], []).append(DeviceKey.from_json(row["record"]))
+        parsed = self._parsed
+        if len(parsed) > _PARSED_LIMIT:
+            parsed.clear()
+        for device_id, record in rows:
+            key = parsed.get(record)
+            if key is None:
+                key = parsed[record] = DeviceKey.from_json(record)
+            found.setdefault(device_id, []).append(key)
         return found
 
     async def devices(self, owner_org: str | None = None) -> list[tuple[str, str, str]]:

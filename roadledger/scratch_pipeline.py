@@ -46,19 +46,24 @@ async def wait_until(
 
 @dataclass
 class Component:
-    """One `roadledger <name>` process of the pipeline."""
+    """One `roadledger <command>` process of the pipeline, known as ``name`` (several
+    processes may run one command, e.g. two `roadledger ingest` in one consumer group)."""
 
     name: str
     env: dict[str, str]
     log_dir: Path
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    command: str = ""  # default: the name
 
     def start(self) -> None:
         self.starts += 1
         log = (self.log_dir / f"{self.name}.{self.starts}.log").open("wb")
         self.process = subprocess.Popen(
-            [ROADLEDGER, self.name], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [ROADLEDGER, self.command or self.name],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
 
@@ -96,9 +101,15 @@ class PipelineEnv:
     log_dir: Path
     components: dict[str, Component] = field(default_factory=dict)
 
-    def component(self, name: str) -> Component:
+    def component(
+        self, name: str, *, command: str = "", env: dict[str, str] | None = None
+    ) -> Component:
+        """The process called ``name`` (made on first use: `roadledger <command or name>`,
+        with the pipeline's environment plus ``env``)."""
         if name not in self.components:
-            self.components[name] = Component(name, self.env, self.log_dir)
+            self.components[name] = Component(
+                name, {**self.env, **(env or {})}, self.log_dir, command=command
+            )
         return self.components[name]
 
     def check_alive(self) -> None:

@@ -8,20 +8,24 @@ contract.
 
 from roadledger.stream.base import (
     Consumer,
+    OutgoingRecord,
     PartitionsListener,
     Producer,
     Stream,
     StreamRecord,
     TopicPartition,
+    send_one_by_one,
 )
 from roadledger.stream.errors import StreamError
 
 __all__ = [
     "Consumer",
+    "OutgoingRecord",
     "PartitionsListener",
     "Producer",
     "Stream",
     "StreamError",
     "StreamRecord",
     "TopicPartition",
+    "send_one_by_one",
 ]

@@ -5,7 +5,10 @@
 - ``Producer.send`` queues a record and returns a future that resolves to
   ``(partition, offset)`` only once the broker has durably acknowledged it (Kafka:
   ``acks=all`` with the idempotent producer). Callers that must not lose data act (ack MQTT,
-  commit offsets) only after that future resolved.
+  commit offsets) only after that future resolved. ``Producer.send_many`` queues several
+  records for one topic at once (in order, each partitioned by its key like ``send``) and
+  returns one future that resolves once every one of them is durable: the cheap way to
+  forward a batch, since the per-record bookkeeping of ``send`` dominates its cost.
 - ``Consumer`` belongs to a consumer group; partitions are spread over the group's members.
   ``getmany`` returns records in offset order per partition. ``commit`` takes, per partition,
   the offset of the next record to read, and is called only after the records before it were
@@ -27,11 +30,13 @@ from typing import NamedTuple, Protocol
 
 __all__ = [
     "Consumer",
+    "OutgoingRecord",
     "PartitionsListener",
     "Producer",
     "Stream",
     "StreamRecord",
     "TopicPartition",
+    "send_one_by_one",
 ]
 
 
@@ -64,6 +69,14 @@ class StreamRecord:
         return None
 
 
+class OutgoingRecord(NamedTuple):
+    """One record for :meth:`Producer.send_many`."""
+
+    key: bytes | None
+    value: bytes
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
 class Producer(Protocol):
     async def start(self) -> None: ...
 
@@ -81,6 +94,27 @@ class Producer(Protocol):
     ) -> asyncio.Future[tuple[int, int]]:
         """Queue a record; the future resolves to (partition, offset) once it is durable."""
         ...
+
+    async def send_many(
+        self, topic: str, records: Sequence[OutgoingRecord]
+    ) -> asyncio.Future[None]:
+        """Queue ``records`` in order; the future resolves once every one is durable."""
+        ...
+
+
+async def send_one_by_one(
+    producer: Producer, topic: str, records: Sequence[OutgoingRecord]
+) -> asyncio.Future[None]:
+    """``send_many`` by ``send``: for producers with no cheaper way (in-process, test doubles)."""
+    deliveries = [
+        await producer.send(topic, value, key=key, headers=headers)
+        for key, value, headers in records
+    ]
+    return asyncio.ensure_future(_all_delivered(deliveries))
+
+
+async def _all_delivered(deliveries: Sequence[asyncio.Future[tuple[int, int]]]) -> None:
+    await asyncio.gather(*deliveries)
 
 
 class PartitionsListener(Protocol):

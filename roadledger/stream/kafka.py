@@ -37,7 +37,12 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
 )
 
-from roadledger.stream.base import PartitionsListener, StreamRecord, TopicPartition
+from roadledger.stream.base import (
+    OutgoingRecord,
+    PartitionsListener,
+    StreamRecord,
+    TopicPartition,
+)
 from roadledger.stream.errors import StreamError
 from roadledger.stream.memory import murmur2
 
@@ -89,12 +94,19 @@ class KafkaStream:
         linger_ms: int = 5,
         max_batch_bytes: int = 512 * 1024,
         request_timeout_ms: int = 30_000,
+        fetch_min_bytes: int = 64 * 1024,
+        fetch_max_wait_ms: int = 20,
     ) -> None:
         self.bootstrap = settings.kafka_bootstrap
         self.max_poll_records = settings.batch_size
         self.linger_ms = linger_ms
         self.max_batch_bytes = max_batch_bytes
         self.request_timeout_ms = request_timeout_ms
+        # A fetch answers once this much is there or after this wait: under load, fewer and
+        # fuller fetches (each costs the broker and the client per request, not per record);
+        # when idle, at most a few milliseconds more latency per stage.
+        self.fetch_min_bytes = fetch_min_bytes
+        self.fetch_max_wait_ms = fetch_max_wait_ms
 
     def producer(self, *, client_id: str) -> KafkaProducer:
         return KafkaProducer(self, client_id)
@@ -119,6 +131,7 @@ class KafkaProducer:
         self._stream = stream
         self.client_id = client_id
         self._producer: AIOKafkaProducer | None = None
+        self._partitioner = _KeyPartitioner()
 
     async def start(self) -> None:
         if self._producer is not None:
@@ -131,7 +144,7 @@ class KafkaProducer:
             linger_ms=self._stream.linger_ms,
             max_batch_size=self._stream.max_batch_bytes,
             request_timeout_ms=self._stream.request_timeout_ms,
-            partitioner=_KeyPartitioner(),
+            partitioner=self._partitioner,
         )
         try:
             await producer.start()
@@ -185,6 +198,54 @@ class KafkaProducer:
         result: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
         delivery.add_done_callback(lambda done: _settle(result, done, topic, self.client_id))
         return result
+
+    async def send_many(
+        self, topic: str, records: Sequence[OutgoingRecord]
+    ) -> asyncio.Future[None]:
+        """Append the records to one batch per partition (aiokafka's batch API): a few
+        microseconds a record instead of ``send``'s tens. Order per partition is kept, and the
+        idempotent producer sequences batches like single sends."""
+        producer = self._producer
+        if producer is None:
+            raise StreamError(f"producer {self.client_id}: send to {topic} while not started")
+        try:
+            partitions = sorted(await producer.partitions_for(topic))
+            by_partition: dict[int, list[OutgoingRecord]] = {}
+            for record in records:
+                partition = self._partitioner(record.key, partitions, partitions)
+                by_partition.setdefault(partition, []).append(record)
+            deliveries = []
+            for partition, items in by_partition.items():
+                batch = producer.create_batch()
+                for record in items:
+                    if _append(batch, record):
+                        continue
+                    deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    _append(batch, record)  # an empty batch takes any record, as send() does
+                deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+        except UnknownTopicOrPartitionError as exc:
+            error = _stream_error(f"producer {self.client_id}: topic {topic} does not exist", exc)
+            error.retriable = True
+            raise error from exc
+        except KafkaError as exc:
+            raise _stream_error(f"producer {self.client_id}: send to {topic} failed", exc) from exc
+        return asyncio.ensure_future(_delivered(deliveries, topic, self.client_id))
+
+
+def _append(batch: Any, record: OutgoingRecord) -> bool:
+    """Add ``record`` to an aiokafka BatchBuilder; False when the batch is full."""
+    metadata = batch.append(
+        key=record.key, value=record.value, timestamp=None, headers=list(record.headers)
+    )
+    return metadata is not None
+
+
+async def _delivered(deliveries: Sequence[asyncio.Future[Any]], topic: str, client_id: str) -> None:
+    try:
+        await asyncio.gather(*deliveries)
+    except KafkaError as exc:
+        raise _stream_error(f"producer {client_id}: delivery to {topic}", exc) from exc
 
 
 def _settle(
@@ -254,6 +315,8 @@ class KafkaConsumer:
             auto_offset_reset="earliest",
             max_poll_records=self._stream.max_poll_records,
             request_timeout_ms=self._stream.request_timeout_ms,
+            fetch_min_bytes=self._stream.fetch_min_bytes,
+            fetch_max_wait_ms=self._stream.fetch_max_wait_ms,
         )
         listener = _ListenerAdapter(self._listener) if self._listener is not None else None
         consumer.subscribe(self._topics, listener=listener)

@@ -38,7 +38,13 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from roadledger.stream.base import PartitionsListener, StreamRecord, TopicPartition
+from roadledger.stream.base import (
+    OutgoingRecord,
+    PartitionsListener,
+    StreamRecord,
+    TopicPartition,
+    send_one_by_one,
+)
 from roadledger.stream.errors import StreamError
 
 __all__ = ["MemoryConsumer", "MemoryProducer", "MemoryStream", "murmur2"]
@@ -314,6 +320,11 @@ class MemoryProducer:
         future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
         future.set_result(self._broker._append(topic, value, key, headers))
         return future
+
+    async def send_many(
+        self, topic: str, records: Sequence[OutgoingRecord]
+    ) -> asyncio.Future[None]:
+        return await send_one_by_one(self, topic, records)
 
 
 _State = Literal["new", "running", "stopping", "stopped"]

@@ -10,7 +10,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from roadledger.settings import Settings
-from roadledger.stream.base import StreamRecord, TopicPartition
+from roadledger.stream.base import OutgoingRecord, StreamRecord, TopicPartition
 from roadledger.stream.errors import StreamError
 from roadledger.stream.kafka import KafkaConsumer, KafkaStream
 from roadledger.stream.memory import murmur2
@@ -64,6 +64,18 @@ async def _read(consumer: KafkaConsumer, count: int) -> list[StreamRecord]:
     return records
 
 
+async def _read_all(stream: KafkaStream, topic: str, count: int) -> list[StreamRecord]:
+    """Exactly ``count`` records of ``topic``, read by a new consumer group."""
+    consumer = stream.consumer([topic], group_id=f"g-{uuid.uuid4().hex}", client_id="c")
+    await consumer.start()
+    try:
+        records = await _read(consumer, count)
+    finally:
+        await consumer.stop()
+    assert len(records) == count
+    return records
+
+
 async def test_send_resolves_to_partition_and_offset_and_records_round_trip(
     kafka: Settings, scratch_topic: str
 ) -> None:
@@ -85,13 +97,7 @@ async def test_send_resolves_to_partition_and_offset_and_records_round_trip(
     for (key, _, _), (partition, _) in zip(sent, results, strict=True):
         assert partition == (murmur2(key) & 0x7FFFFFFF) % PARTITIONS, "Kafka's partitioner"
 
-    consumer = stream.consumer([scratch_topic], group_id=f"g-{uuid.uuid4().hex}", client_id="c")
-    await consumer.start()
-    try:
-        records = await _read(consumer, len(sent))
-    finally:
-        await consumer.stop()
-    assert len(records) == len(sent)
+    records = await _read_all(stream, scratch_topic, len(sent))
     by_position = {(r.partition, r.offset): r for r in records}
     for (key, value, headers), position in zip(sent, results, strict=True):
         record = by_position[position]
@@ -100,6 +106,36 @@ async def test_send_resolves_to_partition_and_offset_and_records_round_trip(
         assert record.timestamp_ms > 0
     for key in {k for k, _, _ in sent}:
         assert [r.value for r in records if r.key == key] == [v for k, v, _ in sent if k == key]
+
+
+async def test_send_many_keeps_key_order_headers_and_partitioning(
+    kafka: Settings, scratch_topic: str
+) -> None:
+    stream = KafkaStream(kafka, max_batch_bytes=16 * 1024)  # small: several batches per call
+    producer = stream.producer(client_id="test-stream-batch-producer")
+    await producer.start()
+    sent = [
+        OutgoingRecord(
+            f"veh-{i % 7}".encode(), b"%05d" % i + bytes(200), (("src", b"raw:0:%d" % i),)
+        )
+        for i in range(1500)
+    ]
+    try:
+        first = await producer.send_many(scratch_topic, sent[:700])
+        second = await producer.send_many(scratch_topic, sent[700:])
+        await asyncio.gather(first, second)
+        big = OutgoingRecord(b"veh-0", bytes(40_000))  # larger than a batch: one of its own
+        await (await producer.send_many(scratch_topic, [big]))
+        sent.append(big)
+    finally:
+        await producer.stop()
+
+    records = await _read_all(stream, scratch_topic, len(sent))
+    for record in records:
+        assert record.partition == (murmur2(record.key or b"") & 0x7FFFFFFF) % PARTITIONS
+    for key in {r.key for r in sent}:
+        got = [(r.value, r.headers) for r in records if r.key == key]
+        assert got == [(r.value, tuple(r.headers)) for r in sent if r.key == key]
 
 
 async def test_restart_resumes_at_the_commit_and_redelivers_the_rest(

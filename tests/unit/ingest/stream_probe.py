@@ -13,11 +13,13 @@ from collections.abc import Mapping, Sequence
 
 from roadledger.stream import (
     Consumer,
+    OutgoingRecord,
     PartitionsListener,
     Producer,
     Stream,
     StreamRecord,
     TopicPartition,
+    send_one_by_one,
 )
 
 
@@ -116,6 +118,11 @@ class _ProbeProducer:
     ) -> asyncio.Future[tuple[int, int]]:
         await self.probe.send_gate.passage()
         return await self.inner.send(topic, value, key=key, headers=headers)
+
+    async def send_many(
+        self, topic: str, records: Sequence[OutgoingRecord]
+    ) -> asyncio.Future[None]:
+        return await send_one_by_one(self, topic, records)
 
 
 class _ProbeConsumer:

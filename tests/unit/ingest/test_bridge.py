@@ -16,7 +16,12 @@ import pytest
 from ingest.bridge import MAX_PAYLOAD_BYTES, Bridge
 from ingest.mqtt_link import MessageHandler
 from roadledger.settings import Settings
-from roadledger.stream.base import Consumer, PartitionsListener
+from roadledger.stream.base import (
+    Consumer,
+    OutgoingRecord,
+    PartitionsListener,
+    send_one_by_one,
+)
 from roadledger.stream.errors import StreamError
 from roadledger.stream.memory import MemoryStream
 
@@ -87,6 +92,11 @@ class HeldProducer:
             while len(self.sent) < count:
                 self._changed.clear()
                 await self._changed.wait()
+
+    async def send_many(
+        self, topic: str, records: Sequence[OutgoingRecord]
+    ) -> asyncio.Future[None]:
+        return await send_one_by_one(self, topic, records)
 
 
 class HeldStream:
@@ -247,17 +257,19 @@ async def test_pubacks_wait_for_kafka_and_follow_arrival_order(rig: Rig) -> None
 async def test_failed_delivery_is_sent_again_and_holds_back_later_pubacks(rig: Rig) -> None:
     rig.link.delivers(1, "a", b"first")
     rig.link.delivers(2, "b", b"second")
-    await rig.producer.wait_sent(2)
+    await rig.producer.wait_sent(2)  # one batch: its future fails if any record of it fails
     rig.producer.deliveries[0].set_exception(StreamError("NotEnoughReplicas (test)"))
     rig.producer.deliver(1)
-    await rig.producer.wait_sent(3)
-    assert rig.producer.sent[2].value == b"first", "the failed record is sent again"
+    await rig.producer.wait_sent(4)
+    resent = [s.value for s in rig.producer.sent[2:]]
+    assert resent == [b"first", b"second"], "the failed batch is sent again, in order"
     assert rig.link.acks == []
 
     rig.producer.deliver(2)
+    rig.producer.deliver(3)
     await _acked(rig, 2)
     assert rig.link.acks == [1, 2]
-    assert rig.bridge.stats().resent == 1
+    assert rig.bridge.stats().resent == 2
 
 
 async def test_send_errors_are_retried_until_the_producer_takes_the_record(rig: Rig) -> None:
@@ -320,7 +332,10 @@ async def test_back_pressure_pauses_reading_at_max_inflight_and_resumes(
 ) -> None:
     rig = await _rig(settings, max_inflight=8)  # reads again at 7 (an eighth of 8 done)
     try:
-        for mid in range(1, 9):
+        for mid in range(1, 5):
+            rig.link.delivers(mid, f"d{mid}", b"m%d" % mid)
+        await rig.producer.wait_sent(4)  # the first batch
+        for mid in range(5, 9):
             rig.link.delivers(mid, f"d{mid}", b"m%d" % mid)
         assert rig.link.paused, "the eighth message fills the window"
         assert rig.bridge.throttled.is_set()
@@ -328,8 +343,9 @@ async def test_back_pressure_pauses_reading_at_max_inflight_and_resumes(
         stats = rig.bridge.stats()
         assert (stats.in_flight, stats.high_water, stats.throttled) == (8, 8, 1)
 
-        rig.producer.deliver(0)
-        await _acked(rig, 1)
+        for index in range(4):
+            rig.producer.deliver(index)
+        await _acked(rig, 4)
         assert not rig.link.is_paused(), "room again: reading resumes"
         assert not rig.bridge.throttled.is_set()
 
