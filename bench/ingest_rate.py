@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nacl.signing
+from cpu_accounting import CpuAccounting, service_matchers
 
 from roadledger.db.pool import create_pool
 from roadledger.scratch_pipeline import ROADLEDGER, KafkaProbe, pipeline_env, wait_until
@@ -95,6 +96,7 @@ class Sample:
 class Run:
     samples: list[Sample] = field(default_factory=list)
     published: int = 0
+    cpu: CpuAccounting = field(default_factory=lambda: CpuAccounting(matchers=service_matchers()))
 
 
 async def run_pipeline(args: argparse.Namespace, settings: Settings, tmp: Path) -> Run:
@@ -104,11 +106,16 @@ async def run_pipeline(args: argparse.Namespace, settings: Settings, tmp: Path) 
         kafka = KafkaProbe(env)
         await kafka.start()
         try:
+            cpu = result.cpu
+            cpu.sample()  # the services' CPU counts from here
             for name in ("bridge", "sequencer"):
                 pipeline.component(name).start()
             workers = {"ROADLEDGER_VERIFY_WORKERS": str(args.verify_workers)}
             for n in range(args.ingest_processes):
                 pipeline.component(f"ingest-{n}", command="ingest", env=workers).start()
+            for name, component in pipeline.components.items():
+                assert component.process is not None
+                cpu.watch(name, component.process.pid)
             truth = tmp / "truth.jsonl"
             progress(f"signing {args.rate * args.duration:,} messages, then publishing")
             sim = subprocess.Popen(  # noqa: ASYNC220 - returns at once; waited for in a thread
@@ -119,6 +126,7 @@ async def run_pipeline(args: argparse.Namespace, settings: Settings, tmp: Path) 
                 env=pipeline.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             )  # fmt: skip
             waiting = asyncio.create_task(asyncio.to_thread(sim.communicate))
+            cpu.watch("sim (publishing)", sim.pid)
 
             async def sample() -> Sample:
                 raw = await kafka.end_offsets(env.topic(RAW))
@@ -133,7 +141,10 @@ async def run_pipeline(args: argparse.Namespace, settings: Settings, tmp: Path) 
 
             async def finished() -> bool:
                 pipeline.check_alive()
+                cpu.sample()
                 current = await sample()
+                if current.raw and not result.samples:
+                    cpu.exclude_so_far("sim (publishing)")  # signing is not publishing
                 if current.raw:
                     result.samples.append(current)
                     if len(result.samples) % 5 == 0:
@@ -162,6 +173,20 @@ def rate(samples: list[Sample], attribute: str) -> float:
     end_value = values[-1][1]
     end = next(at for at, value in values if value == end_value)
     return end_value / (end - start) if start is not None and end > start else 0.0
+
+
+def print_cpu(seconds: dict[str, float], published: int) -> None:
+    """Where the time goes: CPU per message of each process, and what that allows."""
+    if not seconds or not published:
+        print("CPU per process: not available (needs Linux /proc)")
+        return
+    print("CPU per message, by process (services counted from the pipeline's start):")
+    for label, used in seconds.items():
+        print(f"  {label:<42} {used / published * 1e6:>9,.0f} us/msg")
+    total = sum(seconds.values()) / published
+    cores = os.cpu_count() or 1
+    print(f"  {'all':<42} {total * 1e6:>9,.0f} us/msg")
+    print(f"{f'CPU-bound ceiling on {cores} cores':<44} {cores / total:>12,.0f} msg/s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<44} {value:>12,.0f} msg/s")
     print(f"{'end to end, sustained':<44} {end_to_end:>12,.0f} msg/s "
           f"({run.published:,} messages in {last - first:.1f} s)")  # fmt: skip
+    print_cpu(run.cpu.seconds(), run.published)
     print(f"{'end to end / raw PyNaCl verify':<44} {end_to_end / verify_limit:>12.2f}x")
     print(f"{'end to end / raw COPY':<44} {end_to_end / copy_limit:>12.2f}x")
     ok = end_to_end >= FLOOR and args.duration >= 60
