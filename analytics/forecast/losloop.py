@@ -45,7 +45,8 @@ def load_los_loop(data_dir: Path) -> SeriesGrid:
     except ValueError as exc:
         raise GridError(f"{speed_path.parent}: unreadable CSV ({exc})") from exc
     if speeds.shape[1] != len(ids):
-        raise GridError(f"{speed_path.name}: {len(ids)} ids in the header, {speeds.shape[1]} columns")
+        found = speeds.shape[1]
+        raise GridError(f"{speed_path.name}: {len(ids)} ids in the header, {found} columns")
     if adjacency.shape != (len(ids), len(ids)):
         raise GridError(
             f"{adjacency_path.name}: shape {adjacency.shape} does not match "

@@ -25,6 +25,8 @@ record of the first bytes accepted for each (device, seq), for dedupe and confli
 Road network: ``road_segments`` (``roadledger/roads.py``). Telemetry tables, with their
 TimescaleDB and plain-PostgreSQL variants: ``roadledger/db/telemetry_schema.py``, applied from
 here.
+
+Forecasts: ``segment_forecasts`` and ``vehicle_mileage_forecasts`` (``docs/forecasts.md``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import asyncpg
 __all__ = ["LEDGER_TABLES", "NODE_MIN_STORED_LEVEL", "SCHEMA_VERSION", "apply_schema"]
 
 # Bump when any DDL here or in telemetry_schema changes, so existing databases get it.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 NODE_MIN_STORED_LEVEL: Final = 4
 
@@ -178,6 +180,44 @@ _REGISTRY_DDL: Final = (
 )
 
 
+# Forecasts (analytics/forecast, docs/forecasts.md). Keyed so that refreshing the same issue
+# time again overwrites instead of duplicating.
+_FORECAST_DDL: Final = (
+    """
+    CREATE TABLE IF NOT EXISTS segment_forecasts (
+        segment_id    integer NOT NULL,
+        issued_at     timestamptz NOT NULL,
+        horizon_min   integer NOT NULL CHECK (horizon_min > 0),
+        target_at     timestamptz NOT NULL,
+        speed_kmh     double precision CHECK (speed_kmh >= 0),
+        flow_vehicles double precision CHECK (flow_vehicles >= 0),
+        speed_method  text NOT NULL,
+        flow_method   text NOT NULL,
+        created_at    timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (segment_id, issued_at, horizon_min)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS segment_forecasts_issued ON segment_forecasts (issued_at)",
+    """
+    CREATE TABLE IF NOT EXISTS vehicle_mileage_forecasts (
+        device_id       text NOT NULL,
+        issued_on       date NOT NULL,
+        first_day       date NOT NULL,
+        last_day        date NOT NULL,
+        days            integer NOT NULL CHECK (days > 0),
+        mean_daily_km   double precision NOT NULL,
+        annual_km       double precision NOT NULL,
+        annual_low_km   double precision NOT NULL,
+        annual_high_km  double precision NOT NULL,
+        interval_level  double precision NOT NULL,
+        method          text NOT NULL,
+        created_at      timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (device_id, issued_on)
+    )
+    """,
+)
+
+
 async def apply_schema(
     conn: asyncpg.Connection,
     *,
@@ -205,7 +245,7 @@ async def apply_schema(
             mode = await telemetry_schema.storage_mode(conn)
             if mode is not None:
                 return mode
-        for statement in (*_LEDGER_DDL, *_REGISTRY_DDL):
+        for statement in (*_LEDGER_DDL, *_REGISTRY_DDL, *_FORECAST_DDL):
             await conn.execute(statement)
         mode = await telemetry_schema.apply(
             conn, timescaledb=timescaledb, retention_days=retention_days
