@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "proof": "roadledger.commands.proof",
     "verify": "roadledger.commands.verify",
     "witness": "roadledger.commands.witness",
+    "forecast": "roadledger.commands.forecast",
 }
 
 DESCRIPTION = """\
