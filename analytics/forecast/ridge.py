@@ -10,6 +10,10 @@ detector) and a least-squares fit bends towards those few jumps at the expense o
 ordinary steps. Iteratively reweighted least squares (weights ``1 / max(|residual|, floor)``)
 turns the ridge into a penalised median regression in a few closed-form solves, batched over
 series: seconds on a CPU for hundreds of series.
+
+The penalty does not pull coefficients towards zero (persistence) but towards one pooled fit
+over the series solved together (up to :data:`SERIES_PER_SOLVE`, in column order): a few days
+of one noisy detector are a weak basis for 39 coefficients, the same days of 64 are not.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from analytics.forecast.windows import (
 __all__ = ["SERIES_PER_SOLVE", "LagRidgeForecaster", "ProgressCallback", "RidgeConfig"]
 
 SERIES_PER_SOLVE = 64  # series per batched solve: bounds the design matrix's memory
+POOLED_ALPHA = 1e-3  # the pooled fit has data enough: barely penalised
 
 ProgressCallback = Callable[[int, int, str], None]
 """Called as ``(done, total, what)`` while fitting."""
@@ -42,8 +47,8 @@ class RidgeConfig:
     """Knobs of the lag-ridge model (defaults chosen on Los-loop's training part)."""
 
     input_steps: int = 12
-    alpha: float = 0.01
-    profile_half_width: int = 3
+    alpha: float = 0.1  # pull of each series towards the pooled coefficients
+    profile_half_width: int = 4
     top_neighbours: int = 4  # nearest neighbours also taken one by one
     min_windows: int = 48  # fewer complete training windows: the series is not fitted
     max_windows: int = 4032  # only the most recent (two weeks of 5 minutes): bounded memory
@@ -191,7 +196,8 @@ class LagRidgeForecaster:
 def _robust_ridge(
     x: FloatArray, y: FloatArray, valid: np.ndarray, config: RidgeConfig
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Per series: standardise the non-constant columns, then IRLS on the ridge equations.
+    """Per series: standardise the non-constant columns, then IRLS on the ridge equations,
+    the penalty pulling each series' coefficients towards the batch's pooled ones.
 
     ``x``: (series, windows, features) whose last column is the constant; ``y``: (series,
     windows); ``valid``: (series, windows). The constant column is left unpenalised.
@@ -207,7 +213,8 @@ def _robust_ridge(
     spread[:, -1] = 1.0
     scale = np.where(spread > 1e-9, spread, 1.0)
     z = (x - centre[:, None, :]) / scale[:, None, :] * mask[:, :, None]
-    penalty = config.alpha * n[:, :, None] * np.eye(x.shape[2])[None, :, :]
+    eye = np.eye(x.shape[2])
+    penalty = config.alpha * n[:, :, None] * eye[None, :, :]
     penalty[:, -1, -1] = 1e-9 * n[:, 0]
     weight = mask
     beta = np.zeros((x.shape[0], x.shape[2]))
@@ -215,7 +222,14 @@ def _robust_ridge(
         weighted = z * weight[:, :, None]
         gram = np.matmul(weighted.transpose(0, 2, 1), z)  # batched BLAS, unlike einsum
         rhs = np.matmul(weighted.transpose(0, 2, 1), y[:, :, None])[:, :, 0]
-        beta = np.linalg.solve(gram + penalty, rhs[:, :, None])[:, :, 0]
+        # The prior: one set of coefficients for every series of the batch (penalised lightly),
+        # so a series' own fit departs from what roads in general do only as its data insists.
+        pooled = np.linalg.solve(
+            gram.sum(axis=0) + POOLED_ALPHA * float(n.sum()) * eye, rhs.sum(axis=0)
+        )
+        pooled[-1] = 0.0  # each series keeps its own constant
+        prior = np.matmul(penalty, np.broadcast_to(pooled, rhs.shape)[:, :, None])[:, :, 0]
+        beta = np.linalg.solve(gram + penalty, (rhs + prior)[:, :, None])[:, :, 0]
         residual = np.abs(y - np.matmul(z, beta[:, :, None])[:, :, 0])
         weight = mask / np.maximum(residual, config.robust_floor)
         # Keep the weights' total at the window count, so alpha keeps its meaning.
