@@ -12,8 +12,10 @@ from roadledger.commands._args import positive_float
 from roadledger.errors import CommandError
 
 if TYPE_CHECKING:
+    import asyncpg
+
     from analytics.forecast.evaluation import Evaluation, FloorCheck
-    from analytics.forecast.refresh import RefreshSummary
+    from analytics.forecast.refresh import RefreshConfig, RefreshSummary
     from roadledger.settings import Settings
 
 __all__ = ["DESCRIPTION", "HELP", "configure", "run"]
@@ -129,11 +131,11 @@ def _floors(checks: list[FloorCheck]) -> str:
 
 
 async def _refresh_loop(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     import asyncpg
 
-    from analytics.forecast.refresh import RefreshConfig, refresh_forecasts
+    from analytics.forecast.refresh import RefreshConfig
     from roadledger.db.schema import apply_schema
 
     config = RefreshConfig(segment_history=timedelta(days=args.history_days))
@@ -145,15 +147,34 @@ async def _refresh_loop(args: argparse.Namespace, settings: Settings) -> int:
         await apply_schema(conn)
         while True:
             started = time.monotonic()
-            if not args.quiet:
-                print(f"refreshing forecasts (history {args.history_days:g} days)...", flush=True)
-            summary = await refresh_forecasts(conn, datetime.now(UTC), config)
+            summary = await _refresh_once(conn, config, quiet=args.quiet)
             print(_summary(summary, time.monotonic() - started), flush=True)
             if args.every is None:
                 return 0
             await asyncio.sleep(max(0.0, args.every - (time.monotonic() - started)))
     finally:
         await conn.close()
+
+
+async def _refresh_once(
+    conn: asyncpg.Connection, config: RefreshConfig, *, quiet: bool
+) -> RefreshSummary:
+    """One refresh at the current time, with a progress bar on stderr unless ``quiet``."""
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from analytics.forecast.refresh import refresh_forecasts
+
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), disable=quiet) as progress:
+        task = progress.add_task("reading history", total=None)
+
+        def on_progress(done: int, total: int, what: str) -> None:
+            progress.update(task, completed=done, total=total, description=what)
+
+        return await refresh_forecasts(conn, datetime.now(UTC), config, on_progress)
 
 
 def _summary(summary: RefreshSummary, seconds: float) -> str:
