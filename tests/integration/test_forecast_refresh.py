@@ -155,3 +155,10 @@ async def test_refresh_stores_plausible_forecasts_idempotently(pool: asyncpg.Poo
     # 4 calendar days (half, whole, whole, half): 150 km over 4 days.
     assert veh_a["days"] == 4
     assert veh_a["annual_km"] == pytest.approx(150 / 4 * 365.25, rel=0.01)
+
+
+async def test_an_empty_database_refreshes_to_nothing(postgres: Settings) -> None:
+    async with scratch_schema_pool(postgres) as empty, empty.acquire() as conn:
+        summary = await refresh_forecasts(conn, NOW)
+        assert (summary.segments, summary.segment_rows, summary.vehicles) == (0, 0, 0)
+        assert await conn.fetchval("SELECT count(*) FROM segment_forecasts") == 0

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from analytics.forecast.grid import GridError
+from analytics.forecast.refresh import issue_time
 from analytics.forecast.segments import (
     STEP,
     AggregateRow,
@@ -85,3 +86,11 @@ def test_bad_arguments_name_the_field() -> None:
         forecast_segments(history(), start=START, issued_at=ISSUED, horizons_min=(7,))
     with pytest.raises(GridError, match="start"):
         forecast_segments([], start=START + timedelta(minutes=1), issued_at=ISSUED)
+
+
+def test_issue_time_is_the_start_of_the_current_bucket() -> None:
+    assert issue_time(datetime(2026, 11, 20, 12, 4, 59, tzinfo=UTC)) == ISSUED
+    assert issue_time(ISSUED) == ISSUED
+    assert issue_time(datetime(2026, 11, 20, 12, 5, tzinfo=UTC)) == ISSUED + STEP
+    with pytest.raises(ValueError, match="now"):
+        issue_time(datetime(2026, 11, 20, 12, 5))
