@@ -123,7 +123,10 @@ def _predict(
     """``(series, horizons)`` forecasts and per series the method code (0 model, 1 window
     mean, 2 profile)."""
     end = np.array([grid.steps - 1], dtype=np.int64)
-    inputs = input_windows(grid.values, end, config.input_steps)
+    # A history shorter than one window: the missing older steps are simply missing.
+    pad = np.full((max(0, config.input_steps - grid.steps), grid.width), np.nan)
+    padded = np.vstack([pad, grid.values])
+    inputs = input_windows(padded, np.array([padded.shape[0] - 1]), config.input_steps)
     result = np.full((grid.width, len(horizons)), np.nan)
     method = np.full(grid.width, 2)
     enough = window_ends(grid.steps, config.input_steps, max(horizons)).size >= config.min_windows

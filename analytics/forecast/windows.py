@@ -45,6 +45,11 @@ def window_ends(steps: int, input_steps: int, max_horizon: int) -> IntArray:
 
 def input_windows(values: FloatArray, ends: IntArray, input_steps: int) -> FloatArray:
     """``(windows, input_steps, series)``: the inputs of each window, oldest step first."""
+    if ends.size and (ends.min() < input_steps - 1 or ends.max() >= values.shape[0]):
+        raise GridError(
+            f"ends: windows must end at rows {input_steps - 1}..{values.shape[0] - 1}, "
+            f"got {ends.min()}..{ends.max()}"
+        )
     offsets = np.arange(-input_steps + 1, 1, dtype=np.int64)
     windows: FloatArray = values[ends[:, None] + offsets[None, :]]
     return windows

@@ -47,6 +47,8 @@ def test_windows_and_targets_are_the_right_rows() -> None:
     assert inputs.shape == (2, 3, 2)
     assert inputs[0, :, 0].tolist() == [0, 2, 4]
     assert inputs[1, :, 1].tolist() == [7, 9, 11]
+    with pytest.raises(GridError, match="ends"):
+        input_windows(values, np.array([1]), 3)  # would wrap round to the last rows
     truth = targets(values, ends, (1, 3))
     assert truth.shape == (2, 2, 2)  # (windows, series, horizons)
     assert truth[0, 0].tolist() == [6, 10]

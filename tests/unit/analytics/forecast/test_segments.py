@@ -79,6 +79,10 @@ def test_a_history_too_short_for_the_model_falls_back_everywhere() -> None:
     assert {f.speed_method for f in forecasts if f.segment_id in (1, 2)} == {"window-mean"}
     assert {f.flow_method for f in forecasts} == {"window-mean"}
     assert forecast_segments([], start=start, issued_at=ISSUED) == []
+    # Less than one window of history: the older steps count as missing.
+    short = ISSUED - timedelta(minutes=20)
+    tiny = forecast_segments([r for r in rows if r.bucket >= short], start=short, issued_at=ISSUED)
+    assert [f.speed_kmh for f in tiny if f.segment_id == 2] == [pytest.approx(28.8)] * 3
 
 
 def test_bad_arguments_name_the_field() -> None:
