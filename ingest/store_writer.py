@@ -53,7 +53,7 @@ from roadledger.db.telemetry_schema import (
 )
 from roadledger.roads import load_segments
 from roadledger.settings import Settings
-from roadledger.stream import Consumer, Stream, StreamRecord, TopicPartition
+from roadledger.stream import Consumer, Stream, StreamRecord, TopicPartition, next_offsets
 from roadledger.stream.errors import StreamError
 from roadledger.topics import VERIFIED
 
@@ -314,14 +314,6 @@ _SEGMENTS_FINGERPRINT: Final = (
 )
 
 
-def _next_offsets(records: Sequence[StreamRecord]) -> dict[TopicPartition, int]:
-    offsets: dict[TopicPartition, int] = {}
-    for record in records:
-        tp = record.topic_partition
-        offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
-    return offsets
-
-
 class StoreWriter:
     """Consumes ``topic`` in group ``group_id`` and stores every record (see module docstring).
 
@@ -448,7 +440,7 @@ class StoreWriter:
 
     async def _commit(self, consumer: Consumer, records: Sequence[StreamRecord]) -> None:
         try:
-            await consumer.commit(_next_offsets(records))
+            await consumer.commit(next_offsets(records))
         except StreamError as exc:
             # The rows are stored; whoever reads these records again inserts nothing.
             log.warning("store writer: offsets not committed (%s); they will be re-read", exc)

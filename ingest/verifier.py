@@ -96,6 +96,7 @@ from roadledger.stream import (
     Stream,
     StreamRecord,
     TopicPartition,
+    next_offsets,
 )
 from roadledger.topics import QUARANTINE, RAW, VERIFIED
 
@@ -334,7 +335,7 @@ class Verifier:
         try:
             decisions = await self.settle(records, verdicts)
             await self._emit(decisions)
-            await consumer.commit(_next_offsets(records))
+            await consumer.commit(next_offsets(records))
             self.stats.count(decisions)
         finally:
             async with self._idle:
@@ -432,11 +433,3 @@ class Verifier:
 
     async def assigned(self, partitions: set[TopicPartition]) -> None:
         """Nothing to prepare: the committed offsets and ``device_messages`` are the state."""
-
-
-def _next_offsets(records: Sequence[StreamRecord]) -> dict[TopicPartition, int]:
-    offsets: dict[TopicPartition, int] = {}
-    for record in records:
-        tp = record.topic_partition
-        offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
-    return offsets

@@ -23,12 +23,10 @@ from pathlib import Path
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from roadledger.db.scratch import scratch_schema_pool
-from roadledger.services.kafka import ensure_topics
+from roadledger.services.kafka import delete_topics, ensure_topics
 from roadledger.settings import Settings
-from roadledger.topics import KAFKA_TOPICS
 
 ROADLEDGER = str(Path(sys.executable).parent / "roadledger")
 
@@ -151,12 +149,7 @@ async def pipeline_env(base: Settings, tmp_path: Path) -> AsyncIterator[Pipeline
         finally:
             for component in pipeline.components.values():
                 component.stop()
-            admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-            await admin.start()
-            try:
-                await admin.delete_topics([settings.topic(name) for name in KAFKA_TOPICS])
-            finally:
-                await admin.close()
+            await delete_topics(settings)
 
 
 class KafkaProbe:

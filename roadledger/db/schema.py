@@ -27,6 +27,7 @@ TimescaleDB and plain-PostgreSQL variants: ``roadledger/db/telemetry_schema.py``
 here.
 
 Forecasts: ``segment_forecasts`` and ``vehicle_mileage_forecasts`` (``docs/forecasts.md``).
+Warnings: ``warnings`` (``analytics/warnings``, ``docs/warnings.md``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import asyncpg
 __all__ = ["LEDGER_TABLES", "NODE_MIN_STORED_LEVEL", "SCHEMA_VERSION", "apply_schema"]
 
 # Bump when any DDL here or in telemetry_schema changes, so existing databases get it.
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 NODE_MIN_STORED_LEVEL: Final = 4
 
@@ -180,6 +181,32 @@ _REGISTRY_DDL: Final = (
 )
 
 
+# Warnings (analytics/warnings, docs/warnings.md): one row per deterministic warning id, so
+# reprocessing the stream stores nothing twice. stored_at: when this row was first written
+# (bench/warning_latency.py measures publish -> stored with it).
+_WARNINGS_DDL: Final = (
+    """
+    CREATE TABLE IF NOT EXISTS warnings (
+        warning_id    text PRIMARY KEY,
+        type          text NOT NULL,
+        severity      text NOT NULL,
+        device_id     text,
+        segment_id    integer,
+        from_ts       timestamptz NOT NULL,
+        to_ts         timestamptz NOT NULL,
+        rule_version  text NOT NULL,
+        evidence      jsonb NOT NULL,
+        detail        jsonb NOT NULL,
+        stored_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+        CHECK (device_id IS NOT NULL OR segment_id IS NOT NULL),
+        CHECK (to_ts >= from_ts)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS warnings_device ON warnings (device_id, from_ts)",
+    "CREATE INDEX IF NOT EXISTS warnings_type_time ON warnings (type, from_ts)",
+)
+
+
 # Forecasts (analytics/forecast, docs/forecasts.md). Keyed so that refreshing the same issue
 # time again overwrites instead of duplicating.
 _FORECAST_DDL: Final = (
@@ -245,7 +272,7 @@ async def apply_schema(
             mode = await telemetry_schema.storage_mode(conn)
             if mode is not None:
                 return mode
-        for statement in (*_LEDGER_DDL, *_REGISTRY_DDL, *_FORECAST_DDL):
+        for statement in (*_LEDGER_DDL, *_REGISTRY_DDL, *_FORECAST_DDL, *_WARNINGS_DDL):
             await conn.execute(statement)
         mode = await telemetry_schema.apply(
             conn, timescaledb=timescaledb, retention_days=retention_days

@@ -118,6 +118,9 @@ def print_summary(console: Console, result: DemoResult) -> None:
     console.print(f"data: {result.database_url}")
     if result.truth_path is not None:
         console.print(f"truth: {result.truth_path}")
+    if result.warning_report is not None:
+        console.print("warnings (analytics) against the truth's events:")
+        console.print(result.warning_report.table(), markup=False, highlight=False)
     if result.interrupted:
         console.print("[yellow]interrupted: counts cover what was published until then[/]")
     elif not result.drained:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from analytics.scoring import ScoreReport
 from roadledger.demo.pipeline import PipelineCounts
 
 __all__ = ["DemoResult", "compare_outcomes", "observed_outcomes"]
@@ -47,6 +48,8 @@ class DemoResult:
     rows: list[tuple[str, int, int]] = field(default_factory=list)
     startup: dict[str, float] = field(default_factory=dict)
     """Start-up phase -> seconds from the demo's start until that phase was done."""
+    warning_report: ScoreReport | None = None
+    """The warnings analytics stored, scored against the truth's events."""
 
     @property
     def accounted(self) -> bool:

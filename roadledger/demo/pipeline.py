@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import asyncpg
 
+    from analytics.warnings.engine import AnalyticsEngine
     from ingest.bridge import Bridge
     from ingest.ledger_writer import LedgerWriter
     from ingest.store_writer import StoreWriter
@@ -50,6 +51,7 @@ class Pipeline:
     :meth:`start` as tasks that run until :attr:`stop` is set (or one of them fails)."""
 
     def __init__(self, settings: Settings, stream: Stream, pool: asyncpg.Pool) -> None:
+        from analytics.warnings.engine import AnalyticsEngine
         from ingest.bridge import Bridge
         from ingest.classifier_pool import ClassifierPool
         from ingest.ledger_writer import LedgerWriter
@@ -92,6 +94,7 @@ class Pipeline:
             topic=verified,
             group_id=settings.group("roadledger-ledger"),
         )
+        self.analytics: AnalyticsEngine = AnalyticsEngine(settings, stream, pool)
         self._producer: Producer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -122,6 +125,7 @@ class Pipeline:
             self.verifier,
             self.store,
             self.ledger,
+            self.analytics,
             _Relay(),
         ]
         self._task = asyncio.create_task(run_components(components, stop), name="demo-pipeline")
@@ -188,6 +192,7 @@ class Pipeline:
             and c.raw >= published
             and c.stored_rows >= c.verified
             and c.ledger_entries >= c.stored_records
+            and self.analytics.stats.records >= c.verified + c.quarantined
         )
 
     async def close(self) -> None:

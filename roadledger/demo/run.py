@@ -20,6 +20,7 @@ from roadledger.errors import CommandError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from analytics.scoring import ScoreReport
     from device_sim.emitter import Outgoing
     from device_sim.publisher import MqttPublisher, PublishProgress, PublishReport
     from device_sim.simulation import Simulation
@@ -309,6 +310,7 @@ async def _publish(
     if pipeline.failed:
         await pipeline.close()  # raises the component's error
     await pipeline.close()
+    warning_report = await _score_warnings(pipeline, truth_path, simulation.start_ms)
     counts = pipeline.counts()
     observed = observed_outcomes(counts)
     expected = run.expected
@@ -327,4 +329,17 @@ async def _publish(
         warnings=run.warnings,
         rows=compare_outcomes(expected, observed),
         startup=dict(_STARTUP),
+        warning_report=warning_report,
     )
+
+
+async def _score_warnings(pipeline: Pipeline, truth_path: Path, start_ms: int) -> ScoreReport:
+    """This run's stored warnings against the truth file's events (analytics.scoring)."""
+    from analytics.scoring import score_warnings
+    from analytics.warnings.store import load_warnings
+    from device_sim.truth import read_truth
+
+    truth = await asyncio.to_thread(read_truth, truth_path)
+    devices = {m.device for m in truth.messages}
+    stored = await load_warnings(pipeline.pool, since_ms=start_ms)
+    return score_warnings(truth.warnings, [w for w in stored if w.device_id in devices])

@@ -31,7 +31,7 @@ from roadledger.services.process import (
 from roadledger.settings import Endpoint, Settings
 from roadledger.topics import KAFKA_TOPICS
 
-__all__ = ["KAFKA_VERSION", "KafkaService", "ensure_topics", "java_major_version"]
+__all__ = ["KAFKA_VERSION", "KafkaService", "delete_topics", "ensure_topics", "java_major_version"]
 
 KAFKA_VERSION = "4.1.1"
 SCALA_VERSION = "2.13"
@@ -348,6 +348,18 @@ async def _describe_topics(settings: Settings) -> str:
     except Exception as exc:
         return f"topics unknown ({type(exc).__name__})"
     return f"topics {', '.join(names) or 'none'}"
+
+
+async def delete_topics(settings: Settings) -> None:
+    """Delete the DESIGN.md topics under ``settings.topic_prefix`` (scratch pipelines, tests)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([settings.topic(name) for name in KAFKA_TOPICS])
+    finally:
+        await admin.close()
 
 
 async def ensure_topics(settings: Settings) -> None:

@@ -14,6 +14,7 @@ from roadledger.stream.base import (
     Stream,
     StreamRecord,
     TopicPartition,
+    next_offsets,
     send_one_by_one,
 )
 from roadledger.stream.errors import StreamError
@@ -27,5 +28,6 @@ __all__ = [
     "StreamError",
     "StreamRecord",
     "TopicPartition",
+    "next_offsets",
     "send_one_by_one",
 ]

@@ -36,6 +36,7 @@ __all__ = [
     "Stream",
     "StreamRecord",
     "TopicPartition",
+    "next_offsets",
     "send_one_by_one",
 ]
 
@@ -100,6 +101,15 @@ class Producer(Protocol):
     ) -> asyncio.Future[None]:
         """Queue ``records`` in order; the future resolves once every one is durable."""
         ...
+
+
+def next_offsets(records: Sequence[StreamRecord]) -> dict[TopicPartition, int]:
+    """What to commit once ``records`` are handled: per partition, the offset after the last."""
+    offsets: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = record.topic_partition
+        offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+    return offsets
 
 
 async def send_one_by_one(

@@ -25,17 +25,16 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka import TopicPartition as KafkaTopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from chain.errors import RejectReason
 from roadledger.cli import COMMANDS
 from roadledger.db.scratch import scratch_schema_pool
 from roadledger.registry import DeviceRegistry
-from roadledger.services.kafka import ensure_topics
+from roadledger.services.kafka import delete_topics, ensure_topics
 from roadledger.settings import Settings
 from roadledger.stream import TopicPartition
 from roadledger.stream.kafka import KafkaStream
-from roadledger.topics import KAFKA_TOPICS, QUARANTINE, RAW, VERIFIED
+from roadledger.topics import QUARANTINE, RAW, VERIFIED
 from tests.integration.test_verifier_kafka import read_all
 from tests.unit.ingest.fleet import mixed_traffic
 
@@ -74,12 +73,7 @@ async def env(kafka: Settings, postgres: Settings) -> AsyncIterator[tuple[Settin
         try:
             yield settings, pool
         finally:
-            admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-            await admin.start()
-            try:
-                await admin.delete_topics([settings.topic(name) for name in KAFKA_TOPICS])
-            finally:
-                await admin.close()
+            await delete_topics(settings)
 
 
 def start(settings: Settings, log: Path) -> subprocess.Popen[bytes]:

@@ -1,0 +1,291 @@
+"""The detectors: pure functions of the records seen so far and the rules in force.
+
+Per device, the verified telemetry is kept as a short track ordered by ``seq`` (devices buffer
+while offline, so records arrive out of order). A new point is compared with its direct
+neighbours (seq - 1 and seq + 1) once they are there, never with whatever arrived last; a pair
+across a seq that never arrives (e.g. a tampered message) is not compared:
+
+- ``odometer_rollback``: the odometer goes down by more than ``rollback_tolerance_m`` from one
+  point to the next (a re-flashed odometer drops once; later points are consistent again, so
+  the event is reported once, at the step).
+- ``teleport``: the distance between consecutive points needs more than
+  ``teleport_max_speed_kmh`` and is at least ``teleport_min_distance_m`` (GNSS noise over a
+  short interval is not a jump). A spoofed excursion is reported at both of its edges.
+- ``silent_device``: a point reached us ``silent_after_ms`` or more after the device stamped it:
+  the device was cut off and delivered its buffer late.
+
+From the quarantine, per rejected record (reason -> warning):
+
+- ``bad_signature`` -> ``forged_signature`` when the device's genuine message for that seq was
+  accepted (an injected copy signed by another key), else ``tampered_payload`` (bytes altered
+  in transit: the genuine message never arrived);
+- ``duplicate`` -> ``replay`` when its seq is ``replay_min_seq_lag`` or more behind the newest
+  seq of the device (a plain re-delivery arrives right after its original and is not warned);
+- ``conflict``, ``unknown_device``, ``revoked_key`` (-> ``revoked_key_use``), ``clock_skew``:
+  one warning each.
+
+Every threshold comes from the rules in force at the record's own time, and the warning cites
+the label of the rules version that set it.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from analytics.warnings.model import Evidence, Severity, Warning, WarningType, warning_id
+from roadledger.roads import haversine_m
+
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "Point",
+    "QuarantinedRecord",
+    "RuleSource",
+    "RulesInForce",
+    "TelemetryDetector",
+    "quarantine_warning",
+]
+
+# Used only for names no published rules version sets (see analytics/rules for the rest).
+DEFAULT_THRESHOLDS: Final[dict[str, int]] = {
+    "rollback_tolerance_m": 10,
+    "teleport_max_speed_kmh": 300,
+    "teleport_min_distance_m": 1000,
+    "silent_after_ms": 10_000,
+    "replay_min_seq_lag": 3,
+}
+
+
+class RulesInForce(Protocol):
+    @property
+    def label(self) -> str:
+        """The rules version in force (merged versions: the newest one's label)."""
+        ...
+
+    def threshold(self, name: str) -> tuple[int, str]:
+        """The value of threshold ``name`` and the label of the rules version that set it."""
+        ...
+
+
+class RuleSource(Protocol):
+    def in_force(self, ts_ms: int) -> RulesInForce: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One verified vehicle message, as much of it as the detectors need."""
+
+    device_id: str
+    seq: int
+    ts_ms: int
+    recv_ms: int
+    odo_m: int
+    lat_e7: int
+    lon_e7: int
+    leaf_hash: bytes
+    src: str | None
+
+    @property
+    def evidence(self) -> Evidence:
+        return Evidence(self.device_id, self.seq, self.leaf_hash, self.src)
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedRecord:
+    """One record of ``telemetry.quarantine``; seq/ts are None when it did not parse."""
+
+    device_id: str
+    reason: str
+    seq: int | None
+    ts_ms: int | None
+    recv_ms: int
+    message_sha256: bytes
+    src: str | None
+
+
+class _Track:
+    """The latest points of one device, ordered by seq (bounded)."""
+
+    __slots__ = ("points", "seqs")
+
+    def __init__(self) -> None:
+        self.seqs: list[int] = []
+        self.points: dict[int, Point] = {}
+
+    def add(self, point: Point, limit: int) -> tuple[Point | None, Point | None] | None:
+        """Insert ``point``; its (predecessor, successor), or None if the seq was known."""
+        if point.seq in self.points:
+            return None
+        index = bisect.bisect_left(self.seqs, point.seq)
+        before = self.points[self.seqs[index - 1]] if index > 0 else None
+        after = self.points[self.seqs[index]] if index < len(self.seqs) else None
+        self.seqs.insert(index, point.seq)
+        self.points[point.seq] = point
+        if len(self.seqs) > limit:
+            del self.points[self.seqs.pop(0)]
+        return before, after
+
+    @property
+    def newest_seq(self) -> int:
+        return self.seqs[-1] if self.seqs else 0
+
+
+class TelemetryDetector:
+    """Per-device tracks and the checks of the module docstring. Not thread-safe."""
+
+    def __init__(
+        self, rules: RuleSource, *, points_per_device: int = 16, max_devices: int = 200_000
+    ) -> None:
+        self.rules = rules
+        self.points_per_device = points_per_device
+        self.max_devices = max_devices
+        self._tracks: OrderedDict[str, _Track] = OrderedDict()
+
+    def newest_seq(self, device_id: str) -> int | None:
+        """The highest seq seen of ``device_id`` (None: no point in memory)."""
+        track = self._tracks.get(device_id)
+        return track.newest_seq if track is not None and track.seqs else None
+
+    def observe(self, point: Point) -> list[Warning]:
+        """Add a verified point; the warnings it reveals (none for a point seen before)."""
+        track = self._tracks.get(point.device_id)
+        if track is None:
+            track = self._tracks[point.device_id] = _Track()
+            if len(self._tracks) > self.max_devices:
+                self._tracks.popitem(last=False)  # the device heard from least recently
+        else:
+            self._tracks.move_to_end(point.device_id)
+        neighbours = track.add(point, self.points_per_device)
+        if neighbours is None:
+            return []
+        before, after = neighbours
+        rules = self.rules.in_force(point.ts_ms)
+        found = [w for w in (_silent(point, rules),) if w is not None]
+        for a, b in ((before, point), (point, after)):
+            # Only direct neighbours: while a buffer arrives shuffled, seq 3 and 7 meet before
+            # 4-6 arrive, and comparing them would judge a pair that is not one.
+            if a is not None and b is not None and b.seq == a.seq + 1:
+                found.extend(_pair_checks(a, b, self.rules.in_force(b.ts_ms)))
+        return found
+
+
+def _pair_warning(
+    kind: WarningType, a: Point, b: Point, label: str, detail: dict[str, int | str]
+) -> Warning:
+    """A critical warning about the step from ``a`` to ``b`` (consecutive seqs)."""
+    return Warning(
+        warning_id(kind, a.device_id, f"{a.seq}->{b.seq}"),
+        kind,
+        Severity.CRITICAL,
+        a.device_id,
+        None,
+        a.ts_ms,
+        b.ts_ms,
+        label,
+        (a.evidence, b.evidence),
+        detail,
+    )
+
+
+def _pair_checks(a: Point, b: Point, rules: RulesInForce) -> list[Warning]:
+    found = []
+    tolerance, label = rules.threshold("rollback_tolerance_m")
+    if b.odo_m < a.odo_m - tolerance:
+        detail: dict[str, int | str] = {
+            "from_odo_m": a.odo_m, "to_odo_m": b.odo_m, "drop_m": a.odo_m - b.odo_m,
+        }  # fmt: skip
+        found.append(_pair_warning(WarningType.ODOMETER_ROLLBACK, a, b, label, detail))
+    distance = haversine_m(a.lat_e7, a.lon_e7, b.lat_e7, b.lon_e7)
+    min_distance, _ = rules.threshold("teleport_min_distance_m")
+    if distance >= min_distance:
+        max_kmh, label = rules.threshold("teleport_max_speed_kmh")
+        kmh = distance / (max(b.ts_ms - a.ts_ms, 1) / 1000) * 3.6
+        if kmh > max_kmh:
+            detail = {"distance_m": round(distance), "implied_speed_kmh": round(kmh)}
+            found.append(_pair_warning(WarningType.TELEPORT, a, b, label, detail))
+    return found
+
+
+def _silent(point: Point, rules: RulesInForce) -> Warning | None:
+    after_ms, label = rules.threshold("silent_after_ms")
+    delay = point.recv_ms - point.ts_ms
+    if delay < after_ms:
+        return None
+    # One event per device and minute of arrival: a buffer flushed at once is one warning.
+    key = f"arrived:{point.recv_ms // 60_000}"
+    return Warning(
+        warning_id(WarningType.SILENT_DEVICE, point.device_id, key),
+        WarningType.SILENT_DEVICE,
+        Severity.INFO,
+        point.device_id,
+        None,
+        point.ts_ms,
+        point.recv_ms,
+        label,
+        (point.evidence,),
+        {"delay_ms": delay},
+    )
+
+
+_DIRECT: Final = {
+    "conflict": (WarningType.CONFLICT, Severity.CRITICAL),
+    "unknown_device": (WarningType.UNKNOWN_DEVICE, Severity.WARNING),
+    "revoked_key": (WarningType.REVOKED_KEY_USE, Severity.CRITICAL),
+    "clock_skew": (WarningType.CLOCK_SKEW, Severity.WARNING),
+}
+
+
+def quarantine_warning(
+    record: QuarantinedRecord,
+    rules: RuleSource,
+    *,
+    seq_accepted: Callable[[str, int], bool],
+    newest_seq: Callable[[str], int | None],
+) -> Warning | None:
+    """The warning a quarantined record earns, if any (see the module docstring).
+
+    ``seq_accepted(device, seq)``: whether a message for that (device, seq) was accepted (the
+    verifier's ``device_messages``); ``newest_seq(device)``: the newest seq seen of it.
+    """
+    # A clock-skewed device's own time is the one thing not to trust: use when it arrived.
+    trusted_ts = record.ts_ms is not None and record.reason != "clock_skew"
+    when = record.ts_ms if trusted_ts and record.ts_ms is not None else record.recv_ms
+    in_force = rules.in_force(when)
+    label = in_force.label
+    kind: WarningType
+    severity = Severity.CRITICAL
+    detail: dict[str, int | str] = {"reason": record.reason}
+    if record.reason in _DIRECT:
+        kind, severity = _DIRECT[record.reason]
+        if record.reason == "clock_skew" and record.ts_ms is not None:
+            detail["skew_ms"] = record.ts_ms - record.recv_ms
+    elif record.reason == "bad_signature":
+        if record.seq is None:
+            return None
+        genuine = seq_accepted(record.device_id, record.seq)
+        kind = WarningType.FORGED_SIGNATURE if genuine else WarningType.TAMPERED_PAYLOAD
+    elif record.reason == "duplicate":
+        newest = newest_seq(record.device_id)
+        lag, label = in_force.threshold("replay_min_seq_lag")
+        if record.seq is None or newest is None or newest - record.seq < lag:
+            return None
+        kind, severity = WarningType.REPLAY, Severity.WARNING
+        detail["seq_lag"] = newest - record.seq
+    else:
+        return None
+    key = f"{record.seq}:{record.message_sha256.hex()}"
+    return Warning(
+        warning_id(kind, record.device_id, key),
+        kind,
+        severity,
+        record.device_id,
+        None,
+        when,
+        when,
+        label,
+        (Evidence(record.device_id, record.seq, None, record.src),),
+        detail,
+    )

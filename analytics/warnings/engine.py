@@ -1,0 +1,302 @@
+"""``roadledger analytics``: ``telemetry.verified`` + ``telemetry.quarantine`` -> warnings.
+
+One consumer group (``roadledger-analytics``) reads both topics. Per batch:
+
+1. decode: verified vehicle messages become :class:`~analytics.warnings.detectors.Point` s
+   (device key entries and RSU messages are skipped here), quarantined records
+   :class:`~analytics.warnings.detectors.QuarantinedRecord` s (reason from the ``reason``
+   header; seq and ts when the bytes parse);
+2. detect: verified points first (they feed the per-device tracks the quarantine checks
+   consult), then the quarantined records; for ``bad_signature`` one query asks
+   ``device_messages`` which (device, seq) had a genuine message accepted;
+3. store: ``INSERT ... ON CONFLICT (warning_id) DO NOTHING`` (ids are deterministic);
+4. publish every warning of the batch on ``warnings`` (key = device id or segment), await
+   the acknowledgements, then commit the offsets.
+
+So a crash anywhere repeats at most one batch: storing is idempotent, and the ``warnings``
+topic is at least once (readers dedupe by ``warning_id``). Detector state (the tracks) lives
+in memory: after a restart a device's first points are compared only with what arrives next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from analytics.warnings.detectors import (
+    DEFAULT_THRESHOLDS,
+    Point,
+    QuarantinedRecord,
+    RulesInForce,
+    RuleSource,
+    TelemetryDetector,
+    quarantine_warning,
+)
+from analytics.warnings.model import Warning
+from analytics.warnings.store import store_warnings
+from chain._hashing import leaf_hash
+from chain.entries import DEVICE_KEY_ENTRY_PREFIX
+from chain.errors import TelemetryError
+from chain.telemetry import parse
+from ingest.verifier import HEADER_REASON, HEADER_SRC, recv_ms_of
+from roadledger.settings import Settings
+from roadledger.stream import OutgoingRecord, Producer, Stream, StreamRecord, next_offsets
+from roadledger.topics import QUARANTINE, VERIFIED, WARNINGS
+
+__all__ = [
+    "GROUP_ID",
+    "AnalyticsEngine",
+    "BuiltinRules",
+    "EngineStats",
+    "WithDefaults",
+    "decode_point",
+    "decode_quarantined",
+]
+
+log = logging.getLogger(__name__)
+
+GROUP_ID = "roadledger-analytics"
+BUILTIN_LABEL = "builtin@0"
+_POLL_MS = 250
+
+
+@dataclass(frozen=True, slots=True)
+class _Builtin:
+    label: str = BUILTIN_LABEL
+
+    def threshold(self, name: str) -> tuple[int, str]:
+        return DEFAULT_THRESHOLDS[name], self.label
+
+
+class BuiltinRules:
+    """No published rules: the built-in thresholds, cited as ``builtin@0``."""
+
+    def in_force(self, ts_ms: int) -> RulesInForce:
+        return _Builtin()
+
+
+@dataclass(frozen=True, slots=True)
+class _Merged:
+    rules: RulesInForce
+
+    @property
+    def label(self) -> str:
+        return self.rules.label
+
+    def threshold(self, name: str) -> tuple[int, str]:
+        try:
+            return self.rules.threshold(name)
+        except KeyError:
+            if name not in DEFAULT_THRESHOLDS:
+                raise
+            return DEFAULT_THRESHOLDS[name], BUILTIN_LABEL
+
+
+@dataclass(frozen=True, slots=True)
+class WithDefaults:
+    """Published rules, with the detectors' built-in value for a threshold they do not set."""
+
+    rules: RuleSource
+
+    def in_force(self, ts_ms: int) -> RulesInForce:
+        return _Merged(self.rules.in_force(ts_ms))
+
+
+@dataclass
+class EngineStats:
+    """Counters since start."""
+
+    records: int = 0
+    batches: int = 0
+    stored: int = 0
+    by_type: Counter[str] = field(default_factory=Counter)
+
+
+def _header_text(record: StreamRecord, name: str) -> str | None:
+    value = record.header(name)
+    return value.decode("utf-8", "replace") if value is not None else None
+
+
+def decode_point(record: StreamRecord) -> Point | None:
+    """A verified vehicle message as a detector point (None: not a vehicle message)."""
+    raw = record.value
+    if raw.startswith(DEVICE_KEY_ENTRY_PREFIX):
+        return None
+    try:
+        telemetry = parse(raw).telemetry
+    except TelemetryError:
+        return None  # the verifier accepted it, so only a format we do not analyse
+    if telemetry.odo_m is None:
+        return None  # an RSU's observations
+    return Point(
+        telemetry.dev,
+        telemetry.seq,
+        telemetry.ts,
+        recv_ms_of(record),
+        telemetry.odo_m,
+        telemetry.lat_e7,
+        telemetry.lon_e7,
+        leaf_hash(raw),
+        _header_text(record, HEADER_SRC),
+    )
+
+
+def decode_quarantined(record: StreamRecord) -> QuarantinedRecord:
+    """A quarantined record; seq and ts only when its bytes parse as telemetry."""
+    device = (record.key or b"").decode("utf-8", "replace")
+    seq = ts = None
+    try:
+        telemetry = parse(record.value).telemetry
+    except TelemetryError:
+        pass
+    else:
+        device, seq, ts = telemetry.dev, telemetry.seq, telemetry.ts
+    return QuarantinedRecord(
+        device,
+        _header_text(record, HEADER_REASON) or "unknown",
+        seq,
+        ts,
+        recv_ms_of(record),
+        hashlib.sha256(record.value).digest(),
+        _header_text(record, HEADER_SRC),
+    )
+
+
+class AnalyticsEngine:
+    """Runs the detectors over the stream until stopped (see the module docstring).
+
+    ``rules``: where thresholds come from (default: the built-in ones). ``load_rules``, if
+    given, is awaited at start and every ``rules_refresh_s``, so that newly published rules
+    versions apply without a restart (each applies from its own effective time).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        stream: Stream,
+        pool: asyncpg.Pool,
+        rules: RuleSource | None = None,
+        *,
+        load_rules: Callable[[], Awaitable[RuleSource]] | None = None,
+        group_id: str | None = None,
+        client_id: str = "roadledger-analytics",
+        rules_refresh_s: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self.stream = stream
+        self.pool = pool
+        self.detector = TelemetryDetector(WithDefaults(rules or BuiltinRules()))
+        self.load_rules = load_rules
+        self.rules_refresh_s = rules_refresh_s
+        self.verified_topic = settings.topic(VERIFIED)
+        self.quarantine_topic = settings.topic(QUARANTINE)
+        self.warnings_topic = settings.topic(WARNINGS)
+        self.group_id = group_id or settings.group(GROUP_ID)
+        self.client_id = client_id
+        self.stats = EngineStats()
+
+    async def _refresh_rules(self) -> None:
+        if self.load_rules is not None:
+            self.detector.rules = WithDefaults(await self.load_rules())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume, detect, store, publish and commit until ``stop`` is set."""
+        await self._refresh_rules()
+        refreshed = time.monotonic()
+        producer = self.stream.producer(client_id=self.client_id)
+        consumer = self.stream.consumer(
+            [self.verified_topic, self.quarantine_topic],
+            group_id=self.group_id,
+            client_id=self.client_id,
+        )
+        await producer.start()
+        try:
+            await consumer.start()
+            try:
+                log.info("analytics started: %s + %s -> %s, group %s", self.verified_topic,
+                         self.quarantine_topic, self.warnings_topic, self.group_id)  # fmt: skip
+                while not stop.is_set():
+                    if time.monotonic() - refreshed >= self.rules_refresh_s:
+                        await self._refresh_rules()
+                        refreshed = time.monotonic()
+                    records = await consumer.getmany(
+                        timeout_ms=_POLL_MS, max_records=self.settings.batch_size
+                    )
+                    if not records:
+                        continue
+                    warnings = await self.detect(records)
+                    await self.emit(producer, warnings)
+                    await consumer.commit(next_offsets(records))
+                    self.stats.records += len(records)
+                    self.stats.batches += 1
+            finally:
+                await consumer.stop()
+        finally:
+            await producer.stop()
+        log.info("analytics stopped: %s", self.stats)
+
+    async def detect(self, records: Sequence[StreamRecord]) -> list[Warning]:
+        """Every warning one batch reveals (updates the detectors' tracks)."""
+        found: list[Warning] = []
+        quarantined: list[QuarantinedRecord] = []
+        for record in records:
+            if record.topic == self.quarantine_topic:
+                quarantined.append(decode_quarantined(record))
+            else:
+                point = decode_point(record)
+                if point is not None:
+                    found.extend(self.detector.observe(point))
+        accepted = await self._accepted(
+            [(q.device_id, q.seq) for q in quarantined if q.reason == "bad_signature" and q.seq]
+        )
+        for q in quarantined:
+            warning = quarantine_warning(
+                q,
+                self.detector.rules,
+                seq_accepted=lambda device, seq: (device, seq) in accepted,
+                newest_seq=self.detector.newest_seq,
+            )
+            if warning is not None:
+                found.append(warning)
+        return found
+
+    async def _accepted(self, keys: Sequence[tuple[str, int | None]]) -> set[tuple[str, int]]:
+        """Which (device, seq) have an accepted message (the verifier's ``device_messages``)."""
+        if not keys:
+            return set()
+        rows = await self.pool.fetch(
+            "SELECT m.device_id, m.seq FROM device_messages m "
+            "JOIN unnest($1::text[], $2::bigint[]) AS k(device_id, seq) "
+            "ON m.device_id = k.device_id AND m.seq = k.seq",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+        )
+        return {(row["device_id"], row["seq"]) for row in rows}
+
+    async def emit(self, producer: Producer, warnings: Sequence[Warning]) -> None:
+        """Store the warnings (once) and publish them all, acknowledged, on ``warnings``."""
+        if not warnings:
+            return
+        new = await store_warnings(self.pool, warnings)
+        self.stats.stored += len(new)
+        for warning in warnings:
+            if warning.warning_id in new:
+                self.stats.by_type[warning.type.value] += 1
+                log.info("warning %s %s %s", warning.type.value, warning.device_id or
+                         warning.segment_id, warning.warning_id)  # fmt: skip
+        out = [
+            OutgoingRecord(
+                (w.device_id or str(w.segment_id)).encode(),
+                w.to_json(),
+                (("warning_id", w.warning_id.encode()), ("type", w.type.value.encode())),
+            )
+            for w in warnings
+        ]
+        await (await producer.send_many(self.warnings_topic, out))

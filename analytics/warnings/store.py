@@ -1,0 +1,89 @@
+"""The ``warnings`` table (DDL in ``roadledger/db/schema.py``): store once, read back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from analytics.warnings.model import Evidence, Severity, Warning, WarningType
+
+__all__ = ["load_warnings", "store_warnings"]
+
+_INSERT = """
+    INSERT INTO warnings (warning_id, type, severity, device_id, segment_id, from_ts, to_ts,
+                          rule_version, evidence, detail)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::integer[],
+                         $6::timestamptz[], $7::timestamptz[], $8::text[], $9::jsonb[],
+                         $10::jsonb[])
+    ON CONFLICT (warning_id) DO NOTHING
+    RETURNING warning_id
+"""
+
+
+def _time(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _ms(value: datetime) -> int:
+    return round(value.timestamp() * 1000)
+
+
+async def store_warnings(
+    conn: asyncpg.Connection | asyncpg.Pool, warnings: Sequence[Warning]
+) -> set[str]:
+    """Insert the warnings not stored yet (one statement); the ids that were new."""
+    if not warnings:
+        return set()
+    unique = list({w.warning_id: w for w in warnings}.values())
+    columns: list[list[Any]] = [[] for _ in range(10)]
+    for w in unique:
+        row = (
+            w.warning_id,
+            w.type.value,
+            w.severity.value,
+            w.device_id,
+            w.segment_id,
+            _time(w.from_ts_ms),
+            _time(w.to_ts_ms),
+            w.rule_version,
+            json.dumps([e.to_json() for e in w.evidence]),
+            json.dumps(dict(w.detail), sort_keys=True),
+        )
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    rows = await conn.fetch(_INSERT, *columns)
+    return {row["warning_id"] for row in rows}
+
+
+async def load_warnings(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    since_ms: int | None = None,
+    device_id: str | None = None,
+) -> list[Warning]:
+    """Stored warnings, oldest first; optionally from ``since_ms`` on, or of one device."""
+    rows = await conn.fetch(
+        "SELECT * FROM warnings WHERE ($1::timestamptz IS NULL OR to_ts >= $1) "
+        "AND ($2::text IS NULL OR device_id = $2) ORDER BY from_ts, warning_id",
+        _time(since_ms) if since_ms is not None else None,
+        device_id,
+    )
+    return [
+        Warning(
+            warning_id=row["warning_id"],
+            type=WarningType(row["type"]),
+            severity=Severity(row["severity"]),
+            device_id=row["device_id"],
+            segment_id=row["segment_id"],
+            from_ts_ms=_ms(row["from_ts"]),
+            to_ts_ms=_ms(row["to_ts"]),
+            rule_version=row["rule_version"],
+            evidence=tuple(Evidence.from_json(e) for e in json.loads(row["evidence"])),
+            detail=json.loads(row["detail"]),
+        )
+        for row in rows
+    ]
