@@ -58,7 +58,7 @@ class Component:
         self.starts += 1
         log = (self.log_dir / f"{self.name}.{self.starts}.log").open("wb")
         self.process = subprocess.Popen(
-            [ROADLEDGER, self.command or self.name],
+            [ROADLEDGER, *(self.command or self.name).split()],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -11,6 +11,9 @@ across a seq that never arrives (e.g. a tampered message) is not compared:
 - ``teleport``: the distance between consecutive points needs more than
   ``teleport_max_speed_kmh`` and is at least ``teleport_min_distance_m`` (GNSS noise over a
   short interval is not a jump). A spoofed excursion is reported at both of its edges.
+- ``drift_off_road``: ``drift_min_messages`` points in a row, each further than
+  ``drift_off_road_m`` from every road segment, where the run did not begin with a jump (a
+  teleport lands off the road too); reported once per run. Needs the road network.
 - ``silent_device``: a point reached us ``silent_after_ms`` or more after the device stamped it:
   the device was cut off and delivered its buffer late.
 
@@ -20,9 +23,12 @@ From the quarantine, per rejected record (reason -> warning):
   accepted (an injected copy signed by another key), else ``tampered_payload`` (bytes altered
   in transit: the genuine message never arrived);
 - ``duplicate`` -> ``replay`` when its seq is ``replay_min_seq_lag`` or more behind the newest
-  seq of the device (a plain re-delivery arrives right after its original and is not warned);
-- ``conflict``, ``unknown_device``, ``revoked_key`` (-> ``revoked_key_use``), ``clock_skew``:
-  one warning each.
+  seq the device had delivered before it (a plain re-delivery arrives right after its
+  original and is not warned);
+- ``conflict``: one warning per conflicting record;
+- ``unknown_device``, ``revoked_key`` (-> ``revoked_key_use``), ``clock_skew``: standing
+  conditions that reject every message, so one warning per device and 10-minute window
+  (from the first such record to the window's end; that record is the evidence).
 
 Every threshold comes from the rules in force at the record's own time, and the warning cites
 the label of the rules version that set it.
@@ -56,6 +62,8 @@ DEFAULT_THRESHOLDS: Final[dict[str, int]] = {
     "teleport_min_distance_m": 1000,
     "silent_after_ms": 10_000,
     "replay_min_seq_lag": 3,
+    "drift_off_road_m": 30,
+    "drift_min_messages": 3,
 }
 
 
@@ -109,11 +117,13 @@ class QuarantinedRecord:
 class _Track:
     """The latest points of one device, ordered by seq (bounded)."""
 
-    __slots__ = ("points", "seqs")
+    __slots__ = ("off_by_jump", "off_road", "points", "seqs")
 
     def __init__(self) -> None:
         self.seqs: list[int] = []
         self.points: dict[int, Point] = {}
+        self.off_road: list[Point] = []  # the current run of points away from every road
+        self.off_by_jump = False  # that run began with a jump (a teleport, not a drift)
 
     def add(self, point: Point, limit: int) -> tuple[Point | None, Point | None] | None:
         """Insert ``point``; its (predecessor, successor), or None if the seq was known."""
@@ -128,26 +138,32 @@ class _Track:
             del self.points[self.seqs.pop(0)]
         return before, after
 
-    @property
-    def newest_seq(self) -> int:
-        return self.seqs[-1] if self.seqs else 0
-
 
 class TelemetryDetector:
     """Per-device tracks and the checks of the module docstring. Not thread-safe."""
 
     def __init__(
-        self, rules: RuleSource, *, points_per_device: int = 16, max_devices: int = 200_000
+        self,
+        rules: RuleSource,
+        *,
+        off_road: Callable[[int, int], bool] | None = None,
+        points_per_device: int = 16,
+        max_devices: int = 200_000,
     ) -> None:
         self.rules = rules
+        self.off_road = off_road
         self.points_per_device = points_per_device
         self.max_devices = max_devices
         self._tracks: OrderedDict[str, _Track] = OrderedDict()
 
-    def newest_seq(self, device_id: str) -> int | None:
-        """The highest seq seen of ``device_id`` (None: no point in memory)."""
+    def newest_seq(self, device_id: str, received_by_ms: int) -> int | None:
+        """The highest seq of ``device_id`` among the points in memory that the bridge had
+        received by ``received_by_ms`` (None: none)."""
         track = self._tracks.get(device_id)
-        return track.newest_seq if track is not None and track.seqs else None
+        if track is None:
+            return None
+        seqs = [p.seq for p in track.points.values() if p.recv_ms <= received_by_ms]
+        return max(seqs) if seqs else None
 
     def observe(self, point: Point) -> list[Warning]:
         """Add a verified point; the warnings it reveals (none for a point seen before)."""
@@ -163,13 +179,46 @@ class TelemetryDetector:
             return []
         before, after = neighbours
         rules = self.rules.in_force(point.ts_ms)
-        found = [w for w in (_silent(point, rules),) if w is not None]
+        found = [w for w in (_silent(point, rules), self._drift(track, point, before)) if w]
         for a, b in ((before, point), (point, after)):
             # Only direct neighbours: while a buffer arrives shuffled, seq 3 and 7 meet before
             # 4-6 arrive, and comparing them would judge a pair that is not one.
             if a is not None and b is not None and b.seq == a.seq + 1:
                 found.extend(_pair_checks(a, b, self.rules.in_force(b.ts_ms)))
         return found
+
+    def _drift(self, track: _Track, point: Point, before: Point | None) -> Warning | None:
+        """``drift_off_road``: ``drift_min_messages`` points in a row further than
+        ``drift_off_road_m`` from every road, the run not begun by a jump (judged in arrival
+        order, which is seq order but for buffered bursts)."""
+        if self.off_road is None:
+            return None
+        if not self.off_road(point.lat_e7, point.lon_e7):
+            track.off_road.clear()
+            return None
+        rules = self.rules.in_force(point.ts_ms)
+        if not track.off_road:
+            jump, _ = rules.threshold("teleport_min_distance_m")
+            track.off_by_jump = before is not None and jump <= haversine_m(
+                before.lat_e7, before.lon_e7, point.lat_e7, point.lon_e7
+            )
+        track.off_road.append(point)
+        needed, label = rules.threshold("drift_min_messages")
+        if len(track.off_road) != needed or track.off_by_jump:
+            return None
+        first = track.off_road[0]
+        return Warning(
+            warning_id(WarningType.DRIFT_OFF_ROAD, point.device_id, f"from:{first.seq}"),
+            WarningType.DRIFT_OFF_ROAD,
+            Severity.WARNING,
+            point.device_id,
+            None,
+            first.ts_ms,
+            point.ts_ms,
+            label,
+            tuple(p.evidence for p in track.off_road),
+            {"off_road_m": rules.threshold("drift_off_road_m")[0], "points": needed},
+        )
 
 
 def _pair_warning(
@@ -238,20 +287,26 @@ _DIRECT: Final = {
 }
 
 
+_ONE_PER_WINDOW: Final = frozenset({"unknown_device", "revoked_key", "clock_skew"})
+_WINDOW_MS: Final = 600_000
+
+
 def quarantine_warning(
     record: QuarantinedRecord,
     rules: RuleSource,
     *,
     seq_accepted: Callable[[str, int], bool],
-    newest_seq: Callable[[str], int | None],
+    newest_seq: Callable[[str, int], int | None],
 ) -> Warning | None:
     """The warning a quarantined record earns, if any (see the module docstring).
 
     ``seq_accepted(device, seq)``: whether a message for that (device, seq) was accepted (the
-    verifier's ``device_messages``); ``newest_seq(device)``: the newest seq seen of it.
+    verifier's ``device_messages``); ``newest_seq(device, recv_ms)``: the newest seq of it
+    received by then (not merely processed by then: the two topics are read side by side).
     """
-    # A clock-skewed device's own time is the one thing not to trust: use when it arrived.
-    trusted_ts = record.ts_ms is not None and record.reason != "clock_skew"
+    # A clock-skewed device's own time is the one thing not to trust, and a replay happens
+    # when the old message arrives again: both are placed at arrival.
+    trusted_ts = record.ts_ms is not None and record.reason not in ("clock_skew", "duplicate")
     when = record.ts_ms if trusted_ts and record.ts_ms is not None else record.recv_ms
     in_force = rules.in_force(when)
     label = in_force.label
@@ -268,7 +323,7 @@ def quarantine_warning(
         genuine = seq_accepted(record.device_id, record.seq)
         kind = WarningType.FORGED_SIGNATURE if genuine else WarningType.TAMPERED_PAYLOAD
     elif record.reason == "duplicate":
-        newest = newest_seq(record.device_id)
+        newest = newest_seq(record.device_id, record.recv_ms)
         lag, label = in_force.threshold("replay_min_seq_lag")
         if record.seq is None or newest is None or newest - record.seq < lag:
             return None
@@ -277,6 +332,16 @@ def quarantine_warning(
     else:
         return None
     key = f"{record.seq}:{record.message_sha256.hex()}"
+    if record.reason in _ONE_PER_WINDOW:
+        # A standing condition (an unregistered device, a revoked key, a wrong clock) rejects
+        # every message: one warning per device and window, with the window's first record
+        # as evidence (the others are in the quarantine with the same reason).
+        window = when // _WINDOW_MS
+        key = f"window:{window}"
+        until = (window + 1) * _WINDOW_MS - 1
+        detail["window_ms"] = _WINDOW_MS
+    else:
+        until = when
     return Warning(
         warning_id(kind, record.device_id, key),
         kind,
@@ -284,7 +349,7 @@ def quarantine_warning(
         record.device_id,
         None,
         when,
-        when,
+        until,
         label,
         (Evidence(record.device_id, record.seq, None, record.src),),
         detail,

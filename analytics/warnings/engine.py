@@ -45,7 +45,9 @@ from chain._hashing import leaf_hash
 from chain.entries import DEVICE_KEY_ENTRY_PREFIX
 from chain.errors import TelemetryError
 from chain.telemetry import parse
+from ingest.map_matching import SegmentIndex
 from ingest.verifier import HEADER_REASON, HEADER_SRC, recv_ms_of
+from roadledger.roads import load_segments
 from roadledger.settings import Settings
 from roadledger.stream import OutgoingRecord, Producer, Stream, StreamRecord, next_offsets
 from roadledger.topics import QUARANTINE, VERIFIED, WARNINGS
@@ -65,6 +67,7 @@ log = logging.getLogger(__name__)
 GROUP_ID = "roadledger-analytics"
 BUILTIN_LABEL = "builtin@0"
 _POLL_MS = 250
+_NO_ROADS_RETRY_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,8 +206,18 @@ class AnalyticsEngine:
         self.stats = EngineStats()
 
     async def _refresh_rules(self) -> None:
+        """Reload the rules (if a loader was given) and the road network."""
         if self.load_rules is not None:
             self.detector.rules = WithDefaults(await self.load_rules())
+        async with self.pool.acquire() as conn:
+            segments = await load_segments(conn)
+        if not segments:
+            self.detector.off_road = None  # no road network: drift cannot be judged
+            return
+        now_ms = int(time.time() * 1000)
+        radius, _ = self.detector.rules.in_force(now_ms).threshold("drift_off_road_m")
+        index = SegmentIndex(segments, radius_m=radius)
+        self.detector.off_road = lambda lat, lon: index.nearest(lat, lon) is None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume, detect, store, publish and commit until ``stop`` is set."""
@@ -223,7 +236,9 @@ class AnalyticsEngine:
                 log.info("analytics started: %s + %s -> %s, group %s", self.verified_topic,
                          self.quarantine_topic, self.warnings_topic, self.group_id)  # fmt: skip
                 while not stop.is_set():
-                    if time.monotonic() - refreshed >= self.rules_refresh_s:
+                    # Without a road network yet (a fresh system), look again soon.
+                    every = self.rules_refresh_s if self.detector.off_road else _NO_ROADS_RETRY_S
+                    if time.monotonic() - refreshed >= every:
                         await self._refresh_rules()
                         refreshed = time.monotonic()
                     records = await consumer.getmany(

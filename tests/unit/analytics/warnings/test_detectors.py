@@ -128,7 +128,7 @@ def quarantined(reason: str, seq: int | None = 3, dev: str = "veh-1") -> Quarant
 def judge(record: QuarantinedRecord, *, accepted: bool = False, newest: int | None = 10
           ) -> Warning | None:  # fmt: skip
     return quarantine_warning(
-        record, Rules(), seq_accepted=lambda d, s: accepted, newest_seq=lambda d: newest
+        record, Rules(), seq_accepted=lambda d, s: accepted, newest_seq=lambda d, r: newest
     )
 
 
@@ -169,7 +169,9 @@ def test_bad_signature_is_forged_when_the_genuine_seq_was_accepted() -> None:
 
 
 def test_duplicate_is_a_replay_only_well_behind_the_newest_seq() -> None:
-    assert judge(quarantined("duplicate", seq=3), newest=10) is not None
+    replay = judge(quarantined("duplicate", seq=3), newest=10)
+    assert replay is not None
+    assert replay.from_ts_ms == T0 + 60_000, "placed when the old message came again"
     assert judge(quarantined("duplicate", seq=8), newest=10) is None  # lag 2 < 3
     assert judge(quarantined("duplicate", seq=3), newest=None) is None
 
@@ -177,3 +179,55 @@ def test_duplicate_is_a_replay_only_well_behind_the_newest_seq() -> None:
 def test_malformed_and_schema_do_not_warn() -> None:
     assert judge(quarantined("malformed", seq=None)) is None
     assert judge(quarantined("schema")) is None
+
+
+ROAD_EDGE = LAT + 100 * 90  # "roads" run south of this latitude (about 100 m north of LAT)
+
+
+def off_road(lat: int, lon: int) -> bool:
+    return lat > ROAD_EDGE
+
+
+def run_with_roads(points: list[Point]) -> list[Warning]:
+    detector = TelemetryDetector(Rules(), off_road=off_road)
+    return [w for p in points for w in detector.observe(p)]
+
+
+def test_drift_off_road_after_enough_points_in_a_row_once_per_run() -> None:
+    drifting = [point(s, lat=LAT + s * 20 * 90) for s in range(1, 12)]  # 20 m north a second
+    warnings = run_with_roads(drifting)
+    assert types(warnings) == [WarningType.DRIFT_OFF_ROAD]
+    assert [e.seq for e in warnings[0].evidence] == [6, 7, 8]  # the first three off the road
+
+
+def test_two_points_off_the_road_are_not_yet_a_drift() -> None:
+    lats = [LAT, ROAD_EDGE + 900, ROAD_EDGE + 900, LAT, ROAD_EDGE + 900, LAT]
+    assert run_with_roads([point(s + 1, lat=lat) for s, lat in enumerate(lats)]) == []
+
+
+def test_a_teleport_off_the_road_is_not_a_drift() -> None:
+    far = LAT + 20 * E7_PER_KM_LAT
+    warnings = run_with_roads([point(s, lat=far if 4 <= s < 9 else LAT) for s in range(1, 12)])
+    assert set(types(warnings)) == {WarningType.TELEPORT}
+
+
+def test_standing_conditions_warn_once_per_device_and_window() -> None:
+    ids = set()
+    for seq in range(1, 40):
+        record = QuarantinedRecord(
+            "veh-9", "revoked_key", seq, T0 + seq * 1000, T0 + seq * 1000 + 50, bytes(32), None
+        )
+        warning = judge(record)
+        assert warning is not None
+        ids.add(warning.warning_id)
+    assert len(ids) <= 2, "39 s of rejected messages: one window, or two across a boundary"
+
+
+def test_replay_lag_counts_only_what_had_arrived_before_the_copy() -> None:
+    detector = TelemetryDetector(Rules())
+    for seq in range(1, 11):
+        detector.observe(point(seq))  # arrive at T0 + seq * 1000 + 50
+    assert detector.newest_seq("veh-1", T0 + 4_050) == 4
+    assert detector.newest_seq("veh-1", T0 + 60_000) == 10
+    assert detector.newest_seq("veh-1", T0) is None
+    assert detector.newest_seq("veh-2", T0 + 60_000) is None
