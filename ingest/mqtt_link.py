@@ -31,6 +31,7 @@ import contextlib
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -40,7 +41,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 if TYPE_CHECKING:
     from roadledger.settings import Endpoint
 
-__all__ = ["ClientFactory", "MessageHandler", "MqttLink", "PahoLink", "paho_client"]
+__all__ = ["ClientFactory", "MessageHandler", "MqttLink", "PahoLink", "end_session", "paho_client"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,29 @@ def paho_client(client_id: str) -> mqtt.Client:
         protocol=mqtt.MQTTv311,
         manual_ack=True,
     )
+
+
+def end_session(host: str, port: int, client_id: str, *, timeout_s: float = 10.0) -> bool:
+    """Discard the broker's persistent session of ``client_id`` (MQTT 3.1.1: a connection with
+    a clean session ends the old one, and nothing is kept after it). For bridges that will
+    never come back, e.g. a scratch pipeline's: the broker otherwise queues every message for
+    them forever. True once the broker accepted the connection."""
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=True,
+        protocol=mqtt.MQTTv311,
+    )
+    accepted: list[bool] = []
+    client.on_connect = lambda c, u, flags, reason, props: accepted.append(not reason.is_failure)
+    deadline = time.monotonic() + timeout_s
+    try:
+        client.connect(host, port, keepalive=10)
+        while not accepted and time.monotonic() < deadline:
+            client.loop(timeout=0.1)
+        return bool(accepted and accepted[0])
+    finally:
+        client.disconnect()
 
 
 class PahoLink:

@@ -24,6 +24,7 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from ingest.mqtt_link import end_session
 from roadledger.db.scratch import scratch_schema_pool
 from roadledger.services.kafka import delete_topics, ensure_topics
 from roadledger.settings import Settings
@@ -149,6 +150,10 @@ async def pipeline_env(base: Settings, tmp_path: Path) -> AsyncIterator[Pipeline
         finally:
             for component in pipeline.components.values():
                 component.stop()
+            if "bridge" in pipeline.components:  # else the broker queues for it forever
+                await asyncio.to_thread(
+                    end_session, settings.mqtt.host, settings.mqtt.port, settings.bridge_client_id
+                )
             await delete_topics(settings)
 
 
