@@ -78,11 +78,14 @@ class _Builtin:
         return DEFAULT_THRESHOLDS[name], self.label
 
 
+_BUILTIN = _Builtin()
+
+
 class BuiltinRules:
     """No published rules: the built-in thresholds, cited as ``builtin@0``."""
 
     def in_force(self, ts_ms: int) -> RulesInForce:
-        return _Builtin()
+        return _BUILTIN
 
 
 @dataclass(frozen=True, slots=True)
