@@ -1,0 +1,1 @@
+"""Rules ("smart laws"): signed, versioned rules published by authorities (docs/rules.md)."""

@@ -1,0 +1,47 @@
+"""The detection thresholds a rules version may set (integers only, like the wire format).
+
+A rules version names thresholds from :data:`THRESHOLDS`; any other name is refused. A name no
+version in force sets keeps its default here, cited as ``builtin@0``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+__all__ = ["THRESHOLDS", "Threshold"]
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """One named detection threshold: its built-in default, unit and meaning."""
+
+    name: str
+    default: int
+    unit: str
+    doc: str
+
+
+def _table(*items: Threshold) -> Mapping[str, Threshold]:
+    return MappingProxyType({t.name: t for t in items})
+
+
+THRESHOLDS: Final[Mapping[str, Threshold]] = _table(
+    Threshold("rollback_tolerance_m", 10, "m", "odometer decrease tolerated between points"),
+    Threshold("odo_gnss_mismatch_pct", 20, "%", "odometer vs GNSS distance disagreement"),
+    Threshold("odo_gnss_min_distance_m", 2000, "m", "GNSS distance before comparing odometer"),
+    Threshold("teleport_max_speed_kmh", 300, "km/h", "fastest plausible move between points"),
+    Threshold("teleport_min_distance_m", 1000, "m", "shortest jump reported as a teleport"),
+    Threshold("drift_off_road_m", 30, "m", "distance from every road counted as off-road"),
+    Threshold("drift_min_messages", 3, "messages", "off-road points in a row before warning"),
+    Threshold("rsu_contradiction_m", 500, "m", "RSU sighting vs reported position distance"),
+    Threshold("rsu_match_window_ms", 30000, "ms", "time window pairing RSU and vehicle points"),
+    Threshold("speeding_tolerance_kmh", 5, "km/h", "speed above the limit tolerated"),
+    Threshold("speeding_min_duration_ms", 10000, "ms", "speeding lasting at least this long"),
+    Threshold("congestion_speed_pct", 40, "%", "segment speed below this share of the limit"),
+    Threshold("congestion_min_vehicles", 3, "vehicles", "vehicles needed to call congestion"),
+    Threshold("silent_after_ms", 10000, "ms", "delivery delay counted as a silent device"),
+    Threshold("replay_min_seq_lag", 3, "seq", "duplicate this far behind counts as a replay"),
+)
