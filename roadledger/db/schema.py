@@ -28,6 +28,7 @@ here.
 
 Forecasts: ``segment_forecasts`` and ``vehicle_mileage_forecasts`` (``docs/forecasts.md``).
 Warnings: ``warnings`` (``analytics/warnings``, ``docs/warnings.md``).
+Rules: ``organisation_keys``, ``rule_versions`` (``analytics/rules``, ``docs/rules.md``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import asyncpg
 __all__ = ["LEDGER_TABLES", "NODE_MIN_STORED_LEVEL", "SCHEMA_VERSION", "apply_schema"]
 
 # Bump when any DDL here or in telemetry_schema changes, so existing databases get it.
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 NODE_MIN_STORED_LEVEL: Final = 4
 
@@ -207,6 +208,35 @@ _WARNINGS_DDL: Final = (
 )
 
 
+# Rules (analytics/rules, docs/rules.md): organisations' rule-signing keys, and every accepted
+# rules version with its signed bytes verbatim (also written to ledger_outbox, same transaction).
+_RULES_DDL: Final = (
+    """
+    CREATE TABLE IF NOT EXISTS organisation_keys (
+        org_id         text NOT NULL REFERENCES organisations (org_id),
+        key_id         text NOT NULL CHECK (key_id ~ '^[A-Za-z0-9._:-]{1,64}$'),
+        public_key     bytea NOT NULL CHECK (length(public_key) = 32),
+        valid_from_ms  bigint NOT NULL,
+        revoked_at_ms  bigint,
+        created_at     timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (org_id, key_id)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS rule_versions (
+        org_id             text NOT NULL,
+        rule_set           text NOT NULL,
+        version            integer NOT NULL CHECK (version > 0),
+        effective_from_ms  bigint NOT NULL,
+        key_id             text NOT NULL,
+        signed             bytea NOT NULL,
+        published_at       timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (org_id, rule_set, version),
+        FOREIGN KEY (org_id, key_id) REFERENCES organisation_keys (org_id, key_id)
+    )
+    """,
+)
+
 # Forecasts (analytics/forecast, docs/forecasts.md). Keyed so that refreshing the same issue
 # time again overwrites instead of duplicating.
 _FORECAST_DDL: Final = (
@@ -272,7 +302,13 @@ async def apply_schema(
             mode = await telemetry_schema.storage_mode(conn)
             if mode is not None:
                 return mode
-        for statement in (*_LEDGER_DDL, *_REGISTRY_DDL, *_FORECAST_DDL, *_WARNINGS_DDL):
+        for statement in (
+            *_LEDGER_DDL,
+            *_REGISTRY_DDL,
+            *_FORECAST_DDL,
+            *_WARNINGS_DDL,
+            *_RULES_DDL,
+        ):
             await conn.execute(statement)
         mode = await telemetry_schema.apply(
             conn, timescaledb=timescaledb, retention_days=retention_days

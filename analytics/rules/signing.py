@@ -1,0 +1,87 @@
+"""Signed rules: a compact JWS (the telemetry profile, ``chain/jws.py``) over the verbatim rules.
+
+Header ``{"alg":"Ed25519","kid":<organisation key id>,"typ":"roadledger-rules"}``; the payload
+is the rules document's exact bytes. The ledger entry is :data:`RULES_ENTRY_PREFIX` followed by
+the JWS bytes, so anyone can check a published version offline with the organisation's key.
+Unlike telemetry (16 KiB), a signed rules document may be up to 1 MiB (geofence polygons).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Final
+
+from analytics.rules.model import RuleVersion
+from analytics.rules.parse import RulesError, parse_rules
+from chain._encoding import b64url_decode, b64url_encode
+from chain.errors import ChainError
+from chain.jws import JwsHeader
+from chain.keys import SIGNATURE_SIZE, Ed25519PrivateKey, Ed25519PublicKey
+
+__all__ = [
+    "MAX_SIGNED_BYTES",
+    "RULES_ENTRY_PREFIX",
+    "RULES_TYP",
+    "SignedRules",
+    "rules_entry",
+    "sign_rules",
+]
+
+RULES_TYP: Final = "roadledger-rules"
+RULES_ENTRY_PREFIX: Final = b"roadledger/rules/v1\n"
+MAX_SIGNED_BYTES: Final = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRules:
+    """A signed rules document, split but not yet verified. Build with :meth:`from_bytes`."""
+
+    raw: bytes
+    kid: str
+    payload: bytes
+    signature: bytes
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> SignedRules:
+        """Split ``raw`` and check its header (refusals name ``signature...``)."""
+        if len(raw) > MAX_SIGNED_BYTES:
+            raise RulesError("signature", f"{len(raw)} bytes, limit is {MAX_SIGNED_BYTES}")
+        parts = raw.strip().split(b".")
+        if len(parts) != 3 or not all(parts):
+            raise RulesError("signature", "not a compact JWS (unsigned rules are refused)")
+        try:
+            header = JwsHeader.from_json(b64url_decode(parts[0].decode("ascii")))
+            payload = b64url_decode(parts[1].decode("ascii"))
+            signature = b64url_decode(parts[2].decode("ascii"))
+        except (ChainError, UnicodeDecodeError, ValueError) as exc:
+            raise RulesError("signature.header", str(exc)) from None
+        if header.typ != RULES_TYP:
+            raise RulesError("signature.header.typ", f"must be {RULES_TYP!r}")
+        if len(signature) != SIGNATURE_SIZE:
+            raise RulesError("signature", f"{len(signature)} bytes, not {SIGNATURE_SIZE}")
+        assert header.kid is not None  # from_json requires it
+        return cls(raw.strip(), header.kid, payload, signature)
+
+    def rules(self) -> RuleVersion:
+        """The parsed payload (not verified), keeping these signed bytes."""
+        return replace(parse_rules(self.payload), signed=self.raw)
+
+    def verify(self, public_key: Ed25519PublicKey) -> RuleVersion:
+        """The rules if the signature verifies under ``public_key``; else :class:`RulesError`."""
+        signing_input = self.raw[: self.raw.rindex(b".")]
+        if not public_key.is_valid_signature(self.signature, signing_input):
+            raise RulesError("signature", f"does not verify under key {self.kid!r}")
+        return self.rules()
+
+
+def sign_rules(key: Ed25519PrivateKey, kid: str, payload: bytes) -> bytes:
+    """Sign the verbatim rules ``payload`` (checked first: invalid rules are never signed)."""
+    parse_rules(payload)
+    header = JwsHeader(kid=kid, typ=RULES_TYP).to_json()
+    signing_input = f"{b64url_encode(header)}.{b64url_encode(payload)}".encode("ascii")
+    return signing_input + b"." + b64url_encode(key.sign(signing_input)).encode("ascii")
+
+
+def rules_entry(signed: bytes) -> bytes:
+    """The ledger entry for a published version: the prefix, then the JWS bytes verbatim."""
+    return RULES_ENTRY_PREFIX + signed
