@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "verify": "roadledger.commands.verify",
     "witness": "roadledger.commands.witness",
     "forecast": "roadledger.commands.forecast",
+    "rules": "roadledger.commands.rules",
 }
 
 DESCRIPTION = """\
