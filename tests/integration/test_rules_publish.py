@@ -1,0 +1,132 @@
+"""Publishing rules on PostgreSQL: verified, versioned, refused with reasons, into the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analytics.rules.parse import RulesError
+from analytics.rules.signing import RULES_ENTRY_PREFIX, SignedRules, rules_entry, sign_rules
+from analytics.rules.store import (
+    add_organisation_key,
+    list_rule_versions,
+    load_rulebook,
+    outbox_key,
+    publish_rules,
+    revoke_organisation_key,
+)
+from chain._hashing import leaf_hash
+from chain.keys import Ed25519PrivateKey
+from chain.merkle import inclusion_plan, verify_inclusion
+from chain.sequencer import InMemoryLedgerStore
+from ingest.ledger_writer import LedgerWriter
+from ingest.outbox_relay import relay_outbox
+from roadledger.db.scratch import scratch_schema_pool
+from roadledger.log_key import LogKey
+from roadledger.registry import DeviceRegistry
+from roadledger.settings import Settings
+from roadledger.stream import TopicPartition
+from roadledger.stream.memory import MemoryStream
+
+pytestmark = pytest.mark.postgres
+
+TOPIC = "telemetry.verified"
+NOW = 1_764_000_000_000
+KEY = Ed25519PrivateKey.from_bytes(bytes(range(32)))
+
+
+def _doc(version: int, effective: int, org_id: str = "metro-police", **extra: Any) -> bytes:
+    doc = {
+        "format": "roadledger-rules/1",
+        "org_id": org_id,
+        "rule_set": "city",
+        "version": version,
+        "effective_from_ms": effective,
+        "thresholds": {"speeding_tolerance_kmh": version},
+        **extra,
+    }
+    return json.dumps(doc).encode()
+
+
+async def test_publish_two_versions_refuse_bad_ones_and_ledger_them(
+    postgres: Settings, tmp_path: Path
+) -> None:
+    v1 = sign_rules(KEY, "k1", _doc(1, NOW + 1000))
+    v2 = sign_rules(KEY, "k1", _doc(2, NOW + 2000))
+    async with scratch_schema_pool(postgres) as pool:
+        await DeviceRegistry(pool).ensure_organisation("metro-police", "Metro Police", "authority")
+        await DeviceRegistry(pool).ensure_organisation("other", "Other", "authority")
+        await add_organisation_key(pool, "metro-police", "k1", KEY.public_key, NOW - 1)
+        async with pool.acquire() as conn:
+            assert (await publish_rules(conn, v1, NOW)).label == "metro-police/city@1"
+            assert (await publish_rules(conn, v2, NOW)).label == "metro-police/city@2"
+
+            refusals = {
+                "version": v1,  # not greater than the latest
+                "signature": sign_rules(Ed25519PrivateKey.generate(), "k1", _doc(3, NOW)),
+                "signature.header.kid": sign_rules(KEY, "k9", _doc(3, NOW)),
+                "org_id": sign_rules(KEY, "k1", _doc(3, NOW, org_id="nobody")),
+                "thresholds.bogus": _doc(3, NOW, thresholds={"bogus": 1}),  # unsigned too
+            }
+            for field, signed in refusals.items():
+                expected = "signature" if field == "thresholds.bogus" else field
+                with pytest.raises(RulesError) as caught:
+                    await publish_rules(conn, signed, NOW)
+                assert caught.value.path == expected, (field, caught.value)
+            # The key of one organisation does not sign for another.
+            with pytest.raises(RulesError, match="has no key"):
+                await publish_rules(conn, sign_rules(KEY, "k1", _doc(1, NOW, "other")), NOW)
+
+            await revoke_organisation_key(conn, "metro-police", "k1", NOW + 10)
+            with pytest.raises(RulesError, match="revoked"):
+                await publish_rules(conn, sign_rules(KEY, "k1", _doc(3, NOW)), NOW + 10)
+
+        book = await load_rulebook(pool)
+        assert book.in_force(NOW + 999).label == "builtin@0"
+        assert book.in_force(NOW + 1000).threshold("speeding_tolerance_kmh") == (
+            1,
+            "metro-police/city@1",
+        )
+        assert book.in_force(NOW + 2000).label == "metro-police/city@2"
+        assert [v.signed for v in await list_rule_versions(pool)] == [v1, v2]
+        outbox = await pool.fetch("SELECT device_id, entry FROM ledger_outbox ORDER BY outbox_id")
+        assert [(r["device_id"], bytes(r["entry"])) for r in outbox] == [
+            (outbox_key("metro-police"), rules_entry(v1)),
+            (outbox_key("metro-police"), rules_entry(v2)),
+        ]
+
+        stream = MemoryStream(partitions=3)
+        stream.create_topic(TOPIC)
+        producer = stream.producer(client_id="outbox")
+        await producer.start()
+        assert await relay_outbox(pool, producer, topic=TOPIC) == 2
+
+    (partition,) = {r.partition for r in stream.records(TOPIC)}
+    store = InMemoryLedgerStore()
+    settings = Settings(data_dir=tmp_path)
+    writer = LedgerWriter(settings, stream, store, LogKey(bytes(32)), topic=TOPIC, group_id="g")
+    stop = asyncio.Event()
+    task = asyncio.create_task(writer.run(stop))
+    for _ in range(400):
+        if stream.committed("g", TopicPartition(TOPIC, partition)) == 2:
+            break
+        await asyncio.sleep(0.005)  # polling an observed condition
+    stop.set()
+    await task
+
+    origin = settings.log_origin(partition)
+    log = store.logs[origin]
+    checkpoint = log.checkpoints[-1].checkpoint
+    for signed in (v1, v2):
+        entry = rules_entry(signed)
+        index = log.entries.index(entry)
+        plan = inclusion_plan(index, checkpoint.size)
+        proof = plan.assemble(await store.read_nodes(origin, plan.nodes))
+        verify_inclusion(index, checkpoint.size, leaf_hash(entry), checkpoint.root_hash, proof)
+        # Offline: the entry alone and the organisation's public key check the rules.
+        offline = SignedRules.from_bytes(entry.removeprefix(RULES_ENTRY_PREFIX))
+        assert offline.verify(KEY.public_key).signed == signed
