@@ -15,11 +15,11 @@ from typing import Any, Final, TypeVar
 from analytics.rules.geometry import Vertex, polygon_problem
 from analytics.rules.model import GEOFENCE_KINDS, Geofence, RuleVersion, SpeedLimit, TimeWindow
 from analytics.rules.thresholds import THRESHOLDS
-from chain._json import loads_object
+from chain._json import dumps_canonical, loads_object
 from chain.errors import EncodingError
 from roadledger.roads import RoadClass
 
-__all__ = ["FORMAT", "RulesError", "parse_rules"]
+__all__ = ["FORMAT", "RulesError", "parse_rules", "to_json"]
 
 FORMAT: Final = "roadledger-rules/1"
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -73,6 +73,49 @@ def parse_rules(data: bytes) -> RuleVersion:
         geofences=tuple(_labelled(g, label) for g in fences),
         thresholds=_thresholds(doc.get("thresholds", {})),
     )
+
+
+def to_json(rules: RuleVersion) -> bytes:
+    """The rules document for ``rules`` (canonical JSON); :func:`parse_rules` reads it back."""
+    doc: dict[str, Any] = {
+        "format": FORMAT,
+        "org_id": rules.org_id,
+        "rule_set": rules.rule_set,
+        "version": rules.version,
+        "effective_from_ms": rules.effective_from_ms,
+        "speed_limits": [
+            {
+                k: v
+                for k, v in (
+                    ("max_kmh", s.max_kmh),
+                    ("road_class", s.road_class),
+                    ("segment_id", s.segment_id),
+                    ("vehicle_class", s.vehicle_class),
+                )
+                if v is not None
+            }
+            for s in rules.speed_limits
+        ],
+        "geofences": [_geofence_json(g) for g in rules.geofences],
+        "thresholds": dict(rules.thresholds),
+    }
+    return dumps_canonical(doc).encode()
+
+
+def _geofence_json(g: Geofence) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": g.id,
+        "kind": g.kind,
+        "polygon": [list(v) for v in g.polygon],
+        "vehicle_classes": sorted(g.vehicle_classes),
+        "windows": [
+            {"days": sorted(w.days), "start_min": w.start_min, "end_min": w.end_min}
+            for w in g.windows
+        ],
+    }
+    if g.max_speed_kmh is not None:
+        out["max_speed_kmh"] = g.max_speed_kmh
+    return out
 
 
 def _labelled(g: Geofence, label: str) -> Geofence:

@@ -146,3 +146,12 @@ def test_lists_and_thresholds_may_be_left_out() -> None:
         del doc[name]
     rules = parse_rules(encode(doc))
     assert (rules.speed_limits, rules.geofences, rules.thresholds) == ((), (), ())
+
+
+def test_to_json_round_trips_and_is_canonical() -> None:
+    from analytics.rules.parse import to_json
+
+    rules = parse_rules(encode(document()))
+    text = to_json(rules)
+    assert parse_rules(text) == rules
+    assert to_json(parse_rules(text)) == text
