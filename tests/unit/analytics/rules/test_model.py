@@ -152,3 +152,12 @@ def test_geofences_filter_by_vehicle_class_and_window() -> None:
     assert {g.id for g in rules.geofences(friday_night, "truck")} == {"old-town"}
     assert {g.id for g in rules.geofences(MONDAY + 12 * 60 * MIN, "car")} == {"old-town"}
     assert {g.id for g in rules.geofences(friday_night, None)} == {"old-town"}
+
+
+def test_the_warnings_detectors_can_use_the_rule_book() -> None:
+    from analytics.warnings.detectors import DEFAULT_THRESHOLDS, RuleSource
+
+    source: RuleSource = RuleBook.default()  # mypy checks the protocol
+    assert source.in_force(0).label == "builtin@0"
+    for name, value in DEFAULT_THRESHOLDS.items():
+        assert THRESHOLDS[name].default == value, name
