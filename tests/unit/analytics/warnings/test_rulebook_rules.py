@@ -1,0 +1,54 @@
+"""The detectors on the RULES engineer's RuleBook: published thresholds apply from their
+effective time and warnings cite the version that set them."""
+
+from __future__ import annotations
+
+from analytics.rules.model import RuleBook, RuleVersion
+from analytics.rules.thresholds import THRESHOLDS
+from analytics.warnings.detectors import DEFAULT_THRESHOLDS, Point, TelemetryDetector
+from analytics.warnings.engine import WithDefaults
+from analytics.warnings.model import Warning, WarningType
+
+T0 = 1_790_000_000_000
+LAT, LON = 522_516_100, 133_777_200
+
+
+def point(seq: int, odo_m: int) -> Point:
+    ts = T0 + seq * 1000
+    return Point("veh-1", seq, ts, ts + 50, odo_m, LAT, LON, bytes([seq]) * 32, f"raw:0:{seq}")
+
+
+def small_drop() -> list[Point]:
+    """An odometer that goes back 8 m at seq 3: inside the default 10 m tolerance."""
+    return [point(1, 10_000), point(2, 10_015), point(3, 10_007), point(4, 10_022)]
+
+
+def run(book: RuleBook) -> list[Warning]:
+    detector = TelemetryDetector(WithDefaults(book))
+    return [w for p in small_drop() for w in detector.observe(p)]
+
+
+def version(effective_from_ms: int) -> RuleVersion:
+    return RuleVersion(
+        "metro-police", "city", 3, effective_from_ms, thresholds=(("rollback_tolerance_m", 5),)
+    )
+
+
+def test_detector_defaults_are_the_rules_defaults() -> None:
+    for name, value in DEFAULT_THRESHOLDS.items():
+        assert THRESHOLDS[name].default == value, name
+
+
+def test_builtin_rulebook_keeps_the_default_tolerance() -> None:
+    assert run(RuleBook.default()) == []
+
+
+def test_published_tolerance_fires_and_is_cited() -> None:
+    (warning,) = run(RuleBook((version(T0),)))
+    assert warning.type is WarningType.ODOMETER_ROLLBACK
+    assert warning.rule_version == "metro-police/city@3"
+    assert warning.detail["drop_m"] == 8
+
+
+def test_a_version_effective_after_the_event_does_not_apply() -> None:
+    assert run(RuleBook((version(T0 + 3_500),))) == []
