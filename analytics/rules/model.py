@@ -12,6 +12,7 @@ before its start runs past midnight into the next day.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -171,6 +172,15 @@ class RuleBook:
     """Every accepted version of every rule set."""
 
     versions: tuple[RuleVersion, ...] = ()
+    # The rules in force change only at effective times: one RuleSet per interval, cached
+    # because the detectors ask for every record.
+    _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _cache: dict[int, RuleSet] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        starts = tuple(sorted({v.effective_from_ms for v in self.versions}))
+        object.__setattr__(self, "_starts", starts)
+        object.__setattr__(self, "_cache", {})
 
     @classmethod
     def default(cls) -> RuleBook:
@@ -179,6 +189,13 @@ class RuleBook:
 
     def in_force(self, ts_ms: int) -> RuleSet:
         """The rules in force at ``ts_ms``: per rule set, its latest version effective by then."""
+        interval = bisect.bisect_right(self._starts, ts_ms)
+        cached = self._cache.get(interval)
+        if cached is None:
+            cached = self._cache[interval] = self._merge(ts_ms)
+        return cached
+
+    def _merge(self, ts_ms: int) -> RuleSet:
         current: dict[tuple[str, str], RuleVersion] = {}
         for v in self.versions:
             if v.effective_from_ms > ts_ms:
