@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from analytics.rules.geometry import polygon_contains
+from analytics.rules.geometry import polygon_contains, polygon_problem
 from analytics.rules.model import Geofence, RuleBook, RuleVersion, SpeedLimit, TimeWindow
 from analytics.rules.parse import parse_rules
 from analytics.rules.thresholds import THRESHOLDS
@@ -161,3 +163,22 @@ def test_the_warnings_detectors_can_use_the_rule_book() -> None:
     assert source.in_force(0).label == "builtin@0"
     for name, value in DEFAULT_THRESHOLDS.items():
         assert THRESHOLDS[name].default == value, name
+
+
+@given(
+    lat0=st.integers(-800_000_000, 800_000_000),
+    lon0=st.integers(-1_700_000_000, 1_700_000_000),
+    height=st.integers(1, 10_000_000),
+    width=st.integers(1, 10_000_000),
+    lat=st.integers(-900_000_000, 900_000_000),
+    lon=st.integers(-1_800_000_000, 1_800_000_000),
+)
+def test_a_rectangle_contains_exactly_its_box(
+    lat0: int, lon0: int, height: int, width: int, lat: int, lon: int
+) -> None:
+    box = [(lat0, lon0), (lat0, lon0 + width), (lat0 + height, lon0 + width), (lat0 + height, lon0)]
+    assert polygon_problem(box) is None
+    for point in ((lat, lon), (lat0 + height // 2, lon0 + width // 2), (lat0 - 1, lon0)):
+        inside = lat0 <= point[0] <= lat0 + height and lon0 <= point[1] <= lon0 + width
+        assert polygon_contains(box, *point) is inside
+        assert polygon_contains(box[::-1], *point) is inside  # orientation does not matter
