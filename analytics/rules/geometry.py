@@ -45,14 +45,14 @@ def polygon_problem(polygon: Sequence[Vertex]) -> str | None:
     for i in range(n):
         if abs(polygon[i][1] - polygon[(i + 1) % n][1]) > 1_800_000_000:
             return f"edge {i} crosses the antimeridian"
-    if _twice_area(polygon) == 0:
-        return "has zero area"
     for i in range(n):
         for j in range(i + 1, n):
             if j == i + 1 or (i == 0 and j == n - 1):
                 continue  # neighbouring edges share a vertex
             if _segments_meet(polygon[i], polygon[(i + 1) % n], polygon[j], polygon[(j + 1) % n]):
                 return f"edges {i} and {j} intersect (the polygon must be simple)"
+    if _twice_area(polygon) == 0:
+        return "has zero area"
     return None
 
 
