@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "witness": "roadledger.commands.witness",
     "forecast": "roadledger.commands.forecast",
     "rules": "roadledger.commands.rules",
+    "score": "roadledger.commands.score",
 }
 
 DESCRIPTION = """\
