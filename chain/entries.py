@@ -5,7 +5,9 @@ A log holds two kinds of entries, told apart by their first bytes:
 * a **telemetry message**: the verbatim compact JWS bytes (they start with base64url
   characters, ``eyJ`` in practice, and never contain ``/``);
 * a **device key record**: :data:`DEVICE_KEY_ENTRY_PREFIX` followed by the record's canonical
-  JSON (:meth:`chain.device_keys.DeviceKey.to_json`, UTF-8).
+  JSON (:meth:`chain.device_keys.DeviceKey.to_json`, UTF-8);
+* a **rules version**: :data:`RULES_ENTRY_PREFIX` followed by the publishing organisation's
+  signed rules (a compact JWS, ``analytics/rules/signing.py``).
 
 Key records live in the same log as the messages they vouch for, so whoever trusts the log's
 key needs no separate key registry: registering, rotating (a later record of the same device
@@ -17,9 +19,25 @@ from __future__ import annotations
 from chain.device_keys import DeviceKey
 from chain.errors import EncodingError
 
-__all__ = ["DEVICE_KEY_ENTRY_PREFIX", "device_key_entry", "parse_device_key_entry"]
+__all__ = [
+    "DEVICE_KEY_ENTRY_PREFIX",
+    "RULES_ENTRY_PREFIX",
+    "device_key_entry",
+    "entry_kind",
+    "parse_device_key_entry",
+]
 
 DEVICE_KEY_ENTRY_PREFIX = b"roadledger/device-key/v1\n"
+RULES_ENTRY_PREFIX = b"roadledger/rules/v1\n"
+
+
+def entry_kind(entry: bytes) -> str:
+    """``device-key``, ``rules`` or ``telemetry`` (anything else: a telemetry JWS, or junk)."""
+    if entry.startswith(DEVICE_KEY_ENTRY_PREFIX):
+        return "device-key"
+    if entry.startswith(RULES_ENTRY_PREFIX):
+        return "rules"
+    return "telemetry"
 
 
 def device_key_entry(record: DeviceKey) -> bytes:

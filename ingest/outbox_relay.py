@@ -14,12 +14,11 @@ import contextlib
 
 import asyncpg
 
+from chain.entries import entry_kind
 from roadledger.stream import Producer
 from roadledger.topics import VERIFIED
 
 __all__ = ["relay_outbox", "run_outbox_relay"]
-
-ENTRY_KIND_HEADER = ("kind", b"device-key")
 
 
 async def relay_outbox(
@@ -36,7 +35,10 @@ async def relay_outbox(
         return 0
     futures = [
         await producer.send(
-            topic, bytes(row["entry"]), key=row["device_id"].encode(), headers=[ENTRY_KIND_HEADER]
+            topic,
+            bytes(row["entry"]),
+            key=row["device_id"].encode(),
+            headers=[("kind", entry_kind(bytes(row["entry"])).encode())],
         )
         for row in rows
     ]

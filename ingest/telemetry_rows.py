@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from chain._hashing import leaf_hash
-from chain.entries import DEVICE_KEY_ENTRY_PREFIX
+from chain.entries import DEVICE_KEY_ENTRY_PREFIX, RULES_ENTRY_PREFIX
 from chain.telemetry import DEVICE_ID_RE, MAX_OBS, RANGES
 from ingest.map_matching import SegmentIndex
 from ingest.verifier import recv_ms_of
@@ -145,7 +145,7 @@ def decode_records(
     nearest = segments.nearest if segments is not None and len(segments) else None
     for record in records:
         raw = record.value
-        if raw.startswith(DEVICE_KEY_ENTRY_PREFIX):
+        if raw.startswith((DEVICE_KEY_ENTRY_PREFIX, RULES_ENTRY_PREFIX)):  # ledger only
             batch.device_key_entries += 1
             continue
         try:

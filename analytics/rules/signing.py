@@ -14,6 +14,7 @@ from typing import Final
 from analytics.rules.model import RuleVersion
 from analytics.rules.parse import RulesError, parse_rules
 from chain._encoding import b64url_decode, b64url_encode
+from chain.entries import RULES_ENTRY_PREFIX
 from chain.errors import ChainError
 from chain.jws import JwsHeader
 from chain.keys import SIGNATURE_SIZE, Ed25519PrivateKey, Ed25519PublicKey
@@ -28,7 +29,6 @@ __all__ = [
 ]
 
 RULES_TYP: Final = "roadledger-rules"
-RULES_ENTRY_PREFIX: Final = b"roadledger/rules/v1\n"
 MAX_SIGNED_BYTES: Final = 1024 * 1024
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import signal
 from pathlib import Path
@@ -21,7 +22,8 @@ run: consumes telemetry.verified and telemetry.quarantine (consumer group
 roadledger-analytics), detects odometer rollbacks, teleports, late (silent) devices, forged
 signatures, tampered payloads, replays, conflicts, unknown devices, revoked-key use and clock
 skew, stores each warning once in PostgreSQL (table warnings) and publishes it on the warnings
-topic. Thresholds come from the rules in force (docs/warnings.md).
+topic. Thresholds come from the published rules in force at each record's time (roadledger rules,
+docs/rules.md), reloaded every 30 s; the built-in defaults where none is published.
 
 score: compares the warnings stored in the database with the `warning` lines of a
 `roadledger sim --truth` file: precision and recall per warning type (docs/warnings.md says
@@ -88,6 +90,7 @@ async def _load(settings: Settings) -> list[Warning]:
 
 
 async def _serve(settings: Settings) -> None:
+    from analytics.rules.store import load_rulebook
     from analytics.warnings.engine import AnalyticsEngine
     from roadledger.db.pool import create_pool
     from roadledger.db.schema import apply_schema
@@ -101,7 +104,10 @@ async def _serve(settings: Settings) -> None:
     try:
         async with pool.acquire() as conn:
             await apply_schema(conn)
-        engine = AnalyticsEngine(settings, KafkaStream(settings), pool)
+
+        engine = AnalyticsEngine(
+            settings, KafkaStream(settings), pool, load_rules=functools.partial(load_rulebook, pool)
+        )
         await engine.run(stop)
         print(f"analytics: stopped after {engine.stats.records} records, "
               f"{engine.stats.stored} warnings stored")  # fmt: skip

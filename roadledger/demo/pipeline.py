@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import threading
 from collections import Counter
@@ -51,6 +52,7 @@ class Pipeline:
     :meth:`start` as tasks that run until :attr:`stop` is set (or one of them fails)."""
 
     def __init__(self, settings: Settings, stream: Stream, pool: asyncpg.Pool) -> None:
+        from analytics.rules.store import load_rulebook
         from analytics.warnings.engine import AnalyticsEngine
         from ingest.bridge import Bridge
         from ingest.classifier_pool import ClassifierPool
@@ -94,7 +96,9 @@ class Pipeline:
             topic=verified,
             group_id=settings.group("roadledger-ledger"),
         )
-        self.analytics: AnalyticsEngine = AnalyticsEngine(settings, stream, pool)
+        self.analytics: AnalyticsEngine = AnalyticsEngine(
+            settings, stream, pool, load_rules=functools.partial(load_rulebook, pool)
+        )
         self._producer: Producer | None = None
         self._task: asyncio.Task[None] | None = None
 
