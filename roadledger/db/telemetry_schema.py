@@ -407,6 +407,30 @@ async def ensure_day_partitions(conn: asyncpg.Connection, days: Iterable[date]) 
     return created
 
 
+# drop_chunks takes its locks in an order TimescaleDB's own background jobs (aggregate
+# refresh, compression) can take the other way round; PostgreSQL then aborts one of the two.
+# The aborted drop changed nothing, so it is simply tried again.
+_DROP_CHUNKS_ATTEMPTS: Final = 5
+
+
+async def _drop_chunks(
+    conn: asyncpg.Connection, ext: str | None, relation: str | None, cutoff: datetime
+) -> list[asyncpg.Record]:
+    for attempt in range(1, _DROP_CHUNKS_ATTEMPTS + 1):
+        try:
+            rows: list[asyncpg.Record] = await conn.fetch(
+                f"SELECT {ext}.drop_chunks($1::regclass, older_than => $2::timestamptz)",
+                relation,
+                cutoff,
+            )
+            return rows
+        except (asyncpg.DeadlockDetectedError, asyncpg.LockNotAvailableError):
+            if attempt == _DROP_CHUNKS_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")
+
+
 async def apply_retention(
     conn: asyncpg.Connection, retention_days: int, *, now: datetime | None = None
 ) -> list[str]:
@@ -425,11 +449,7 @@ async def apply_retention(
         ext = await timescaledb_schema(conn)
         dropped: list[str] = []
         for table in HYPERTABLES:
-            rows = await conn.fetch(
-                f"SELECT {ext}.drop_chunks($1::regclass, older_than => $2::timestamptz)",
-                await _qualified(conn, table),
-                cutoff,
-            )
+            rows = await _drop_chunks(conn, ext, await _qualified(conn, table), cutoff)
             dropped.extend(str(row[0]) for row in rows)
         return dropped
     if mode != MODE_PARTITIONED:
