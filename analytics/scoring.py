@@ -1,7 +1,8 @@
 """Warnings scored against the simulator's ground truth: precision and recall per type.
 
 A truth event (a ``warning`` line of a ``roadledger sim --truth`` file) and a stored warning
-match when they have the same type, the same device, and the warning's time span overlaps the
+match when they have the same type, the same subject (device id, or ``segment:<id>`` for a
+segment's warnings such as congestion), and the warning's time span overlaps the
 event's span widened by ``tolerance_ms`` on both sides (detectors report at message times,
 an excursion also at the message after it, and a late delivery at its arrival).
 
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from analytics.warnings.model import Warning
 from device_sim.truth import WarningTruth
 
-__all__ = ["Score", "ScoreReport", "score_warnings"]
+__all__ = ["Score", "ScoreReport", "score_warnings", "subject"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +74,15 @@ class ScoreReport:
         return "\n".join(lines)
 
 
+def subject(warning: Warning) -> str:
+    """What a warning is about, as the truth file names it: a device id, or
+    ``segment:<id>`` for a road segment."""
+    return warning.device_id or f"segment:{warning.segment_id}"
+
+
 def _overlaps(warning: Warning, event: WarningTruth, tolerance_ms: int) -> bool:
     return (
-        warning.device_id == event.device
+        subject(warning) == event.device
         and warning.from_ts_ms <= event.to_ts + tolerance_ms
         and warning.to_ts_ms >= event.from_ts - tolerance_ms
     )

@@ -16,8 +16,9 @@ from typing import Any, ClassVar
 
 from chain.errors import RejectReason
 from device_sim.assignment import ResolvedScenario
-from device_sim.driving import VehicleReading
+from device_sim.driving import DrivenVehicle, VehicleReading
 from device_sim.geo import LocalFrame
+from device_sim.observing import Sighting
 from device_sim.rand import seeded
 from device_sim.scenarios import ScenarioType
 from device_sim.signing import ChainedSigner
@@ -67,13 +68,15 @@ class Planned:
 
 @dataclass(slots=True)
 class Emission:
-    """A device's next genuine message while scenarios shape it; signed fields set later."""
+    """A device's next genuine message while scenarios shape it; signed fields set later.
+    ``reading``: a vehicle's measurement; ``sightings``: an RSU's observations."""
 
     device: str
     t: int
     ts: int
     reading: VehicleReading | None
     signer: ChainedSigner
+    sightings: list[Sighting] | None = None
     labels: list[str] = field(default_factory=list)
     reasons: list[RejectReason] = field(default_factory=list)
     touched: list[Effect] = field(default_factory=list)
@@ -112,6 +115,9 @@ class Effect:
         self.affected += 1
         self.first = self.first or (t, seq)
         self.last = (t, seq)
+
+    def steer(self, driven: DrivenVehicle, t: int) -> None:
+        """Change how the vehicle drives before it moves on to ``t`` (vehicles only)."""
 
     def before(self, emission: Emission) -> None:
         """Change the reading or timestamp before signing; append rejection reasons."""

@@ -16,14 +16,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from device_sim.delivery import DELIVERY_EFFECTS
-from device_sim.driving import DrivenVehicle
+from device_sim.driving import DrivenVehicle, VehicleReading
 from device_sim.effects import DEVICE_EFFECTS, Effect, EffectContext, Emission, Planned, reason_of
 from device_sim.fleet import RoadsideUnit, Vehicle
-from device_sim.observing import RsuObserver
+from device_sim.geofencing import GEOFENCE_EFFECTS, GeofenceTruth
+from device_sim.incidents import INCIDENT_EFFECTS, CongestionTruth
+from device_sim.observers import RunObserver, VehicleReport
+from device_sim.observing import RsuObserver, Sighting
+from device_sim.odometer_blocker import ODOMETER_BLOCKER_EFFECTS
 from device_sim.outcomes import OutcomeModel
 from device_sim.rand import seeded
 from device_sim.routing import Router
+from device_sim.rsu_contradiction import RSU_EFFECTS, RsuContradictionTruth
 from device_sim.signing import ChainedSigner
+from device_sim.speeding import SPEEDING_EFFECTS, SpeedingTruth
 from device_sim.traffic import RoadState
 from device_sim.truth import MessageTruth, TruthWriter
 from roadledger.topics import mqtt_telemetry_topic
@@ -33,7 +39,22 @@ if TYPE_CHECKING:
 
 __all__ = ["Emitter", "Outgoing"]
 
-_EFFECTS = DEVICE_EFFECTS | DELIVERY_EFFECTS
+_EFFECTS = (
+    DEVICE_EFFECTS
+    | DELIVERY_EFFECTS
+    | SPEEDING_EFFECTS
+    | ODOMETER_BLOCKER_EFFECTS
+    | GEOFENCE_EFFECTS
+    | RSU_EFFECTS
+    | INCIDENT_EFFECTS
+)
+# Truth no single scenario owns; each sees every signed report.
+_OBSERVERS: tuple[type[RunObserver], ...] = (
+    SpeedingTruth,
+    GeofenceTruth,
+    CongestionTruth,
+    RsuContradictionTruth,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +90,7 @@ class Emitter:
         self.expected: Counter[str] = Counter()
         self.published = 0
         self._devices: dict[str, _Device] = {}
+        self._observers = [observer(simulation) for observer in _OBSERVERS]
         self._build()
         tracked = [device_id for device_id, device in self._devices.items() if device.effects]
         self._model = OutcomeModel(tracked)
@@ -117,41 +139,71 @@ class Emitter:
                 self._devices[device_id].effects.append(effect)
 
     def _emit(self, device_id: str, device: _Device, t: int) -> list[Planned]:
-        signer = device.signer
-        reading = device.driven.report(t) if device.driven is not None else None
+        signer, driven = device.signer, device.driven
+        if driven is not None:
+            for effect in device.effects:
+                effect.steer(driven, t)
+        reading = driven.report(t) if driven is not None else None
+        sightings = device.observer.observe() if device.observer is not None else None
         if not device.effects:
             # VehicleReading's fields are next_vehicle's arguments, in order.
             raw = (
-                signer.next_vehicle(*reading) if reading is not None else self._sign_rsu(device, t)
+                signer.next_vehicle(*reading)
+                if reading is not None
+                else self._sign_rsu(device, t, sightings or [])
             )
-            return [Planned(device_id, raw, signer.last_digest, signer.seq, t, t, None, [])]
-        emission = Emission(device_id, t, t, reading, signer)
-        for effect in device.effects:
-            effect.before(emission)
-        if emission.reading is not None:
-            raw = signer.next_vehicle(emission.ts, *emission.reading[1:])
+            planned = [Planned(device_id, raw, signer.last_digest, signer.seq, t, t, None, [])]
         else:
-            raw = self._sign_rsu(device, emission.ts)
-        emission.seq, emission.raw = signer.seq, raw
-        emission.digest, emission.payload = signer.last_digest, signer.last_payload
-        for effect in emission.touched:
-            effect.note(t, emission.seq)
-        intended = reason_of(emission.reasons)
-        labels = list(emission.labels)
-        planned = [
-            Planned(device_id, raw, emission.digest, emission.seq, emission.ts, t, intended, labels)
-        ]
-        for effect in device.effects:
-            effect.after(emission, planned)
+            emission = Emission(device_id, t, t, reading, signer, sightings)
+            for effect in device.effects:
+                effect.before(emission)
+            if emission.reading is not None:
+                raw = signer.next_vehicle(emission.ts, *emission.reading[1:])
+            else:
+                raw = self._sign_rsu(device, emission.ts, emission.sightings or [])
+            emission.seq, emission.raw = signer.seq, raw
+            emission.digest, emission.payload = signer.last_digest, signer.last_payload
+            for effect in emission.touched:
+                effect.note(t, emission.seq)
+            intended = reason_of(emission.reasons)
+            labels = list(emission.labels)
+            planned = [
+                Planned(
+                    device_id, raw, emission.digest, emission.seq, emission.ts, t, intended, labels
+                )
+            ]
+            for effect in device.effects:
+                effect.after(emission, planned)
+            reading, sightings = emission.reading, emission.sightings
+        self._observe(device_id, device, t, planned[0], reading, sightings)
         return planned
 
+    def _observe(
+        self,
+        device_id: str,
+        device: _Device,
+        t: int,
+        genuine: Planned,
+        reading: VehicleReading | None,
+        sightings: list[Sighting] | None,
+    ) -> None:
+        """Show the observers what was signed (``genuine``: the device's own message)."""
+        assert genuine.seq is not None
+        if device.driven is not None and reading is not None:
+            report = VehicleReport(
+                device_id, t, genuine.seq, reading, device.driven, genuine.intended,
+                genuine.labels,
+            )  # fmt: skip
+            for observer in self._observers:
+                observer.vehicle_report(report)
+        elif sightings is not None:
+            for observer in self._observers:
+                observer.rsu_report(device_id, t, genuine.seq, sightings)
+
     @staticmethod
-    def _sign_rsu(device: _Device, ts: int) -> bytes:
+    def _sign_rsu(device: _Device, ts: int, sightings: list[Sighting]) -> bytes:
         assert device.rsu is not None
-        assert device.observer is not None
-        return device.signer.next_rsu(
-            ts, device.rsu.lat_e7, device.rsu.lon_e7, device.observer.observe()
-        )
+        return device.signer.next_rsu(ts, device.rsu.lat_e7, device.rsu.lon_e7, sightings)
 
     def _release(self, planned: Planned, truth: TruthWriter | None) -> Outgoing:
         expected = self._model.decide(planned.device, planned.seq, planned.digest, planned.intended)
@@ -196,3 +248,6 @@ class Emitter:
                 for effect in device.effects:
                     if (warning := effect.warning()) is not None:
                         truth.warning(warning)
+            for observer in self._observers:
+                for warning in observer.warnings():
+                    truth.warning(warning)

@@ -36,9 +36,11 @@ from device_sim.errors import ScenarioError
 
 __all__ = [
     "DEFAULT_PARAMS",
+    "RSU_ONLY",
     "VEHICLE_ONLY",
     "ScenarioSpec",
     "ScenarioType",
+    "default_kind",
     "load_scenarios",
     "parse_scenario_flag",
 ]
@@ -59,11 +61,25 @@ class ScenarioType(enum.StrEnum):
     CONFLICT = "conflict"  # a second, different, validly signed message for a seq
     MALFORMED = "malformed"  # extra messages that are not a well-formed JWS
     BAD_SCHEMA = "bad_schema"  # extra validly signed messages with a float in the payload
+    SPEEDING = "speeding"  # the driver goes ``factor`` x the limit during the window
+    ODOMETER_BLOCKER = "odometer_blocker"  # the odometer counts only part of the distance
+    GEOFENCE_BREACH = "geofence_breach"  # a restricted vehicle drives into a no-entry zone
+    RSU_DISPLACED = "rsu_displaced"  # an RSU reports its sightings ``distance_m`` away
+    INCIDENT = "incident"  # a breakdown slows the vehicle's road to ``speed_pct`` of free flow
 
 
 VEHICLE_ONLY: Final = frozenset(
-    {ScenarioType.ODOMETER_ROLLBACK, ScenarioType.TELEPORT, ScenarioType.DRIFT_OFF_ROAD}
+    {
+        ScenarioType.ODOMETER_ROLLBACK,
+        ScenarioType.TELEPORT,
+        ScenarioType.DRIFT_OFF_ROAD,
+        ScenarioType.SPEEDING,
+        ScenarioType.ODOMETER_BLOCKER,
+        ScenarioType.GEOFENCE_BREACH,
+        ScenarioType.INCIDENT,
+    }
 )
+RSU_ONLY: Final = frozenset({ScenarioType.RSU_DISPLACED})
 # name -> (minimum, maximum, integer) of every parameter a type accepts.
 _PARAM_RANGES: Final[dict[str, tuple[float, float, bool]]] = {
     "drop_fraction": (0.01, 1.0, False),
@@ -74,6 +90,9 @@ _PARAM_RANGES: Final[dict[str, tuple[float, float, bool]]] = {
     "skew_ms": (1, 10 * 365 * 86_400_000, True),
     "fraction": (0.0, 1.0, False),
     "shuffle": (0, 1, True),
+    "factor": (1.0, 5.0, False),
+    "counted_fraction": (0.0, 0.95, False),
+    "speed_pct": (1.0, 90.0, False),
 }
 DEFAULT_PARAMS: Final[dict[ScenarioType, dict[str, float]]] = {
     ScenarioType.ODOMETER_ROLLBACK: {"drop_fraction": 0.35},
@@ -90,6 +109,11 @@ DEFAULT_PARAMS: Final[dict[ScenarioType, dict[str, float]]] = {
     ScenarioType.CONFLICT: {"messages": 1},
     ScenarioType.MALFORMED: {"messages": 3},
     ScenarioType.BAD_SCHEMA: {"messages": 3},
+    ScenarioType.SPEEDING: {"factor": 1.4},
+    ScenarioType.ODOMETER_BLOCKER: {"counted_fraction": 0.5},
+    ScenarioType.GEOFENCE_BREACH: {},
+    ScenarioType.RSU_DISPLACED: {"distance_m": 2000.0},
+    ScenarioType.INCIDENT: {"speed_pct": 15.0},
 }
 _OPTIONAL_PARAMS: Final = {
     ScenarioType.TELEPORT: {"bearing_deg"},
@@ -122,6 +146,8 @@ class ScenarioSpec:
             raise ScenarioError(f"{what}: count must be at least 1")
         if self.type in VEHICLE_ONLY and self.kind is not DeviceKind.VEHICLE:
             raise ScenarioError(f"{what}: applies to vehicles only")
+        if self.type in RSU_ONLY and self.kind is not DeviceKind.RSU:
+            raise ScenarioError(f"{what}: applies to roadside units only (kind rsu)")
         for label, value in (("at_s", self.at_s), ("duration_s", self.duration_s)):
             if value is not None and not value >= 0:
                 raise ScenarioError(f"{what}: {label} must be a number >= 0")
@@ -145,8 +171,8 @@ class ScenarioSpec:
         if unknown := obj.keys() - _MEMBERS:
             raise ScenarioError(f"scenario: unknown members {sorted(unknown)}")
         try:
-            kind = DeviceKind(obj.get("kind", "vehicle"))
             scenario_type = ScenarioType(obj["type"])
+            kind = DeviceKind(obj.get("kind", default_kind(scenario_type).value))
         except KeyError:
             raise ScenarioError("scenario: 'type' is required") from None
         except ValueError as exc:
@@ -185,6 +211,11 @@ class ScenarioSpec:
         return obj
 
 
+def default_kind(scenario_type: ScenarioType) -> DeviceKind:
+    """The kind of device a scenario of ``scenario_type`` applies to unless told otherwise."""
+    return DeviceKind.RSU if scenario_type in RSU_ONLY else DeviceKind.VEHICLE
+
+
 def _typed(obj: dict[str, Any], key: str, kind: type[Any]) -> Any:
     value = obj.get(key)
     if value is not None and (type(value) is not kind):
@@ -217,7 +248,7 @@ def parse_scenario_flag(text: str) -> list[ScenarioSpec]:
     """``TYPE[:key=value,...]`` or ``all``; keys: count, at, duration, kind, name, devices
     (joined with ``+``), and the type's parameters."""
     if text == "all":
-        return [ScenarioSpec(type=t) for t in ScenarioType]
+        return [ScenarioSpec(type=t, kind=default_kind(t)) for t in ScenarioType]
     type_text, _, options = text.partition(":")
     obj: dict[str, Any] = {"type": type_text, "params": {}}
     for option in filter(None, options.split(",")):

@@ -38,15 +38,18 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from analytics.rules.geometry import Vertex
+from analytics.rules.thresholds import THRESHOLDS
 from analytics.warnings.model import Evidence, Severity, Warning, WarningType, warning_id
-from roadledger.roads import haversine_m
+from roadledger.roads import RoadSegment, haversine_m
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
+    "GeofenceInForce",
     "Point",
     "QuarantinedRecord",
     "RuleSource",
@@ -55,16 +58,25 @@ __all__ = [
     "quarantine_warning",
 ]
 
-# Used only for names no published rules version sets (see analytics/rules for the rest).
-DEFAULT_THRESHOLDS: Final[dict[str, int]] = {
-    "rollback_tolerance_m": 10,
-    "teleport_max_speed_kmh": 300,
-    "teleport_min_distance_m": 1000,
-    "silent_after_ms": 10_000,
-    "replay_min_seq_lag": 3,
-    "drift_off_road_m": 30,
-    "drift_min_messages": 3,
-}
+# The built-in value of every threshold (analytics/rules/thresholds.py owns them).
+DEFAULT_THRESHOLDS: Final[dict[str, int]] = {name: t.default for name, t in THRESHOLDS.items()}
+
+
+class GeofenceInForce(Protocol):
+    """An area rule in force (see :class:`analytics.rules.model.Geofence`)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def label(self) -> str: ...
+    @property
+    def max_speed_kmh(self) -> int | None: ...
+    @property
+    def polygon(self) -> tuple[Vertex, ...]: ...
+
+    def contains(self, lat_e7: int, lon_e7: int) -> bool: ...
 
 
 class RulesInForce(Protocol):
@@ -77,6 +89,14 @@ class RulesInForce(Protocol):
         """The value of threshold ``name`` and the label of the rules version that set it."""
         ...
 
+    def speed_limit_kmh(self, segment: RoadSegment, vehicle_class: str | None) -> tuple[int, str]:
+        """The speed limit for ``vehicle_class`` on ``segment`` and the label that set it."""
+        ...
+
+    def geofences(self, ts_ms: int, vehicle_class: str | None) -> Sequence[GeofenceInForce]:
+        """The geofences that apply to ``vehicle_class`` at ``ts_ms``."""
+        ...
+
 
 class RuleSource(Protocol):
     def in_force(self, ts_ms: int) -> RulesInForce: ...
@@ -84,7 +104,11 @@ class RuleSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Point:
-    """One verified vehicle message, as much of it as the detectors need."""
+    """One verified vehicle message, as much of it as the detectors need.
+
+    ``segment``: the road segment it was matched to (None: off the network, or no network);
+    ``vehicle_class``: the registry's class of the vehicle (None: unknown).
+    """
 
     device_id: str
     seq: int
@@ -95,6 +119,10 @@ class Point:
     lon_e7: int
     leaf_hash: bytes
     src: str | None
+    spd_cms: int = 0
+    hdg_cdeg: int = 0
+    segment: RoadSegment | None = None
+    vehicle_class: str | None = None
 
     @property
     def evidence(self) -> Evidence:
@@ -155,6 +183,11 @@ class TelemetryDetector:
         self.points_per_device = points_per_device
         self.max_devices = max_devices
         self._tracks: OrderedDict[str, _Track] = OrderedDict()
+
+    def knows(self, device_id: str, seq: int) -> bool:
+        """Whether the point (device, seq) is among those in memory."""
+        track = self._tracks.get(device_id)
+        return track is not None and seq in track.points
 
     def newest_seq(self, device_id: str, received_by_ms: int) -> int | None:
         """The highest seq of ``device_id`` among the points in memory that the bridge had

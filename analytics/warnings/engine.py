@@ -2,13 +2,17 @@
 
 One consumer group (``roadledger-analytics``) reads both topics. Per batch:
 
-1. decode: verified vehicle messages become :class:`~analytics.warnings.detectors.Point` s
-   (device key entries and RSU messages are skipped here), quarantined records
+1. decode: verified vehicle messages become :class:`~analytics.warnings.detectors.Point` s,
+   map-matched to a road segment (as the store writer does) and given their vehicle class
+   from the registry; RSU messages become :class:`~analytics.warnings.checks.RsuReport` s
+   (device key entries are skipped); quarantined records become
    :class:`~analytics.warnings.detectors.QuarantinedRecord` s (reason from the ``reason``
    header; seq and ts when the bytes parse);
 2. detect: verified points first (they feed the per-device tracks the quarantine checks
-   consult), then the quarantined records; for ``bad_signature`` one query asks
-   ``device_messages`` which (device, seq) had a genuine message accepted;
+   consult) through the track detectors and every check of :data:`CHECKS` (speeding,
+   geofences, congestion, RSU contradictions, odometer vs GNSS), then the RSU reports, then
+   the quarantined records; for ``bad_signature`` one query asks ``device_messages`` which
+   (device, seq) had a genuine message accepted;
 3. store: ``INSERT ... ON CONFLICT (warning_id) DO NOTHING`` (ids are deterministic);
 4. publish every warning of the batch on ``warnings`` (key = device id or segment), await
    the acknowledgements, then commit the offsets.
@@ -26,20 +30,25 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import asyncpg
 
+from analytics.rules.model import RuleBook
+from analytics.warnings.checks import Check, RsuReport, Sighting
+from analytics.warnings.congestion import CongestionCheck
 from analytics.warnings.detectors import (
-    DEFAULT_THRESHOLDS,
     Point,
     QuarantinedRecord,
-    RulesInForce,
     RuleSource,
     TelemetryDetector,
     quarantine_warning,
 )
+from analytics.warnings.geofencing import GeofenceCheck
 from analytics.warnings.model import Warning
+from analytics.warnings.odometer_gnss import OdometerGnssCheck
+from analytics.warnings.rsu_contradiction import RsuContradictionCheck
+from analytics.warnings.speeding import SpeedingCheck
 from analytics.warnings.store import store_warnings
 from chain._hashing import leaf_hash
 from chain.entries import DEVICE_KEY_ENTRY_PREFIX
@@ -47,72 +56,34 @@ from chain.errors import TelemetryError
 from chain.telemetry import parse
 from ingest.map_matching import SegmentIndex
 from ingest.verifier import HEADER_REASON, HEADER_SRC, recv_ms_of
-from roadledger.roads import load_segments
+from roadledger.roads import RoadSegment, load_segments
 from roadledger.settings import Settings
 from roadledger.stream import OutgoingRecord, Producer, Stream, StreamRecord, next_offsets
 from roadledger.topics import QUARANTINE, VERIFIED, WARNINGS
 
 __all__ = [
+    "CHECKS",
     "GROUP_ID",
     "AnalyticsEngine",
-    "BuiltinRules",
     "EngineStats",
-    "WithDefaults",
     "decode_point",
     "decode_quarantined",
+    "decode_verified",
 ]
 
 log = logging.getLogger(__name__)
 
 GROUP_ID = "roadledger-analytics"
-BUILTIN_LABEL = "builtin@0"
+# The checks beside the track detectors, each in its own module.
+CHECKS: tuple[type[Check], ...] = (
+    SpeedingCheck,
+    GeofenceCheck,
+    CongestionCheck,
+    RsuContradictionCheck,
+    OdometerGnssCheck,
+)
 _POLL_MS = 250
 _NO_ROADS_RETRY_S = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class _Builtin:
-    label: str = BUILTIN_LABEL
-
-    def threshold(self, name: str) -> tuple[int, str]:
-        return DEFAULT_THRESHOLDS[name], self.label
-
-
-_BUILTIN = _Builtin()
-
-
-class BuiltinRules:
-    """No published rules: the built-in thresholds, cited as ``builtin@0``."""
-
-    def in_force(self, ts_ms: int) -> RulesInForce:
-        return _BUILTIN
-
-
-@dataclass(frozen=True, slots=True)
-class _Merged:
-    rules: RulesInForce
-
-    @property
-    def label(self) -> str:
-        return self.rules.label
-
-    def threshold(self, name: str) -> tuple[int, str]:
-        try:
-            return self.rules.threshold(name)
-        except KeyError:
-            if name not in DEFAULT_THRESHOLDS:
-                raise
-            return DEFAULT_THRESHOLDS[name], BUILTIN_LABEL
-
-
-@dataclass(frozen=True, slots=True)
-class WithDefaults:
-    """Published rules, with the detectors' built-in value for a threshold they do not set."""
-
-    rules: RuleSource
-
-    def in_force(self, ts_ms: int) -> RulesInForce:
-        return _Merged(self.rules.in_force(ts_ms))
 
 
 @dataclass
@@ -130,28 +101,30 @@ def _header_text(record: StreamRecord, name: str) -> str | None:
     return value.decode("utf-8", "replace") if value is not None else None
 
 
-def decode_point(record: StreamRecord) -> Point | None:
-    """A verified vehicle message as a detector point (None: not a vehicle message)."""
+def decode_verified(record: StreamRecord) -> Point | RsuReport | None:
+    """A verified message as a vehicle point or an RSU report (None: a device key entry, or
+    a format analytics does not read)."""
     raw = record.value
     if raw.startswith(DEVICE_KEY_ENTRY_PREFIX):
         return None
     try:
-        telemetry = parse(raw).telemetry
+        t = parse(raw).telemetry
     except TelemetryError:
         return None  # the verifier accepted it, so only a format we do not analyse
-    if telemetry.odo_m is None:
-        return None  # an RSU's observations
-    return Point(
-        telemetry.dev,
-        telemetry.seq,
-        telemetry.ts,
-        recv_ms_of(record),
-        telemetry.odo_m,
-        telemetry.lat_e7,
-        telemetry.lon_e7,
-        leaf_hash(raw),
-        _header_text(record, HEADER_SRC),
-    )
+    recv, leaf, src = recv_ms_of(record), leaf_hash(raw), _header_text(record, HEADER_SRC)
+    if t.obs is not None:
+        sightings = tuple(Sighting(o.veh, o.ts, o.lat_e7, o.lon_e7) for o in t.obs)
+        return RsuReport(t.dev, t.seq, t.ts, recv, t.lat_e7, t.lon_e7, sightings, leaf, src)
+    if t.odo_m is None:
+        return None
+    return Point(t.dev, t.seq, t.ts, recv, t.odo_m, t.lat_e7, t.lon_e7, leaf, src,
+                 t.spd_cms or 0, t.hdg_cdeg or 0)  # fmt: skip
+
+
+def decode_point(record: StreamRecord) -> Point | None:
+    """A verified vehicle message as a detector point (None: not a vehicle message)."""
+    decoded = decode_verified(record)
+    return decoded if isinstance(decoded, Point) else None
 
 
 def decode_quarantined(record: StreamRecord) -> QuarantinedRecord:
@@ -178,7 +151,8 @@ def decode_quarantined(record: StreamRecord) -> QuarantinedRecord:
 class AnalyticsEngine:
     """Runs the detectors over the stream until stopped (see the module docstring).
 
-    ``rules``: where thresholds come from (default: the built-in ones). ``load_rules``, if
+    ``rules``: where thresholds, limits and geofences come from (default: the built-in
+    thresholds and each segment's own limit). ``load_rules``, if
     given, is awaited at start and every ``rules_refresh_s``, so that newly published rules
     versions apply without a restart (each applies from its own effective time).
     """
@@ -198,7 +172,11 @@ class AnalyticsEngine:
         self.settings = settings
         self.stream = stream
         self.pool = pool
-        self.detector = TelemetryDetector(WithDefaults(rules or BuiltinRules()))
+        self.detector = TelemetryDetector(rules or RuleBook.default())
+        self.checks: list[Check] = [check(self.detector.rules) for check in CHECKS]
+        self._matcher: SegmentIndex | None = None
+        self._segments: dict[int, RoadSegment] = {}
+        self._vehicle_class: dict[str, str | None] = {}
         self.load_rules = load_rules
         self.rules_refresh_s = rules_refresh_s
         self.verified_topic = settings.topic(VERIFIED)
@@ -211,12 +189,19 @@ class AnalyticsEngine:
     async def _refresh_rules(self) -> None:
         """Reload the rules (if a loader was given) and the road network."""
         if self.load_rules is not None:
-            self.detector.rules = WithDefaults(await self.load_rules())
+            self.detector.rules = await self.load_rules()
+            for check in self.checks:
+                check.rules = self.detector.rules
         async with self.pool.acquire() as conn:
             segments = await load_segments(conn)
         if not segments:
             self.detector.off_road = None  # no road network: drift cannot be judged
+            self._matcher = None
             return
+        # The store writer's matching (same radius, heading-aware), so that a warning's
+        # segment is the one its telemetry row names.
+        self._matcher = SegmentIndex(segments)
+        self._segments = {s.segment_id: s for s in segments}
         now_ms = int(time.time() * 1000)
         radius, _ = self.detector.rules.in_force(now_ms).threshold("drift_off_road_m")
         index = SegmentIndex(segments, radius_m=radius)
@@ -264,13 +249,28 @@ class AnalyticsEngine:
         """Every warning one batch reveals (updates the detectors' tracks)."""
         found: list[Warning] = []
         quarantined: list[QuarantinedRecord] = []
+        points: list[Point] = []
+        reports: list[RsuReport] = []
         for record in records:
             if record.topic == self.quarantine_topic:
                 quarantined.append(decode_quarantined(record))
-            else:
-                point = decode_point(record)
-                if point is not None:
-                    found.extend(self.detector.observe(point))
+            elif isinstance(decoded := decode_verified(record), Point):
+                points.append(decoded)
+            elif decoded is not None:
+                reports.append(decoded)
+        await self._load_vehicle_classes({p.device_id for p in points})
+        for point in points:
+            point = self._enrich(point)
+            if self.detector.knows(point.device_id, point.seq):
+                continue  # a re-delivered record: judged once
+            found.extend(self.detector.observe(point))
+            for check in self.checks:
+                found.extend(check.on_point(point))
+        for report in reports:
+            for check in self.checks:
+                found.extend(check.on_rsu(report))
+        for check in self.checks:
+            found.extend(check.on_batch_end())
         accepted = await self._accepted(
             [(q.device_id, q.seq) for q in quarantined if q.reason == "bad_signature" and q.seq]
         )
@@ -284,6 +284,31 @@ class AnalyticsEngine:
             if warning is not None:
                 found.append(warning)
         return found
+
+    def _enrich(self, point: Point) -> Point:
+        """``point`` with its matched segment and its vehicle's class."""
+        segment = None
+        if self._matcher is not None:
+            heading = point.hdg_cdeg if point.spd_cms > 0 else None
+            segment_id = self._matcher.nearest(point.lat_e7, point.lon_e7, heading)
+            segment = self._segments.get(segment_id) if segment_id is not None else None
+        return replace(
+            point, segment=segment, vehicle_class=self._vehicle_class.get(point.device_id)
+        )
+
+    async def _load_vehicle_classes(self, devices: set[str]) -> None:
+        """Fetch the registry's vehicle class of the devices not seen before (one query)."""
+        unknown = [d for d in devices if d not in self._vehicle_class]
+        if not unknown:
+            return
+        rows = await self.pool.fetch(
+            "SELECT device_id, vehicle_class FROM devices WHERE device_id = ANY($1::text[])",
+            unknown,
+        )
+        for device in unknown:
+            self._vehicle_class[device] = None
+        for row in rows:
+            self._vehicle_class[row["device_id"]] = row["vehicle_class"]
 
     async def _accepted(self, keys: Sequence[tuple[str, int | None]]) -> set[tuple[str, int]]:
         """Which (device, seq) have an accepted message (the verifier's ``device_messages``)."""

@@ -63,8 +63,8 @@ def scenario_config() -> SimulationConfig:
     ]
     return SimulationConfig(
         vehicles=30,
-        rsus=4,
-        rate=340.0,
+        rsus=5,
+        rate=350.0,
         duration_s=30.0,
         seed=5,
         start_ms=START_MS,

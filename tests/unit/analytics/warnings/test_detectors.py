@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
 
 from analytics.warnings.detectors import (
     DEFAULT_THRESHOLDS,
+    GeofenceInForce,
     Point,
     QuarantinedRecord,
     TelemetryDetector,
     quarantine_warning,
 )
 from analytics.warnings.model import Severity, Warning, WarningType
+from roadledger.roads import RoadSegment
 
 T0 = 1_790_000_000_000
 LAT, LON = 522_516_100, 133_777_200
@@ -34,6 +37,12 @@ class Rules:
 
     def threshold(self, name: str) -> tuple[int, str]:
         return self.values[name], self.label
+
+    def speed_limit_kmh(self, segment: RoadSegment, vehicle_class: str | None) -> tuple[int, str]:
+        return segment.speed_limit_kmh, self.label
+
+    def geofences(self, ts_ms: int, vehicle_class: str | None) -> Sequence[GeofenceInForce]:
+        return ()
 
     def in_force(self, ts_ms: int) -> Rules:
         return self

@@ -6,7 +6,6 @@ from __future__ import annotations
 from analytics.rules.model import RuleBook, RuleVersion
 from analytics.rules.thresholds import THRESHOLDS
 from analytics.warnings.detectors import DEFAULT_THRESHOLDS, Point, TelemetryDetector
-from analytics.warnings.engine import WithDefaults
 from analytics.warnings.model import Warning, WarningType
 
 T0 = 1_790_000_000_000
@@ -24,7 +23,7 @@ def small_drop() -> list[Point]:
 
 
 def run(book: RuleBook) -> list[Warning]:
-    detector = TelemetryDetector(WithDefaults(book))
+    detector = TelemetryDetector(book)
     return [w for p in small_drop() for w in detector.observe(p)]
 
 
