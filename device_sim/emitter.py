@@ -198,7 +198,7 @@ class Emitter:
                 observer.vehicle_report(report)
         elif sightings is not None:
             for observer in self._observers:
-                observer.rsu_report(device_id, t, genuine.seq, sightings)
+                observer.rsu_report(device_id, t, genuine.seq, sightings, genuine.intended is None)
 
     @staticmethod
     def _sign_rsu(device: _Device, ts: int, sightings: list[Sighting]) -> bytes:

@@ -52,8 +52,11 @@ class RunObserver:
     def vehicle_report(self, report: VehicleReport) -> None:
         """A vehicle signed ``report`` (called in simulated-time order)."""
 
-    def rsu_report(self, device: str, t: int, seq: int, sightings: Sequence[Sighting]) -> None:
-        """An RSU signed its ``sightings`` (as published, after scenarios)."""
+    def rsu_report(
+        self, device: str, t: int, seq: int, sightings: Sequence[Sighting], stored: bool
+    ) -> None:
+        """An RSU signed its ``sightings`` (as published, after scenarios); ``stored``: the
+        pipeline should accept the message."""
 
     def warnings(self) -> list[WarningTruth]:
         """The events seen, once the run is over."""
