@@ -8,7 +8,7 @@ defaults to 20 % of the run, ``duration_s`` to 30 %.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,10 +72,13 @@ def resolve_scenarios(
     start_ms: int,
     duration_ms: int,
     seed: int,
+    eligible: Mapping[ScenarioType, Collection[str]] | None = None,
 ) -> list[ResolvedScenario]:
     """Bind ``specs`` to devices and times: explicit devices first, then ``count`` devices per
     scenario drawn (by the seed) from those no other scenario uses. ``ghost_ids`` supplies the
-    ids of unregistered devices for ``unknown_device``."""
+    ids of unregistered devices for ``unknown_device``; ``eligible`` limits a type to some
+    devices (``geofence_breach``: trucks), and such types draw first."""
+    eligible = eligible or {}
     pools = {DeviceKind.VEHICLE: list(vehicle_ids), DeviceKind.RSU: list(rsu_ids)}
     known = set(vehicle_ids) | set(rsu_ids)
     used: set[str] = set()
@@ -91,17 +94,28 @@ def resolve_scenarios(
                 )
             if spec.type in VEHICLE_ONLY and device not in pools[DeviceKind.VEHICLE]:
                 raise ScenarioError(f"{spec.name or spec.type}: {device!r} is not a vehicle")
+            if spec.type in eligible and device not in eligible[spec.type]:
+                raise ScenarioError(
+                    f"{spec.name or spec.type}: {device!r} cannot have this scenario "
+                    f"(eligible: {', '.join(sorted(eligible[spec.type])) or 'none'})"
+                )
             used.add(device)
     rng = seeded(seed, "scenario-devices")
     ghosts = iter(ghost_ids)
-    resolved = []
-    for spec, name in zip(specs, _names(specs), strict=True):
+    resolved: dict[int, ResolvedScenario] = {}
+    named = list(zip(specs, _names(specs), strict=True))
+    # Types limited to a few devices draw first, so that others do not take them all.
+    order = sorted(range(len(named)), key=lambda i: named[i][0].type not in eligible)
+    for index in order:
+        spec, name = named[index]
         if spec.type is ScenarioType.UNKNOWN_DEVICE:
             devices = tuple(next(ghosts) for _ in range(spec.count))
         elif spec.devices:
             devices = spec.devices
         else:
             free = [d for d in pools[spec.kind] if d not in used]
+            if spec.type in eligible:
+                free = [d for d in free if d in eligible[spec.type]]
             if len(free) < spec.count:
                 raise ScenarioError(
                     f"{name}: needs {spec.count} {spec.kind.value}(s) that no other scenario uses, "
@@ -114,9 +128,7 @@ def resolve_scenarios(
             round(1000 * spec.duration_s) if spec.duration_s is not None else duration_ms * 3 // 10
         )
         params = {**DEFAULT_PARAMS[spec.type], **spec.params}
-        resolved.append(
-            ResolvedScenario(
-                spec, name, devices, start_ms + at_ms, start_ms + at_ms + length, params
-            )
+        resolved[index] = ResolvedScenario(
+            spec, name, devices, start_ms + at_ms, start_ms + at_ms + length, params
         )
-    return resolved
+    return [resolved[i] for i in range(len(named))]

@@ -105,6 +105,9 @@ class DrivenVehicle:
         self._link_factor = 1.0
         self._heading = network.links[self.link].heading_cdeg
         self.last_report_ms: int | None = None
+        # Set by the speeding scenario: drive at this multiple of the limit (capped by the
+        # vehicle), whatever the traffic, without stopping at lights or parking.
+        self.reckless_factor: float | None = None
         self.true_lat_e7, self.true_lon_e7 = network.position_e7(
             network.links[self.link], self.pos_m
         )
@@ -142,6 +145,11 @@ class DrivenVehicle:
 
     def _end_of_link(self) -> None:
         rng = self._rng
+        if self.reckless_factor is not None:
+            if self._route_i >= len(self._route):
+                self._plan_trip()
+            self._enter_next()
+            return
         if self._route_i >= len(self._route):
             self._phase = _Phase.PARKED
             self._wait_s = rng.uniform(*_DWELL_S[self.vehicle.vehicle_type])
@@ -154,6 +162,39 @@ class DrivenVehicle:
             self._phase = _Phase.STOPPED
         else:
             self._enter_next()
+
+    @property
+    def network(self) -> RoadNetwork:
+        return self._network
+
+    def start_on(self, link: int, pos_m: float, destination: int) -> None:
+        """Before the first report: be on ``link`` at ``pos_m``, driving to node
+        ``destination`` (a scenario's vehicle that must be somewhere at the start)."""
+        assert self.last_report_ms is None, "a vehicle that has reported cannot be moved"
+        if self._phase is _Phase.PARKED:
+            self._roads.unpark(self.link)
+        self._roads.leave(self.link, self.vehicle.device_id)
+        self.link, self.pos_m, self._wait_s = link, pos_m, 0.0
+        self._roads.enter(link, self.vehicle.device_id, self)
+        self._phase = _Phase.DRIVING
+        here = self._network.links[link].to_node
+        self._route = self._router.route(here, destination) if here != destination else []
+        self._route_i = 0
+        self.true_lat_e7, self.true_lon_e7 = self._network.position_e7(
+            self._network.links[link], pos_m
+        )
+
+    def drive_recklessly(self, factor: float | None) -> None:
+        """From now on drive at ``factor`` x the limit, ignoring traffic, lights and parking
+        (None: drive normally again). A waiting vehicle sets off at once."""
+        if factor is not None and self._phase is not _Phase.DRIVING:
+            self._wait_s = 0.0
+        self.reckless_factor = factor
+
+    def reckless_speed_mps(self, limit_kmh: int) -> float:
+        """The speed of a reckless driver on a road with ``limit_kmh``."""
+        assert self.reckless_factor is not None
+        return min(self.vehicle.vehicle_type.max_kmh, limit_kmh * self.reckless_factor) / 3.6
 
     def advance(self, now_ms: int) -> None:
         """Move on to ``now_ms`` (>= the previous time)."""
@@ -174,12 +215,15 @@ class DrivenVehicle:
                 self._enter_next()
                 continue
             link = links[self.link]
-            v = self._roads.speed_mps(
-                link,
-                self.vehicle.driver_factor * self._link_factor,
-                self.vehicle.vehicle_type.max_kmh,
-                now_ms,
-            )
+            if self.reckless_factor is not None:
+                v = self.reckless_speed_mps(link.segment.speed_limit_kmh)
+            else:
+                v = self._roads.speed_mps(
+                    link,
+                    self.vehicle.driver_factor * self._link_factor,
+                    self.vehicle.vehicle_type.max_kmh,
+                    now_ms,
+                )
             self.speed_mps = v
             left = link.length_m - self.pos_m
             if v * remaining < left:

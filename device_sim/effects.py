@@ -18,6 +18,7 @@ from chain.errors import RejectReason
 from device_sim.assignment import ResolvedScenario
 from device_sim.driving import DrivenVehicle, VehicleReading
 from device_sim.geo import LocalFrame
+from device_sim.network import RoadNetwork
 from device_sim.observing import Sighting
 from device_sim.rand import seeded
 from device_sim.scenarios import ScenarioType
@@ -49,6 +50,7 @@ class EffectContext:
     seed: int
     frame: LocalFrame
     end_ms: int
+    network: RoadNetwork | None = None
 
 
 @dataclass(slots=True)

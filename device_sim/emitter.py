@@ -132,7 +132,7 @@ class Emitter:
             device = drive(ghost, ghost_roads, phase)
             device.window = (scenario.from_ms, scenario.to_ms)
             self._devices[ghost.device_id] = device
-        context = EffectContext(seed=seed, frame=network.frame, end_ms=sim.end_ms)
+        context = EffectContext(seed=seed, frame=network.frame, end_ms=sim.end_ms, network=network)
         for scenario in sim.scenarios:
             for device_id in scenario.devices:
                 effect = _EFFECTS[scenario.type](scenario, device_id, context)

@@ -2,7 +2,9 @@
 
 Organisations first, then every key record (``DeviceRegistry.register_many``, idempotent),
 then the revocations of ``revoked_key`` scenarios (at their scenario time, so the outcome of
-each message is fixed before anything is sent), then the road segments.
+each message is fixed before anything is sent), then the road segments, then the traffic
+authority's rules (its simulation signing key, registered once; the zones published as the
+next version unless the latest version already has exactly these zones).
 
 Re-running the same seed is fine as long as the registry already holds the same keys valid
 for the whole run. A device registered by another run with another key, a key that became
@@ -13,19 +15,31 @@ is refused with :class:`~device_sim.errors.RegistrationError` naming the way out
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import asyncpg
 
+from analytics.rules.model import RuleVersion
+from analytics.rules.parse import RulesError
+from analytics.rules.store import add_organisation_key, list_rule_versions, publish_rules
 from chain.device_keys import DeviceKey
 from device_sim.errors import RegistrationError
+from device_sim.geofencing import RULES_KEY_ID, rules_key, signed_city_rules
 from device_sim.simulation import RegistrationPlan
 from roadledger.registry import DeviceRegistry, RegistryError
 from roadledger.roads import save_segments
 
-__all__ = ["RegistrationReport", "Registry", "plan_registration", "register_simulation"]
+__all__ = [
+    "CityRules",
+    "RegistrationReport",
+    "Registry",
+    "RulesPublisher",
+    "plan_registration",
+    "register_simulation",
+]
 
 
 class Registry(Protocol):
@@ -49,6 +63,7 @@ class RegistrationReport:
     already_registered: int
     revocations: int
     segments: int
+    rules_version: int | None  # the version published, None when already in force
 
 
 def plan_registration(
@@ -78,10 +93,60 @@ def plan_registration(
     return fresh, problems
 
 
+class RulesPublisher(Protocol):
+    async def publish(self, rules: RuleVersion) -> int | None:
+        """Publish ``rules`` unless in force already; the version published, or None."""
+        ...
+
+
+class CityRules:
+    """Publishes the simulation's rules in PostgreSQL (``analytics.rules.store``)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def publish(self, rules: RuleVersion) -> int | None:
+        key = rules_key()
+        async with self.pool.acquire() as conn:
+            held = await conn.fetchval(
+                "SELECT public_key FROM organisation_keys WHERE org_id = $1 AND key_id = $2",
+                rules.org_id,
+                RULES_KEY_ID,
+            )
+            if held is None:
+                await add_organisation_key(conn, rules.org_id, RULES_KEY_ID, key.public_key, 0)
+            elif bytes(held) != key.public_key.to_bytes():
+                raise RulesError("key_id", f"{RULES_KEY_ID!r} of {rules.org_id} is another key")
+            versions = [v for v in await list_rule_versions(conn) if v.key == rules.key]
+            latest = max(versions, key=lambda v: v.version) if versions else None
+            if latest is not None and _zones(latest) == _zones(rules):
+                return None
+            version = latest.version + 1 if latest is not None else 1
+            signed = signed_city_rules(replace(rules, version=version))
+            await publish_rules(conn, signed, int(time.time() * 1000))
+            return version
+
+
+def _zones(rules: RuleVersion) -> tuple[object, ...]:
+    """What a version says, without its label (the version number is not content)."""
+    return (
+        rules.effective_from_ms,
+        rules.speed_limits,
+        tuple(replace(g, label="") for g in rules.geofences),
+        rules.thresholds,
+    )
+
+
 async def register_simulation(
-    pool: asyncpg.Pool, plan: RegistrationPlan, end_ms: int, *, registry: Registry | None = None
+    pool: asyncpg.Pool,
+    plan: RegistrationPlan,
+    end_ms: int,
+    *,
+    registry: Registry | None = None,
+    rules: RulesPublisher | None = None,
 ) -> RegistrationReport:
-    """Register ``plan`` (see the module docstring); ``registry`` defaults to the real one."""
+    """Register ``plan`` (see the module docstring); ``registry`` and ``rules`` default to the
+    real ones."""
     if registry is None:
         registry = DeviceRegistry(pool)
     try:
@@ -100,6 +165,9 @@ async def register_simulation(
             await registry.revoke(device_id, at_ms)
         async with pool.acquire() as conn:
             segments = await save_segments(conn, plan.segments)
+        rules_version = await (rules or CityRules(pool)).publish(plan.rules)
+    except RulesError as exc:
+        raise RegistrationError(f"publishing the authority's rules failed: {exc}") from None
     except RegistryError as exc:
         raise RegistrationError(f"the registry refused the fleet: {exc}") from None
     except (asyncpg.PostgresError, OSError) as exc:
@@ -110,4 +178,5 @@ async def register_simulation(
         already_registered=len(plan.records) - len(fresh),
         revocations=len(plan.revocations),
         segments=segments,
+        rules_version=rules_version,
     )

@@ -18,12 +18,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
+from analytics.rules.model import RuleVersion
 from chain.device_keys import DeviceKey
 from chain.telemetry import DEVICE_ID_RE, RANGES
 from device_sim.assignment import ResolvedScenario, resolve_scenarios
 from device_sim.emitter import Emitter, Outgoing
 from device_sim.errors import ConfigError, ScenarioError
 from device_sim.fleet import ORGANISATIONS, Fleet, Organisation, Vehicle, build_fleet, ghost_vehicle
+from device_sim.geofencing import RESTRICTED_CLASSES, city_rules
 from device_sim.network import NetworkSpec, RoadNetwork, generate_network
 from device_sim.scenarios import ScenarioSpec, ScenarioType
 from device_sim.truth import TruthWriter
@@ -87,6 +89,7 @@ class RegistrationPlan:
     records: tuple[DeviceKey, ...]
     revocations: tuple[tuple[str, int], ...]  # (device id, revoked at ms)
     segments: tuple[RoadSegment, ...]
+    rules: RuleVersion  # the authority's zones (published as the next version if new)
 
 
 class Simulation:
@@ -123,6 +126,13 @@ class Simulation:
             start_ms=self.start_ms,
             duration_ms=self.duration_ms,
             seed=config.seed,
+            eligible={
+                ScenarioType.GEOFENCE_BREACH: [
+                    v.device_id
+                    for v in self.fleet.vehicles
+                    if v.vehicle_type.unece_class in RESTRICTED_CLASSES
+                ]
+            },
         )
         self.ghosts: list[tuple[Vehicle, ResolvedScenario]] = [
             (ghost_vehicle(config.seed, device_id, 900_000 + k), scenario)
@@ -152,7 +162,8 @@ class Simulation:
         return (self.config.vehicles + self.config.rsus) * self.duration_ms // self.interval_ms
 
     def registration(self) -> RegistrationPlan:
-        """Organisations, key records, revocations (``revoked_key`` scenarios) and segments."""
+        """Organisations, key records, revocations (``revoked_key`` scenarios), segments and the
+        authority's rules (its no-entry zone)."""
         revocations = tuple(
             (device, scenario.from_ms)
             for scenario in self.scenarios
@@ -164,6 +175,7 @@ class Simulation:
             records=tuple(self.fleet.device_keys(self.valid_from_ms)),
             revocations=revocations,
             segments=tuple(self.network.segments),
+            rules=city_rules(self.network),
         )
 
     def timing_problems(

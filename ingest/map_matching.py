@@ -20,7 +20,7 @@ from typing import Final
 
 from roadledger.roads import EARTH_RADIUS_M, RoadSegment
 
-__all__ = ["DEFAULT_RADIUS_M", "HEADING_PENALTY_M", "SegmentIndex"]
+__all__ = ["DEFAULT_RADIUS_M", "HEADING_PENALTY_M", "SegmentIndex", "segment_distance_m"]
 
 DEFAULT_RADIUS_M: Final = 25.0
 HEADING_PENALTY_M: Final = 30.0
@@ -45,6 +45,18 @@ def _distance_m(
     length2 = dx * dx + dy * dy
     t = 0.0 if length2 == 0.0 else min(1.0, max(0.0, (px * dx + py * dy) / length2))
     return math.hypot(px - t * dx, py - t * dy)
+
+
+def segment_distance_m(segment: RoadSegment, lat_e7: int, lon_e7: int) -> float:
+    """Metres from a position to ``segment``."""
+    return _distance_m(
+        lat_e7,
+        lon_e7,
+        segment.a_lat_e7,
+        segment.a_lon_e7,
+        segment.b_lat_e7 - segment.a_lat_e7,
+        segment.b_lon_e7 - segment.a_lon_e7,
+    )
 
 
 class SegmentIndex:

@@ -12,7 +12,9 @@ One consumer group (``roadledger-analytics``) reads both topics. Per batch:
    consult) through the track detectors and every check of :data:`CHECKS` (speeding,
    geofences, congestion, RSU contradictions, odometer vs GNSS), then the RSU reports, then
    the quarantined records; for ``bad_signature`` one query asks ``device_messages`` which
-   (device, seq) had a genuine message accepted;
+   (device, seq) had a genuine message accepted. A rules version's ledger entry in the batch
+   (``roadledger rules publish`` puts it on ``telemetry.verified``) reloads the rule book
+   first, so new rules apply at once rather than at the next periodic refresh;
 3. store: ``INSERT ... ON CONFLICT (warning_id) DO NOTHING`` (ids are deterministic);
 4. publish every warning of the batch on ``warnings`` (key = device id or segment), await
    the acknowledgements, then commit the offsets.
@@ -51,7 +53,7 @@ from analytics.warnings.rsu_contradiction import RsuContradictionCheck
 from analytics.warnings.speeding import SpeedingCheck
 from analytics.warnings.store import store_warnings
 from chain._hashing import leaf_hash
-from chain.entries import DEVICE_KEY_ENTRY_PREFIX
+from chain.entries import DEVICE_KEY_ENTRY_PREFIX, RULES_ENTRY_PREFIX
 from chain.errors import TelemetryError
 from chain.telemetry import parse
 from ingest.map_matching import SegmentIndex
@@ -247,6 +249,12 @@ class AnalyticsEngine:
 
     async def detect(self, records: Sequence[StreamRecord]) -> list[Warning]:
         """Every warning one batch reveals (updates the detectors' tracks)."""
+        if self.load_rules is not None and any(
+            r.topic != self.quarantine_topic and r.value.startswith(RULES_ENTRY_PREFIX)
+            for r in records
+        ):
+            # A rules version was just published: apply it now, not at the next refresh.
+            await self._refresh_rules()
         found: list[Warning] = []
         quarantined: list[QuarantinedRecord] = []
         points: list[Point] = []

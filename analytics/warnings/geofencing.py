@@ -1,11 +1,90 @@
-"""TODO(geofencing): detector (skeleton; being written)."""
+"""``geofence``: a vehicle inside a ``no_entry`` zone that applies to its class at the time.
+
+The zones in force come from the published rules (:meth:`RulesInForce.geofences`: the
+vehicle's class from the registry, the zone's days and hours). A run of points with
+consecutive seqs inside the same zone is one event, warned at its first point (a breach needs
+no duration: being there is the offence); a point outside, or a seq that never arrives, ends
+the run. Points are judged as they arrive; a device's points are kept by seq so that a
+shuffled buffer still forms its runs, and a run is warned once (keyed by zone and first seq,
+or joined to a run already warned).
+"""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from typing import Final
+
 from analytics.warnings.checks import Check
+from analytics.warnings.detectors import Point, RuleSource
+from analytics.warnings.model import Severity, Warning, WarningType, warning_id
 
 __all__ = ["GeofenceCheck"]
 
+_POINTS_PER_DEVICE: Final = 256
+_MAX_DEVICES: Final = 200_000
+
 
 class GeofenceCheck(Check):
-    """Placeholder: finds nothing yet."""
+    """See the module docstring."""
+
+    def __init__(self, rules: RuleSource) -> None:
+        super().__init__(rules)
+        # device -> seq -> id of the no_entry zone the point is in ("" when none)
+        self._inside: OrderedDict[str, dict[int, str]] = OrderedDict()
+        self._warned: dict[str, set[int]] = {}
+
+    def on_point(self, point: Point) -> list[Warning]:
+        rules = self.rules.in_force(point.ts_ms)
+        zone = next(
+            (
+                g
+                for g in rules.geofences(point.ts_ms, point.vehicle_class)
+                if g.kind == "no_entry" and g.contains(point.lat_e7, point.lon_e7)
+            ),
+            None,
+        )
+        seqs = self._device(point.device_id)
+        seqs[point.seq] = zone.id if zone is not None else ""
+        warned = self._warned.setdefault(point.device_id, set())
+        if len(seqs) > _POINTS_PER_DEVICE:
+            oldest = min(seqs)
+            del seqs[oldest]
+            warned.discard(oldest)
+        if zone is None:
+            return []
+        low = point.seq
+        while seqs.get(low - 1) == zone.id:
+            low -= 1
+        high = point.seq
+        while seqs.get(high + 1) == zone.id:
+            high += 1
+        run = range(low, high + 1)
+        if any(s in warned for s in run):
+            warned.add(point.seq)  # the run was warned: this point joins it
+            return []
+        warned.update(run)
+        return [
+            Warning(
+                warning_id(WarningType.GEOFENCE, point.device_id, f"{zone.id}:{low}"),
+                WarningType.GEOFENCE,
+                Severity.CRITICAL,
+                point.device_id,
+                point.segment.segment_id if point.segment is not None else None,
+                point.ts_ms,
+                point.ts_ms,
+                zone.label,
+                (point.evidence,),
+                {"zone": zone.id, "vehicle_class": point.vehicle_class or ""},
+            )
+        ]
+
+    def _device(self, device_id: str) -> dict[int, str]:
+        seqs = self._inside.get(device_id)
+        if seqs is None:
+            seqs = self._inside[device_id] = {}
+            if len(self._inside) > _MAX_DEVICES:
+                evicted, _ = self._inside.popitem(last=False)
+                self._warned.pop(evicted, None)
+        else:
+            self._inside.move_to_end(device_id)
+        return seqs

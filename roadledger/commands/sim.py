@@ -154,7 +154,12 @@ async def _register(settings: Settings, simulation: Simulation) -> str:
         await pool.close()
     return (
         f"registered {report.new_keys} new device keys ({report.already_registered} already "
-        f"known), {report.revocations} revocations, {report.segments} road segments"
+        f"known), {report.revocations} revocations, {report.segments} road segments, "
+        + (
+            f"the authority's zones as rules version {report.rules_version}"
+            if report.rules_version is not None
+            else "the authority's zones already in force"
+        )
     )
 
 

@@ -10,6 +10,7 @@ import pytest
 from chain.errors import RejectReason, TelemetryError
 from device_sim.errors import RegistrationError
 from device_sim.network import NetworkSpec
+from analytics.rules.store import load_rulebook
 from device_sim.registration import register_simulation
 from device_sim.scenarios import parse_scenario_flag
 from device_sim.simulation import Simulation, SimulationConfig
@@ -44,6 +45,17 @@ async def test_registered_keys_verify_the_run_and_revocation_splits_it(
         report = await register_simulation(pool, simulation.registration(), simulation.end_ms)
         assert (report.new_keys, report.revocations) == (18, 1)
         assert report.segments == len(simulation.network.links)
+        assert report.rules_version == 1  # the authority's zones, signed and in the ledger
+        book = await load_rulebook(pool)
+        (zone,) = book.in_force(simulation.start_ms).geofences(simulation.start_ms, "N3")
+        assert zone.polygon == simulation.registration().rules.geofences[0].polygon
+        assert zone.label == "city-traffic-authority/sim-zones@1"
+        assert (
+            await pool.fetchval(
+                "SELECT count(*) FROM ledger_outbox WHERE device_id = 'rules:city-traffic-authority'"
+            )
+            == 1
+        )
         stored = await DeviceRegistry(pool).keys_for(simulation.fleet.device_ids)
         assert sorted(stored) == sorted(simulation.fleet.device_ids)
         outcomes = set()
@@ -63,6 +75,7 @@ async def test_registered_keys_verify_the_run_and_revocation_splits_it(
 
         again = await register_simulation(pool, simulation.registration(), simulation.end_ms)
         assert (again.new_keys, again.already_registered) == (0, 18)
+        assert again.rules_version is None  # the same zones: nothing published twice
         other = Simulation(config(prefix, seed=32))
         with pytest.raises(RegistrationError, match="registered with another key"):
             await register_simulation(pool, other.registration(), other.end_ms)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from analytics.rules.model import RuleVersion
 from chain.device_keys import DeviceKey
 from device_sim.errors import RegistrationError
 from device_sim.registration import plan_registration, register_simulation
@@ -61,39 +62,62 @@ class MemoryPool:
         self.rows.extend(rows)
 
 
+class MemoryRules:
+    """Records what would be published (the real publisher is tested on PostgreSQL)."""
+
+    def __init__(self) -> None:
+        self.published: list[RuleVersion] = []
+
+    async def publish(self, rules: RuleVersion) -> int | None:
+        self.published.append(rules)
+        return len(self.published)
+
+
 def simulation(**changes: Any) -> Simulation:
     return Simulation(plain_config(scenarios=tuple(parse_scenario_flag("revoked_key")), **changes))
 
 
 async def test_registers_organisations_keys_revocations_and_roads() -> None:
     sim, registry, pool = simulation(), MemoryRegistry(), MemoryPool()
-    report = await register_simulation(pool, sim.registration(), sim.end_ms, registry=registry)
+    report = await register_simulation(
+        pool, sim.registration(), sim.end_ms, registry=registry, rules=MemoryRules()
+    )
     assert report.new_keys == 66
     assert report.revocations == 1
     assert report.segments == len(sim.network.links) == len(pool.rows)
     assert set(registry.organisations) >= {r.owner_org for r in sim.registration().records}
     (device,) = sim.scenarios[0].devices
     assert registry.keys[device][0].revoked_at_ms == sim.scenarios[0].from_ms
-    again = await register_simulation(pool, sim.registration(), sim.end_ms, registry=registry)
+    again = await register_simulation(
+        pool, sim.registration(), sim.end_ms, registry=registry, rules=MemoryRules()
+    )
     assert (again.new_keys, again.already_registered) == (0, 66)
 
 
 async def test_a_later_start_of_the_same_seed_reuses_the_keys() -> None:
     registry, pool = MemoryRegistry(), MemoryPool()
     first = Simulation(plain_config())
-    await register_simulation(pool, first.registration(), first.end_ms, registry=registry)
+    await register_simulation(
+        pool, first.registration(), first.end_ms, registry=registry, rules=MemoryRules()
+    )
     later = Simulation(plain_config(start_ms=first.start_ms + 3_600_000))
-    report = await register_simulation(pool, later.registration(), later.end_ms, registry=registry)
+    report = await register_simulation(
+        pool, later.registration(), later.end_ms, registry=registry, rules=MemoryRules()
+    )
     assert (report.new_keys, report.already_registered) == (0, 66)
     revoking = simulation(start_ms=first.start_ms + 7_200_000)
     report = await register_simulation(
-        pool, revoking.registration(), revoking.end_ms, registry=registry
+        pool, revoking.registration(), revoking.end_ms, registry=registry, rules=MemoryRules()
     )
     assert report.revocations == 1
     overlapping = Simulation(plain_config(start_ms=revoking.start_ms))
     with pytest.raises(RegistrationError, match=r"revoked at .* by an earlier run"):
         await register_simulation(
-            pool, overlapping.registration(), overlapping.end_ms, registry=registry
+            pool,
+            overlapping.registration(),
+            overlapping.end_ms,
+            registry=registry,
+            rules=MemoryRules(),
         )
 
 
@@ -109,11 +133,15 @@ async def test_contradictions_are_refused_before_anything_is_written(
 ) -> None:
     registry, pool = MemoryRegistry(), MemoryPool()
     first = simulation()
-    await register_simulation(pool, first.registration(), first.end_ms, registry=registry)
+    await register_simulation(
+        pool, first.registration(), first.end_ms, registry=registry, rules=MemoryRules()
+    )
     before = {d: list(k) for d, k in registry.keys.items()}
     other = Simulation(replace(plain_config(), **changes))
     with pytest.raises(RegistrationError, match=problem):
-        await register_simulation(pool, other.registration(), other.end_ms, registry=registry)
+        await register_simulation(
+            pool, other.registration(), other.end_ms, registry=registry, rules=MemoryRules()
+        )
     assert registry.keys == before
 
 
