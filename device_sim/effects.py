@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
+from analytics.rules.thresholds import THRESHOLDS
 from chain.errors import RejectReason
 from device_sim.assignment import ResolvedScenario
 from device_sim.driving import DrivenVehicle, VehicleReading
@@ -24,8 +25,12 @@ from device_sim.rand import seeded
 from device_sim.scenarios import ScenarioType
 from device_sim.signing import ChainedSigner
 from device_sim.truth import WarningTruth
+from ingest.map_matching import SegmentIndex
 
 __all__ = ["DEVICE_EFFECTS", "Effect", "EffectContext", "Emission", "Planned", "reason_of"]
+
+_DRIFT_OFF_ROAD_M: Final = THRESHOLDS["drift_off_road_m"].default
+_DRIFT_MIN_MESSAGES: Final = THRESHOLDS["drift_min_messages"].default
 
 # The pipeline's check order: the first reason in this list that applies decides.
 _PRECEDENCE = (
@@ -207,14 +212,59 @@ class Teleport(_Spoof):
 
 
 class DriftOffRoad(_Spoof):
-    """During the window the position drifts away at ``rate_mps``; it snaps back afterwards."""
+    """During the window the position drifts away at ``rate_mps``; it snaps back afterwards.
+
+    The event exists once the drift is observable: ``drift_min_messages`` reported positions
+    in a row further than ``drift_off_road_m`` from every road (analytics' defaults). A drift
+    along the vehicle's own street, or too short to leave the road, is no event.
+    """
 
     warning_type = "drift_off_road"
     _t0: int | None = None
 
+    def __init__(self, scenario: ResolvedScenario, device: str, context: EffectContext) -> None:
+        super().__init__(scenario, device, context)
+        self._roads = (
+            SegmentIndex(context.network.segments, radius_m=_DRIFT_OFF_ROAD_M)
+            if context.network is not None
+            else None
+        )
+        self._off_road: list[Emission] = []  # the current run of off-road positions
+        self._observable: Emission | None = None  # the first of the first run long enough
+
     def offset_m(self, emission: Emission) -> float:
         self._t0 = emission.t if self._t0 is None else self._t0
         return self.scenario.param("rate_mps") * (emission.t - self._t0) / 1000.0
+
+    def before(self, emission: Emission) -> None:
+        super().before(emission)
+        reading = emission.reading
+        if self._roads is None or reading is None or not self.active(emission.t):
+            return
+        if self._roads.nearest(reading.lat_e7, reading.lon_e7) is not None:
+            self._off_road.clear()
+            return
+        self._off_road.append(emission)
+        if self._observable is None and len(self._off_road) >= _DRIFT_MIN_MESSAGES:
+            self._observable = self._off_road[0]
+
+    def warning(self) -> WarningTruth | None:
+        if self._roads is None:
+            return super().warning()  # no road network given: every drift counts
+        first, last = self._observable, self.last
+        if first is None or last is None:
+            return None
+        return WarningTruth(
+            type=self.warning_type,
+            device=self.device,
+            scenario=self.name,
+            from_ts=first.t,
+            to_ts=last[0],
+            from_seq=first.seq,
+            to_seq=last[1],
+            messages=self.affected,
+            detail=self.detail,
+        )
 
 
 class ClockSkew(Effect):

@@ -97,7 +97,9 @@ _PARAM_RANGES: Final[dict[str, tuple[float, float, bool]]] = {
 DEFAULT_PARAMS: Final[dict[ScenarioType, dict[str, float]]] = {
     ScenarioType.ODOMETER_ROLLBACK: {"drop_fraction": 0.35},
     ScenarioType.TELEPORT: {"distance_m": 20_000.0},
-    ScenarioType.DRIFT_OFF_ROAD: {"rate_mps": 1.5},
+    # 3 m/s: off the road within the default window of a one-minute run, unless the random
+    # bearing runs along the vehicle's own street.
+    ScenarioType.DRIFT_OFF_ROAD: {"rate_mps": 3.0},
     ScenarioType.REPLAY: {"messages": 5},
     ScenarioType.FORGED_SIGNATURE: {"messages": 3},
     ScenarioType.TAMPERED_PAYLOAD: {"messages": 3},
