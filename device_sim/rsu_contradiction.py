@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, NamedTuple
 
+from analytics.warnings.rsu_contradiction import PASS_GAP_MS
 from device_sim.effects import Effect, Emission
 from device_sim.observers import RunObserver, VehicleReport
 from device_sim.observing import Sighting
@@ -33,7 +34,6 @@ __all__ = ["RSU_CONTRADICTION_M", "RSU_EFFECTS", "RsuContradictionTruth", "RsuDi
 # keeps the two equal): a sighting further than this from the vehicle's own position.
 RSU_CONTRADICTION_M: Final = 500.0
 # A pass ends when the same RSU has not contradicted the vehicle for this long.
-_RUN_GAP_MS: Final = 10_000
 # Reports kept per vehicle: a sighting names the vehicle's latest report.
 _KEPT_REPORTS: Final = 4
 
@@ -139,7 +139,7 @@ class RsuContradictionTruth(RunObserver):
                 if current is not None:
                     self._done.append(self._open.pop(key))
                 continue
-            if current is None or sighting.ts - current.to_ts > _RUN_GAP_MS:
+            if current is None or sighting.ts - current.to_ts > PASS_GAP_MS:
                 if current is not None:
                     self._done.append(current)
                 current = self._open[key] = _Pass(

@@ -6,20 +6,26 @@ waits for the other, for ``rsu_match_window_ms`` of arrival time (a vehicle that
 delivers its points late; an RSU report may be late too). A pair further apart than
 ``rsu_contradiction_m`` is one warning about the vehicle (its reported position is the one
 contradicted; the RSU may be the liar, which the evidence lets a person judge), with the RSU
-record and the vehicle record as evidence. One warning per sighting: its id is keyed by the
-RSU report, so reprocessing the same records yields the same ids.
+record and the vehicle record as evidence. One warning per pass: contradicting sightings of
+one vehicle by one RSU less than :data:`PASS_GAP_MS` apart (a vehicle waiting at the light is
+sighted at every report) are one event, warned at its first sighting to arrive; the id is
+keyed by that RSU report, so reprocessing the same records yields the same ids.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from typing import Final
 
 from analytics.warnings.checks import Check, RsuReport, Sighting
 from analytics.warnings.detectors import Point, RuleSource
 from analytics.warnings.model import Severity, Warning, WarningType, warning_id
 from roadledger.roads import haversine_m
 
-__all__ = ["RsuContradictionCheck"]
+__all__ = ["PASS_GAP_MS", "RsuContradictionCheck"]
+
+PASS_GAP_MS: Final = 10_000
+_MAX_PASSES: Final = 200_000
 
 _Key = tuple[str, int]  # (vehicle, ts of its report)
 _Waiting = tuple[RsuReport, Sighting]
@@ -45,6 +51,8 @@ class RsuContradictionCheck(Check):
         self._arrivals: deque[tuple[int, _Key]] = deque()  # (recv_ms, key) of waiting ones
         self._waiting_count = 0
         self._clock_ms = 0  # the latest arrival seen
+        # (vehicle, RSU) -> ts of the latest contradicting sighting (the current pass)
+        self._passes: OrderedDict[tuple[str, str], int] = OrderedDict()
 
     def on_point(self, point: Point) -> list[Warning]:
         self._clock_ms = max(self._clock_ms, point.recv_ms)
@@ -118,6 +126,13 @@ class RsuContradictionCheck(Check):
         distance = haversine_m(sighting.lat_e7, sighting.lon_e7, point.lat_e7, point.lon_e7)
         if distance <= limit:
             return None
+        pair = (point.device_id, report.device_id)
+        last = self._passes.pop(pair, None)
+        self._passes[pair] = sighting.ts_ms if last is None else max(last, sighting.ts_ms)
+        if len(self._passes) > _MAX_PASSES:
+            self._passes.popitem(last=False)
+        if last is not None and abs(sighting.ts_ms - last) <= PASS_GAP_MS:
+            return None  # the same pass, already warned
         return Warning(
             warning_id(
                 WarningType.RSU_CONTRADICTION, point.device_id, f"{report.device_id}:{report.seq}"
