@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from analytics.rules.store import load_rulebook
 from chain.errors import RejectReason, TelemetryError
 from device_sim.errors import RegistrationError
 from device_sim.network import NetworkSpec
-from analytics.rules.store import load_rulebook
 from device_sim.registration import register_simulation
 from device_sim.scenarios import parse_scenario_flag
 from device_sim.simulation import Simulation, SimulationConfig
@@ -52,7 +52,8 @@ async def test_registered_keys_verify_the_run_and_revocation_splits_it(
         assert zone.label == "city-traffic-authority/sim-zones@1"
         assert (
             await pool.fetchval(
-                "SELECT count(*) FROM ledger_outbox WHERE device_id = 'rules:city-traffic-authority'"
+                "SELECT count(*) FROM ledger_outbox WHERE device_id = $1",
+                "rules:city-traffic-authority",
             )
             == 1
         )

@@ -26,7 +26,9 @@ def speeding_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     return generate(config, tmp_path_factory.mktemp("speeding"))
 
 
-def speeds_kmh(run: Run, device: str, from_seq: int, to_seq: int) -> list[float]:
+def speeds_kmh(run: Run, device: str, from_seq: int | None, to_seq: int | None) -> list[float]:
+    assert from_seq is not None
+    assert to_seq is not None
     out = []
     for line, message in zip(run.truth.messages, run.messages, strict=True):
         if line.device == device and line.seq is not None and from_seq <= line.seq <= to_seq:
@@ -56,6 +58,8 @@ def test_every_event_is_a_run_over_the_limit_for_long_enough(speeding_run: Run) 
     assert natural, "at night some ordinary drivers speed"
     for event in events:
         assert event.to_ts - event.from_ts >= minimum
+        assert event.from_seq is not None
+        assert event.to_seq is not None
         assert event.messages == event.to_seq - event.from_seq + 1
         speeds = speeds_kmh(speeding_run, event.device, event.from_seq, event.to_seq)
         assert len(speeds) >= event.messages

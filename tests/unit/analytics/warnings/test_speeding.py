@@ -69,7 +69,7 @@ def test_shuffled_arrival_finds_the_run_and_warns_no_point_twice() -> None:
         random.Random(seed).shuffle(shuffled)
         warnings = run(shuffled)
         assert 1 <= len(warnings) <= 2, seed
-        spans = sorted((w.evidence[0].seq, w.evidence[-1].seq) for w in warnings)
+        spans = sorted((w.evidence[0].seq or 0, w.evidence[-1].seq or 0) for w in warnings)
         assert all(a[1] < b[0] for a, b in itertools.pairwise(spans)), seed
 
 
