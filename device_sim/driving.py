@@ -167,22 +167,30 @@ class DrivenVehicle:
     def network(self) -> RoadNetwork:
         return self._network
 
-    def start_on(self, link: int, pos_m: float, destination: int) -> None:
-        """Before the first report: be on ``link`` at ``pos_m``, driving to node
-        ``destination`` (a scenario's vehicle that must be somewhere at the start)."""
+    @property
+    def router(self) -> Router:
+        return self._router
+
+    @property
+    def roads(self) -> RoadState[DrivenVehicle]:
+        """Who is on which link (shared by the fleet)."""
+        return self._roads
+
+    def start_on(self, link: int, pos_m: float, route: list[int], wait_s: float = 0.0) -> None:
+        """Before the first report: be on ``link`` at ``pos_m``, stopped for ``wait_s`` seconds
+        if given, then drive ``route`` (the links to take after ``link``). For a scenario's
+        vehicle that must be somewhere at the start; nothing jumps, as nothing was reported."""
         assert self.last_report_ms is None, "a vehicle that has reported cannot be moved"
         if self._phase is _Phase.PARKED:
             self._roads.unpark(self.link)
         self._roads.leave(self.link, self.vehicle.device_id)
-        self.link, self.pos_m, self._wait_s = link, pos_m, 0.0
+        here = self._network.links[link]
+        self.link, self.pos_m, self.speed_mps, self._wait_s = link, pos_m, 0.0, wait_s
         self._roads.enter(link, self.vehicle.device_id, self)
-        self._phase = _Phase.DRIVING
-        here = self._network.links[link].to_node
-        self._route = self._router.route(here, destination) if here != destination else []
-        self._route_i = 0
-        self.true_lat_e7, self.true_lon_e7 = self._network.position_e7(
-            self._network.links[link], pos_m
-        )
+        self._phase = _Phase.STOPPED if wait_s > 0.0 else _Phase.DRIVING
+        self._route, self._route_i = route, 0
+        self._heading = here.heading_cdeg
+        self.true_lat_e7, self.true_lon_e7 = self._network.position_e7(here, pos_m)
 
     def drive_recklessly(self, factor: float | None) -> None:
         """From now on drive at ``factor`` x the limit, ignoring traffic, lights and parking

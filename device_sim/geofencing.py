@@ -115,7 +115,9 @@ class GeofenceBreach(Effect):
         ]
         link = entries[self.rng.randrange(len(entries))]
         edge_m = link.length_m / 2  # edges are mid-block
-        driven.start_on(link.index, max(0.0, edge_m - _START_BEFORE_EDGE_M), _centre_node(network))
+        centre = _centre_node(network)
+        route = driven.router.route(link.to_node, centre) if link.to_node != centre else []
+        driven.start_on(link.index, max(0.0, edge_m - _START_BEFORE_EDGE_M), route)
         self.detail = {"zone": zone.id, "entry_segment_id": link.segment.segment_id}
 
     def before(self, emission: Emission) -> None:

@@ -1,9 +1,10 @@
 """How fast traffic flows: speed limits scaled by time of day and by congestion.
 
 A vehicle's speed on a link is ``min(limit x driver, vehicle cap) x rush-hour factor x
-congestion factor``. Rush hours (07:00-09:00 and 16:00-19:00 local time) slow everything to
-about 55-65 %; congestion follows Greenshields' linear speed-density model, so a link filling
-up with vehicles slows down for everyone on it. :class:`RoadState` keeps who is on which link.
+congestion factor x incident factor``. Rush hours (07:00-09:00 and 16:00-19:00 local time)
+slow everything to about 55-65 %; congestion follows Greenshields' linear speed-density model,
+so a link filling up with vehicles slows down for everyone on it; an incident (a breakdown, an
+accident) makes a link crawl for a while. :class:`RoadState` keeps who is on which link.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class RoadState(Generic[T]):
         self.utc_offset_h = utc_offset_h
         self.moving = [0] * len(network.links)
         self.occupants: list[dict[str, T]] = [{} for _ in network.links]
+        self._incidents: dict[int, set[tuple[float, int, int]]] = {}
 
     def enter(self, link: int, key: str, vehicle: T) -> None:
         self.moving[link] += 1
@@ -95,10 +97,22 @@ class RoadState(Generic[T]):
     def unpark(self, link: int) -> None:
         self.moving[link] += 1
 
+    def slow_down(self, link: int, factor: float, from_ms: int, to_ms: int) -> None:
+        """From ``from_ms`` until ``to_ms`` traffic on ``link`` moves at ``factor`` (> 0) of its
+        speed: an incident. Registering the same incident again changes nothing."""
+        self._incidents.setdefault(link, set()).add((factor, from_ms, to_ms))
+
+    def incident_factor(self, link: int, ts_ms: int) -> float:
+        """Share of its speed traffic on ``link`` keeps at ``ts_ms`` (the worst incident)."""
+        spans = self._incidents.get(link, ())
+        return min((f for f, start, end in spans if start <= ts_ms < end), default=1.0)
+
     def speed_mps(self, link: Link, driver_factor: float, max_kmh: float, ts_ms: int) -> float:
         """Speed on ``link`` now of a driver doing ``driver_factor`` x the limit in free flow,
         in a vehicle capped at ``max_kmh`` (always > 0)."""
         free_flow = min(max_kmh, link.segment.speed_limit_kmh * driver_factor)
         others = max(0, self.moving[link.index] - 1)
         factor = time_of_day_factor(ts_ms, self.utc_offset_h) * congestion_factor(others, link)
+        if self._incidents:
+            factor *= self.incident_factor(link.index, ts_ms)
         return free_flow / 3.6 * factor

@@ -1,0 +1,152 @@
+"""The incident scenario and the congestion truth: a real jam, seen as analytics sees it."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from analytics.rules.model import RuleBook
+from analytics.scoring import score_warnings
+from analytics.warnings.congestion import CongestionCheck
+from analytics.warnings.detectors import Point
+from analytics.warnings.model import Warning
+from chain.telemetry import Telemetry, parse
+from device_sim.incidents import incident_link
+from device_sim.network import generate_network
+from device_sim.scenarios import parse_scenario_flag
+from device_sim.simulation import SimulationConfig
+from device_sim.traffic import RoadState
+from ingest.map_matching import SegmentIndex
+from roadledger.roads import haversine_m
+
+from .conftest import SMALL_CITY, START_MS, Run, generate
+
+SCENARIO = "incident:count=4,at=6,duration=15,speed_pct=15"
+
+
+def config(scenarios: str = SCENARIO, start_ms: int = START_MS) -> SimulationConfig:
+    return SimulationConfig(
+        vehicles=40, rsus=2, rate=126.0, duration_s=36.0, seed=4, start_ms=start_ms,
+        network=SMALL_CITY, scenarios=tuple(parse_scenario_flag(scenarios)),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def incident_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return generate(config(), tmp_path_factory.mktemp("incident"))
+
+
+def reports(run: Run, device: str) -> list[Telemetry]:
+    return [
+        parse(m.payload).telemetry
+        for line, m in zip(run.truth.messages, run.messages, strict=True)
+        if line.device == device
+    ]
+
+
+def analysed(run: Run) -> list[Warning]:
+    """What analytics makes of the stored vehicle messages: map matched, in publish order."""
+    segments = run.simulation.network.segments
+    index, by_id = SegmentIndex(segments), {s.segment_id: s for s in segments}
+    check = CongestionCheck(RuleBook.default())
+    found = []
+    for line, m in zip(run.truth.messages, run.messages, strict=True):
+        t = parse(m.payload).telemetry
+        if line.expected != "stored" or t.odo_m is None:
+            continue
+        spd = t.spd_cms or 0
+        matched = index.nearest(t.lat_e7, t.lon_e7, t.hdg_cdeg if spd > 0 else None)
+        segment = by_id[matched] if matched is not None else None
+        point = Point(t.dev, t.seq, t.ts, line.publish_at_ms, t.odo_m, t.lat_e7, t.lon_e7,
+                      b"", None, spd, t.hdg_cdeg or 0, segment, None)  # fmt: skip
+        found += check.on_point(point)
+    return found + check.on_batch_end()
+
+
+def test_an_incident_slows_its_link_only_during_its_window() -> None:
+    network = generate_network(SMALL_CITY)
+    roads: RoadState[str] = RoadState(network)
+    link, night = network.links[5], START_MS - 6 * 3_600_000  # 03:00: no rush hour
+    free = roads.speed_mps(link, 1.0, 200, night)
+    roads.slow_down(link.index, 0.2, night + 1000, night + 2000)
+    roads.slow_down(link.index, 0.2, night + 1000, night + 2000)  # the same, again
+    roads.slow_down(link.index, 0.5, night + 1500, night + 3000)
+    assert roads.speed_mps(link, 1.0, 200, night + 999) == free
+    assert roads.speed_mps(link, 1.0, 200, night + 1000) == pytest.approx(free * 0.2)
+    assert roads.speed_mps(link, 1.0, 200, night + 1600) == pytest.approx(free * 0.2)
+    assert roads.speed_mps(link, 1.0, 200, night + 2500) == pytest.approx(free * 0.5)
+    assert roads.speed_mps(link, 1.0, 200, night + 3000) == free
+    assert roads.speed_mps(network.links[6], 1.0, 200, night + 1500) == free
+
+
+def test_the_selected_vehicles_crawl_on_the_incident_link_through_the_window(
+    incident_run: Run,
+) -> None:
+    (scenario,) = incident_run.truth.run["scenarios"]
+    _, link = incident_link(incident_run.simulation.network, 4, scenario["name"])
+    segment, limit = link.segment, link.segment.speed_limit_kmh
+    for device in scenario["devices"]:
+        inside = [
+            t for t in reports(incident_run, device)
+            if scenario["from_ms"] + 1000 <= t.ts < scenario["to_ms"]
+        ]  # fmt: skip
+        assert len(inside) > 30
+        for t in inside:
+            assert t.spd_cms is not None
+            assert 0 < t.spd_cms * 0.036 <= limit * 0.15 * 1.2, device
+            distance = haversine_m(
+                t.lat_e7, t.lon_e7, (segment.a_lat_e7 + segment.b_lat_e7) // 2,
+                (segment.a_lon_e7 + segment.b_lon_e7) // 2,
+            )  # fmt: skip
+            assert distance < link.length_m / 2 + 15, device
+
+
+def test_they_move_continuously_and_their_odometers_count_the_distance(
+    incident_run: Run,
+) -> None:
+    (scenario,) = incident_run.truth.run["scenarios"]
+    _, link = incident_link(incident_run.simulation.network, 4, scenario["name"])
+    for device in scenario["devices"]:
+        track = reports(incident_run, device)
+        # Each starts the run at the junction before the incident link (GNSS error, and at
+        # most one report interval of driving).
+        start = haversine_m(
+            track[0].lat_e7, track[0].lon_e7, link.segment.a_lat_e7, link.segment.a_lon_e7
+        )
+        assert start < 15 + 8
+        for a, b in itertools.pairwise(track):
+            assert a.odo_m is not None
+            assert b.odo_m is not None
+            assert 0 <= b.odo_m - a.odo_m <= 20
+            moved = haversine_m(a.lat_e7, a.lon_e7, b.lat_e7, b.lon_e7)
+            assert moved <= b.odo_m - a.odo_m + 1 + 2 * 15  # GNSS error both ends
+
+
+def test_the_jam_is_a_congestion_event_on_the_incident_segment(incident_run: Run) -> None:
+    (scenario,) = incident_run.truth.run["scenarios"]
+    _, link = incident_link(incident_run.simulation.network, 4, scenario["name"])
+    events = [w for w in incident_run.truth.warnings if w.type == "congestion"]
+    mine = [e for e in events if e.scenario == scenario["name"]]
+    assert mine
+    assert {e.device for e in mine} == {f"segment:{link.segment.segment_id}"}
+    assert all(e.detail["vehicles"] >= 4 for e in mine)
+    assert min(e.from_ts for e in mine) < scenario["from_ms"] + 2000
+    assert max(e.to_ts for e in mine) > scenario["to_ms"] - 2000
+    assert all(scenario["from_ms"] <= e.from_ts and e.to_ts < scenario["to_ms"] for e in mine)
+
+
+@pytest.mark.parametrize("hour", [0, 9])  # 08:00 (rush hour) and 17:00 UTC (evening rush)
+def test_analytics_finds_exactly_the_truth(tmp_path: Path, hour: int) -> None:
+    start = START_MS + hour * 3_600_000 + 17_000  # windows not aligned with the run
+    run = generate(config(f"{SCENARIO},at=10", start), tmp_path)
+    events = [w for w in run.truth.warnings if w.type == "congestion"]
+    report = score_warnings(events, analysed(run))
+    (score,) = report.scores
+    assert score.events >= 1
+    assert (score.events_found, score.warnings_matching) == (score.events, score.warnings)
+
+
+def test_the_run_is_the_same_for_the_same_seed(incident_run: Run, tmp_path: Path) -> None:
+    assert generate(config(), tmp_path).truth_text == incident_run.truth_text
