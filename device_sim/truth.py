@@ -30,10 +30,15 @@ The truth file is JSON lines (UTF-8, one object per line, ``\\n``-terminated). E
     without ``--no-register``, or an earlier identical run), and that per-device publish order
     is preserved (MQTT QoS 1 per topic, Kafka key = device id).
 
-``warning`` (one per scenario event analytics should report, after the messages)
+``warning`` (one per event analytics should report, after the messages; ``scenario`` is
+``natural`` for one no scenario caused)
     ``type`` (``odometer_rollback``, ``teleport``, ``drift_off_road``, ``replay``,
     ``forged_signature``, ``tampered_payload``, ``unknown_device``, ``revoked_key_use``,
-    ``clock_skew``, ``conflict``, ``silent_device``), ``device``, ``scenario`` (its name),
+    ``clock_skew``, ``conflict``, ``silent_device``, ``odo_gnss_mismatch``, ``speeding`` and
+    ``geofence`` (also without a scenario: ordinary drivers and trucks do it),
+    ``rsu_contradiction``: ``device`` is the vehicle, ``detail`` names the ``rsu``;
+    ``congestion``: ``device`` is ``segment:<segment_id>``, seqs ``null``),
+    ``device``, ``scenario`` (its name),
     ``from_ts`` / ``to_ts`` (true time of the first and last affected message, ms),
     ``from_seq`` / ``to_seq`` (or ``null``), ``messages`` (how many were affected) and
     ``detail`` (type-specific numbers, e.g. ``from_odo_m``/``to_odo_m``, ``distance_m``).

@@ -31,7 +31,10 @@ def _table(*items: Threshold) -> Mapping[str, Threshold]:
 THRESHOLDS: Final[Mapping[str, Threshold]] = _table(
     Threshold("rollback_tolerance_m", 10, "m", "odometer decrease tolerated between points"),
     Threshold("odo_gnss_mismatch_pct", 20, "%", "odometer vs GNSS distance disagreement"),
-    Threshold("odo_gnss_min_distance_m", 2000, "m", "GNSS distance before comparing odometer"),
+    # 200 m: long enough that honest odometers never came near the 20 % limit (lowest 96 % of
+    # GNSS, 80 vehicles x 300 s and 40 x 50 s runs, any time of day), short enough to judge a
+    # vehicle within a minute of city driving.
+    Threshold("odo_gnss_min_distance_m", 200, "m", "GNSS distance before comparing odometer"),
     Threshold("teleport_max_speed_kmh", 300, "km/h", "fastest plausible move between points"),
     Threshold("teleport_min_distance_m", 1000, "m", "shortest jump reported as a teleport"),
     Threshold("drift_off_road_m", 30, "m", "distance from every road counted as off-road"),
@@ -42,6 +45,7 @@ THRESHOLDS: Final[Mapping[str, Threshold]] = _table(
     Threshold("speeding_min_duration_ms", 10000, "ms", "speeding lasting at least this long"),
     Threshold("congestion_speed_pct", 40, "%", "segment speed below this share of the limit"),
     Threshold("congestion_min_vehicles", 3, "vehicles", "vehicles needed to call congestion"),
+    Threshold("congestion_window_ms", 30000, "ms", "time window congestion is judged in"),
     Threshold("silent_after_ms", 10000, "ms", "delivery delay counted as a silent device"),
     Threshold("replay_min_seq_lag", 3, "seq", "duplicate this far behind counts as a replay"),
 )
