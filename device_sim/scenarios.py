@@ -18,7 +18,8 @@ repeated), ``devices`` (explicit ids) or ``count`` (default 1, picked by the see
 of ``kind`` that no other scenario uses), ``kind`` (``vehicle`` default, or ``rsu``), ``at_s``
 (seconds after the start, default 20 % of the run), ``duration_s`` (default 30 % of the run),
 ``params`` (numbers, per type; defaults in :data:`DEFAULT_PARAMS`). For ``unknown_device``,
-``count`` is the number of unregistered devices that appear during the window.
+``count`` is the number of unregistered devices that appear during the window; ``incident``
+takes 4 vehicles unless told otherwise (the vehicles caught in the jam).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "VEHICLE_ONLY",
     "ScenarioSpec",
     "ScenarioType",
+    "default_count",
     "default_kind",
     "load_scenarios",
     "parse_scenario_flag",
@@ -117,6 +119,8 @@ DEFAULT_PARAMS: Final[dict[ScenarioType, dict[str, float]]] = {
     ScenarioType.RSU_DISPLACED: {"distance_m": 2000.0},
     ScenarioType.INCIDENT: {"speed_pct": 15.0},
 }
+# How many devices a type takes when ``count`` is not given: a jam needs several vehicles.
+_DEFAULT_COUNT: Final = {ScenarioType.INCIDENT: 4}
 _OPTIONAL_PARAMS: Final = {
     ScenarioType.TELEPORT: {"bearing_deg"},
     ScenarioType.DRIFT_OFF_ROAD: {"bearing_deg"},
@@ -190,7 +194,7 @@ class ScenarioSpec:
             type=scenario_type,
             name=_typed(obj, "name", str),
             devices=tuple(devices),
-            count=count if count is not None else len(devices) or 1,
+            count=count if count is not None else len(devices) or default_count(scenario_type),
             kind=kind,
             at_s=_number(obj, "at_s"),
             duration_s=_number(obj, "duration_s"),
@@ -211,6 +215,11 @@ class ScenarioSpec:
         if self.params:
             obj["params"] = dict(self.params)
         return obj
+
+
+def default_count(scenario_type: ScenarioType) -> int:
+    """How many devices a scenario of ``scenario_type`` takes unless told otherwise."""
+    return _DEFAULT_COUNT.get(scenario_type, 1)
 
 
 def default_kind(scenario_type: ScenarioType) -> DeviceKind:
@@ -250,7 +259,9 @@ def parse_scenario_flag(text: str) -> list[ScenarioSpec]:
     """``TYPE[:key=value,...]`` or ``all``; keys: count, at, duration, kind, name, devices
     (joined with ``+``), and the type's parameters."""
     if text == "all":
-        return [ScenarioSpec(type=t, kind=default_kind(t)) for t in ScenarioType]
+        return [
+            ScenarioSpec(type=t, kind=default_kind(t), count=default_count(t)) for t in ScenarioType
+        ]
     type_text, _, options = text.partition(":")
     obj: dict[str, Any] = {"type": type_text, "params": {}}
     for option in filter(None, options.split(",")):

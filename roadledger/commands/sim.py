@@ -48,7 +48,10 @@ and the scenario's parameters): odometer_rollback (drop_fraction), teleport (dis
 drift_off_road (rate_mps), replay (messages), forged_signature (messages), tampered_payload
 (messages), unknown_device, revoked_key, clock_skew (skew_ms), offline_burst (shuffle),
 duplicate_delivery (fraction), conflict (messages), malformed (messages), bad_schema
-(messages), or `all`.
+(messages), speeding (factor), odometer_blocker (counted_fraction), geofence_breach (a truck
+into the authority's no-entry zone), rsu_displaced (distance_m; RSUs), incident (speed_pct;
+4 vehicles caught in the jam), or `all`. The simulator also publishes the authority's signed
+rules (a no-entry zone for heavy trucks at the centre) with the fleet.
 
 Time: messages carry simulated time, which starts at --start-ms (default now) and is paced on
 the wall clock. A --start-ms in the past is a backfill: give a --publish-rate above --rate and

@@ -43,8 +43,7 @@ SCENARIOS = [
     "rsu_displaced:count=5,at=0,duration=50",
     # A blocker is only seen over 200 m of driving: most of the run, counting 30 %.
     "odometer_blocker:at=5,duration=40,counted_fraction=0.3",
-    # A jam needs 3 vehicles: the incident catches 4 (staged at the junction before its link).
-    "incident:count=4",
+    # (incident, above, catches 4 vehicles by default: a jam needs 3)
 ]
 
 
