@@ -342,4 +342,6 @@ async def _score_warnings(pipeline: Pipeline, truth_path: Path, start_ms: int) -
     truth = await asyncio.to_thread(read_truth, truth_path)
     devices = {m.device for m in truth.messages}
     stored = await load_warnings(pipeline.pool, since_ms=start_ms)
-    return score_warnings(truth.warnings, [w for w in stored if w.device_id in devices])
+    # This run's devices, and every segment's warnings since it started (congestion).
+    mine = [w for w in stored if w.device_id is None or w.device_id in devices]
+    return score_warnings(truth.warnings, mine)
