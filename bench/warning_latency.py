@@ -39,7 +39,9 @@ FLOOR_P95_S = 2.0
 SCENARIOS = (
     "odometer_rollback", "teleport", "drift_off_road:rate_mps=8,bearing_deg=45", "replay",
     "forged_signature", "tampered_payload", "unknown_device", "revoked_key", "clock_skew",
-    "offline_burst", "duplicate_delivery", "conflict",
+    "offline_burst", "duplicate_delivery", "conflict", "speeding", "geofence_breach",
+    "odometer_blocker:at=5,duration=50,counted_fraction=0.3", "rsu_displaced:at=0,duration=60",
+    "incident",
 )  # fmt: skip
 
 
