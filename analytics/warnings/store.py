@@ -11,7 +11,7 @@ import asyncpg
 
 from analytics.warnings.model import Evidence, Severity, Warning, WarningType
 
-__all__ = ["load_warnings", "store_warnings"]
+__all__ = ["ledger_positions", "load_warning", "load_warnings", "store_warnings"]
 
 _INSERT = """
     INSERT INTO warnings (warning_id, type, severity, device_id, segment_id, from_ts, to_ts,
@@ -72,18 +72,38 @@ async def load_warnings(
         _time(since_ms) if since_ms is not None else None,
         device_id,
     )
-    return [
-        Warning(
-            warning_id=row["warning_id"],
-            type=WarningType(row["type"]),
-            severity=Severity(row["severity"]),
-            device_id=row["device_id"],
-            segment_id=row["segment_id"],
-            from_ts_ms=_ms(row["from_ts"]),
-            to_ts_ms=_ms(row["to_ts"]),
-            rule_version=row["rule_version"],
-            evidence=tuple(Evidence.from_json(e) for e in json.loads(row["evidence"])),
-            detail=json.loads(row["detail"]),
-        )
-        for row in rows
-    ]
+    return [_warning(row) for row in rows]
+
+
+async def load_warning(conn: asyncpg.Connection | asyncpg.Pool, warning_id: str) -> Warning | None:
+    """One stored warning by id (None: no such warning)."""
+    row = await conn.fetchrow("SELECT * FROM warnings WHERE warning_id = $1", warning_id)
+    return _warning(row) if row is not None else None
+
+
+def _warning(row: asyncpg.Record) -> Warning:
+    return Warning(
+        warning_id=row["warning_id"],
+        type=WarningType(row["type"]),
+        severity=Severity(row["severity"]),
+        device_id=row["device_id"],
+        segment_id=row["segment_id"],
+        from_ts_ms=_ms(row["from_ts"]),
+        to_ts_ms=_ms(row["to_ts"]),
+        rule_version=row["rule_version"],
+        evidence=tuple(Evidence.from_json(e) for e in json.loads(row["evidence"])),
+        detail=json.loads(row["detail"]),
+    )
+
+
+async def ledger_positions(
+    conn: asyncpg.Connection | asyncpg.Pool, leaf_hashes: Sequence[bytes]
+) -> dict[bytes, tuple[str, int]]:
+    """Where each leaf hash is in the ledger: (log origin, leaf index). A hash not sequenced
+    yet (the sequencer runs behind analytics by up to a block) is absent."""
+    rows = await conn.fetch(
+        "SELECT e.leaf_hash, l.origin, e.leaf_index FROM ledger_entries e "
+        "JOIN ledger_logs l USING (log_id) WHERE e.leaf_hash = ANY($1::bytea[])",
+        list(leaf_hashes),
+    )
+    return {bytes(r["leaf_hash"]): (r["origin"], r["leaf_index"]) for r in rows}

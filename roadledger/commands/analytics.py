@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import functools
 import logging
+import re
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,14 +17,21 @@ from roadledger.settings import Settings
 if TYPE_CHECKING:
     from analytics.warnings.model import Warning
 
-HELP = "warnings from the stream (run), and their precision/recall against a truth file (score)"
+HELP = "warnings from the stream (run), one with its ledger evidence (show), scoring (score)"
 DESCRIPTION = """\
 run: consumes telemetry.verified and telemetry.quarantine (consumer group
-roadledger-analytics), detects odometer rollbacks, teleports, late (silent) devices, forged
+roadledger-analytics), detects odometer rollbacks, odometer vs GNSS distance mismatches,
+teleports, drifts off the road, RSU sightings that contradict a vehicle, speeding and no-entry
+zones against the rules in force, congestion per segment, late (silent) devices, forged
 signatures, tampered payloads, replays, conflicts, unknown devices, revoked-key use and clock
 skew, stores each warning once in PostgreSQL (table warnings) and publishes it on the warnings
-topic. Thresholds come from the published rules in force at each record's time (roadledger rules,
-docs/rules.md), reloaded every 30 s; the built-in defaults where none is published.
+topic. Limits, zones and thresholds come from the published rules in force at each record's
+time (roadledger rules, docs/rules.md), reloaded every 30 s and as soon as a new version passes
+in the ledger; the built-in defaults where none is published.
+
+show: one stored warning as JSON, each evidence record with its place in the ledger (log
+origin and leaf index, for `roadledger proof` / the API's inclusion proofs; null while the
+sequencer has not reached it).
 
 score: compares the warnings stored in the database with the `warning` lines of a
 `roadledger sim --truth` file: precision and recall per warning type (docs/warnings.md says
@@ -31,12 +39,15 @@ how warnings are matched to events). Exit status 1 when a type is below --floor.
 
 examples:
   roadledger analytics run                       # until Ctrl-C / SIGTERM
-  roadledger analytics score run.jsonl --floor 0.95"""
+  roadledger analytics score run.jsonl --floor 0.95
+  roadledger analytics show 3f9c0a...                # a warning and its ledger evidence"""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     sub.add_parser("run", help="detect, store and publish warnings until stopped")
+    show = sub.add_parser("show", help="one warning, its evidence placed in the ledger")
+    show.add_argument("warning_id", help="the warning's id (32 hex digits)")
     score = sub.add_parser("score", help="score stored warnings against a truth file")
     score.add_argument("truth", type=Path, help="truth file written by `roadledger sim --truth`")
     score.add_argument(
@@ -51,6 +62,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "show":
+        print(asyncio.run(_show(settings, args.warning_id)))
+        return 0
     if args.action == "score":
         return _score(args, settings)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
@@ -76,6 +90,31 @@ def _score(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     print(f"every warning type at or above {args.floor}")
     return 0
+
+
+async def _show(settings: Settings, warning_id: str) -> str:
+    """The warning as indented JSON, its evidence with ``log`` and ``leaf_index``."""
+    import json
+
+    from analytics.warnings.store import ledger_positions, load_warning
+    from roadledger.db.pool import create_pool
+
+    if not re.fullmatch(r"[0-9a-f]{32}", warning_id):
+        raise CommandError(f"warning_id: expected 32 lowercase hex digits, got {warning_id!r}", 2)
+    pool = await create_pool(settings, max_size=1)
+    try:
+        warning = await load_warning(pool, warning_id)
+        if warning is None:
+            raise CommandError(f"no warning {warning_id}", 1)
+        hashes = [e.leaf_hash for e in warning.evidence if e.leaf_hash is not None]
+        placed = await ledger_positions(pool, hashes)
+    finally:
+        await pool.close()
+    obj = json.loads(warning.to_json())
+    for item, evidence in zip(obj["evidence"], warning.evidence, strict=True):
+        log, index = placed.get(evidence.leaf_hash or b"", (None, None))
+        item["log"], item["leaf_index"] = log, index
+    return json.dumps(obj, indent=2, sort_keys=True)
 
 
 async def _load(settings: Settings) -> list[Warning]:

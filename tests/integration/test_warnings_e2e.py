@@ -9,6 +9,7 @@ in both topics, the stored warnings are scored per type: precision and recall mu
 
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 from pathlib import Path
@@ -19,7 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from analytics.scoring import score_warnings
 from analytics.warnings.engine import GROUP_ID
 from analytics.warnings.model import WarningType
-from analytics.warnings.store import load_warnings
+from analytics.warnings.store import ledger_positions, load_warnings
 from device_sim.scenarios import ScenarioType
 from device_sim.truth import read_truth
 from roadledger.scratch_pipeline import ROADLEDGER, KafkaProbe, pipeline_env, wait_until
@@ -104,3 +105,22 @@ async def test_warnings_of_every_scenario_are_found_and_right(
         # the vehicle's own road (3 dry runs in 30) or an RSU that no one passes may not be.
         events = {w.type for w in truth.warnings}
         assert set(WarningType) - events <= {"drift_off_road", "rsu_contradiction"}, events
+
+        # The evidence is in the ledger: every verified record a warning rests on gets a leaf
+        # index once the sequencer reaches it, and `analytics show` prints it.
+        hashes = {e.leaf_hash for w in warnings for e in w.evidence if e.leaf_hash is not None}
+
+        async def sequenced() -> bool:
+            pipeline.check_alive()
+            return len(await ledger_positions(pipeline.pool, list(hashes))) == len(hashes)
+
+        await wait_until(sequenced, "the sequencer to reach every evidence record", 120)
+        speeding = next(w for w in warnings if w.type is WarningType.SPEEDING)
+        shown = subprocess.run(  # noqa: ASYNC221 - nothing else to do meanwhile
+            [ROADLEDGER, "analytics", "show", speeding.warning_id],
+            env=pipeline.env, capture_output=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert shown.returncode == 0, shown.stderr.decode()
+        evidence = json.loads(shown.stdout)["evidence"]
+        assert evidence
+        assert all(isinstance(e["leaf_index"], int) and e["log"] for e in evidence), evidence

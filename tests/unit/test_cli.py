@@ -46,3 +46,9 @@ def test_unknown_service_is_named() -> None:
     assert result.stderr.strip() == (
         "roadledger services: unknown service 'redis'; choose from postgres, mosquitto, kafka"
     )
+
+
+def test_a_malformed_warning_id_is_named_before_any_connection() -> None:
+    result = _run("analytics", "show", "not-an-id")
+    assert result.returncode == 2
+    assert "warning_id: expected 32 lowercase hex digits, got 'not-an-id'" in result.stderr
