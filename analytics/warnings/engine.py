@@ -68,7 +68,6 @@ __all__ = [
     "GROUP_ID",
     "AnalyticsEngine",
     "EngineStats",
-    "decode_point",
     "decode_quarantined",
     "decode_verified",
 ]
@@ -121,12 +120,6 @@ def decode_verified(record: StreamRecord) -> Point | RsuReport | None:
         return None
     return Point(t.dev, t.seq, t.ts, recv, t.odo_m, t.lat_e7, t.lon_e7, leaf, src,
                  t.spd_cms or 0, t.hdg_cdeg or 0)  # fmt: skip
-
-
-def decode_point(record: StreamRecord) -> Point | None:
-    """A verified vehicle message as a detector point (None: not a vehicle message)."""
-    decoded = decode_verified(record)
-    return decoded if isinstance(decoded, Point) else None
 
 
 def decode_quarantined(record: StreamRecord) -> QuarantinedRecord:
