@@ -8,7 +8,9 @@ like any published rules (see :mod:`analytics.warnings.geofencing`).
 
 Trucks route through the centre like everyone else, so breaches happen without any scenario:
 :class:`GeofenceTruth` records every run of a restricted vehicle's stored reports, consecutive
-by seq, whose reported position lies inside the zone (the position analytics judges). The
+by seq, whose reported position lies inside the zone (the position analytics judges), fewer
+than ``geofence_exit_points`` reports in a row outside not ending it (GNSS noise at the
+edge). The
 ``geofence_breach`` scenario (its vehicle is drawn among the trucks) makes a breach certain:
 the truck starts the run on a road into the zone about 60 m from its edge and drives to the
 zone's centre, whatever the scenario's window.
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Final
 from analytics.rules.model import Geofence, RuleVersion
 from analytics.rules.parse import to_json
 from analytics.rules.signing import sign_rules
+from analytics.rules.thresholds import THRESHOLDS
 from chain.keys import Ed25519PrivateKey
 from device_sim.assignment import ResolvedScenario
 from device_sim.driving import DrivenVehicle
@@ -55,6 +58,7 @@ ZONE_ID: Final = "centre-no-trucks"
 RESTRICTED_CLASSES: Final = frozenset({VehicleType.TRUCK.unece_class})
 _ZONE_HALF_BLOCKS: Final = 1.5
 _START_BEFORE_EDGE_M: Final = 60.0
+_EXIT_POINTS: Final = THRESHOLDS["geofence_exit_points"].default
 
 
 def rules_key() -> Ed25519PrivateKey:
@@ -135,8 +139,9 @@ def _inside(zone: Geofence, network: RoadNetwork, node_id: int) -> bool:
 class _Stay:
     scenario: str | None
     first: VehicleReport
-    last: VehicleReport
+    last: VehicleReport  # the last report inside
     messages: int
+    outside: int = 0  # reports outside since ``last``
 
 
 class GeofenceTruth(RunObserver):
@@ -156,16 +161,20 @@ class GeofenceTruth(RunObserver):
     def vehicle_report(self, report: VehicleReport) -> None:
         if report.device not in self._restricted:
             return
-        inside = report.stored and self._zone.contains(report.reading.lat_e7, report.reading.lon_e7)
         stay = self._stays.get(report.device)
-        if not inside:
+        if not report.stored:  # analytics never sees it: a missing seq ends the stay
             if stay is not None:
                 self._close(self._stays.pop(report.device))
+        elif not self._zone.contains(report.reading.lat_e7, report.reading.lon_e7):
+            if stay is not None:
+                stay.outside += 1
+                if stay.outside >= _EXIT_POINTS:
+                    self._close(self._stays.pop(report.device))
         elif stay is None:
             scenario = next(iter(report.labels), None)
             self._stays[report.device] = _Stay(scenario, report, report, 1)
         else:
-            stay.last, stay.messages = report, stay.messages + 1
+            stay.last, stay.messages, stay.outside = report, stay.messages + 1, 0
 
     def _close(self, stay: _Stay) -> None:
         self._events.append(

@@ -46,6 +46,7 @@ THRESHOLDS: Final[Mapping[str, Threshold]] = _table(
     Threshold("congestion_speed_pct", 40, "%", "segment speed below this share of the limit"),
     Threshold("congestion_min_vehicles", 3, "vehicles", "vehicles needed to call congestion"),
     Threshold("congestion_window_ms", 30000, "ms", "time window congestion is judged in"),
+    Threshold("geofence_exit_points", 5, "messages", "points outside in a row ending a stay"),
     Threshold("silent_after_ms", 10000, "ms", "delivery delay counted as a silent device"),
     Threshold("replay_min_seq_lag", 3, "seq", "duplicate this far behind counts as a replay"),
 )

@@ -1,12 +1,13 @@
 """``geofence``: a vehicle inside a ``no_entry`` zone that applies to its class at the time.
 
 The zones in force come from the published rules (:meth:`RulesInForce.geofences`: the
-vehicle's class from the registry, the zone's days and hours). A run of points with
-consecutive seqs inside the same zone is one event, warned at its first point (a breach needs
-no duration: being there is the offence); a point outside, or a seq that never arrives, ends
-the run. Points are judged as they arrive; a device's points are kept by seq so that a
-shuffled buffer still forms its runs, and a run is warned once (keyed by zone and first seq,
-or joined to a run already warned).
+vehicle's class from the registry, the zone's days and hours). A stay is one event, warned at
+its first point (a breach needs no duration: being there is the offence): points inside the
+same zone with consecutive seqs, where fewer than ``geofence_exit_points`` points in a row
+outside do not end it (GNSS noise at the edge flickers in and out), and a seq that never
+arrives does. Points are judged as they arrive; a device's points are kept by seq so that a
+shuffled buffer still forms its stays, and a stay is warned once (keyed by zone and first
+seq, or joined to a stay already warned).
 """
 
 from __future__ import annotations
@@ -52,12 +53,9 @@ class GeofenceCheck(Check):
             warned.discard(oldest)
         if zone is None:
             return []
-        low = point.seq
-        while seqs.get(low - 1) == zone.id:
-            low -= 1
-        high = point.seq
-        while seqs.get(high + 1) == zone.id:
-            high += 1
+        exit_points, _ = rules.threshold("geofence_exit_points")
+        low = _stay_end(seqs, point.seq, zone.id, -1, exit_points)
+        high = _stay_end(seqs, point.seq, zone.id, 1, exit_points)
         run = range(low, high + 1)
         if any(s in warned for s in run):
             warned.add(point.seq)  # the run was warned: this point joins it
@@ -88,3 +86,18 @@ class GeofenceCheck(Check):
         else:
             self._inside.move_to_end(device_id)
         return seqs
+
+
+def _stay_end(seqs: dict[int, str], seq: int, zone: str, step: int, exit_points: int) -> int:
+    """The last seq inside ``zone`` reached from ``seq`` going ``step`` (-1 or +1) through
+    fewer than ``exit_points`` outside points in a row and no missing seq."""
+    end, outside, s = seq, 0, seq + step
+    while (where := seqs.get(s)) is not None:
+        if where == zone:
+            end, outside = s, 0
+        else:
+            outside += 1
+            if outside >= exit_points:
+                break
+        s += step
+    return end

@@ -34,13 +34,20 @@ def run(points: list[Point], book: RuleBook = BOOK) -> list[Warning]:
 def test_a_truck_entering_is_warned_once_per_stay() -> None:
     path = [point(s, 5 <= s <= 9 or 15 <= s <= 16) for s in range(1, 21)]
     warnings = run(path)
-    assert [w.evidence[0].seq for w in warnings] == [5, 15]
+    assert [w.evidence[0].seq for w in warnings] == [5, 15]  # 5 points out: it had left
     first = warnings[0]
     assert first.type is WarningType.GEOFENCE
     assert first.severity is Severity.CRITICAL
     assert first.rule_version == "metro-police/city@4"
     assert first.detail == {"zone": "old-town", "vehicle_class": "N3"}
     assert first.from_ts_ms == T0 + 5000
+
+
+def test_flicker_at_the_edge_is_one_stay_a_missing_seq_is_not() -> None:
+    inside = {3, 5, 6, 9, 10, 11}  # 1 and 2 points outside between: GNSS noise at the edge
+    assert len(run([point(s, s in inside) for s in range(1, 15)])) == 1
+    gap = [point(s, s in inside) for s in range(1, 15) if s != 7]  # seq 7 never arrives
+    assert [w.evidence[0].seq for w in run(gap)] == [3, 9]
 
 
 def test_other_classes_and_unknown_classes_may_enter() -> None:
