@@ -32,6 +32,7 @@ __all__ = [
     "VehicleType",
     "build_fleet",
     "device_private_key",
+    "fleet_mix",
     "ghost_vehicle",
     "make_vin",
 ]
@@ -201,9 +202,28 @@ class Fleet:
         return [v.device_id for v in self.vehicles] + [r.device_id for r in self.rsus]
 
 
-def _vehicle(seed: int, device_id: str, serial: int, registered: bool) -> Vehicle:
+def fleet_mix(seed: int, vehicles: int) -> list[VehicleType]:
+    """The types of a fleet of ``vehicles``, in fleet order: each type's share of :data:`_MIX`
+    rounded by largest remainder, then shuffled by the seed. The composition is fixed by the
+    size alone (20 vehicles: 12 cars, 4 vans, 2 trucks, 2 buses), so a scenario that needs a
+    truck does not depend on the luck of the draw or on the device ids."""
+    total = sum(weight for _, weight in _MIX)
+    exact = [(vehicle_type, vehicles * weight / total) for vehicle_type, weight in _MIX]
+    counts = {vehicle_type: int(share) for vehicle_type, share in exact}
+    by_remainder = sorted(exact, key=lambda item: item[1] - int(item[1]), reverse=True)
+    for vehicle_type, _ in by_remainder[: vehicles - sum(counts.values())]:
+        counts[vehicle_type] += 1
+    types = [vehicle_type for vehicle_type, _ in _MIX for _ in range(counts[vehicle_type])]
+    seeded(seed, "fleet-mix").shuffle(types)
+    return types
+
+
+def _vehicle(
+    seed: int, device_id: str, serial: int, registered: bool, vehicle_type: VehicleType | None
+) -> Vehicle:
     rng = seeded(seed, "vehicle", device_id)
-    vehicle_type = rng.choices([t for t, _ in _MIX], weights=[w for _, w in _MIX])[0]
+    if vehicle_type is None:
+        vehicle_type = rng.choices([t for t, _ in _MIX], weights=[w for _, w in _MIX])[0]
     low_km, high_km = _INITIAL_KM[vehicle_type]
     vds = "".join(rng.choice(_VIN_CHARS) for _ in range(5))
     vin = make_vin("RLG", vds, rng.choice(_VIN_YEARS), rng.choice(_VIN_CHARS), serial)
@@ -240,7 +260,8 @@ def build_fleet(
             f"rsus: {rsus} outside [0, {min(MAX_RSUS, len(network.nodes))}] for this network"
         )
     fleet_vehicles = tuple(
-        _vehicle(seed, f"{id_prefix}veh-{i:06d}", i, True) for i in range(1, vehicles + 1)
+        _vehicle(seed, f"{id_prefix}veh-{i:06d}", i, True, vehicle_type)
+        for i, vehicle_type in enumerate(fleet_mix(seed, vehicles), start=1)
     )
     rng = seeded(seed, "rsu-sites")
     order = sorted(range(len(network.nodes)), key=lambda n: (_rsu_rank(network, n), rng.random()))
@@ -265,4 +286,4 @@ def build_fleet(
 def ghost_vehicle(seed: int, device_id: str, serial: int) -> Vehicle:
     """An unregistered vehicle (the unknown-device scenario): well-formed and signing, but
     absent from the registry."""
-    return _vehicle(seed, device_id, serial, False)
+    return _vehicle(seed, device_id, serial, False, None)

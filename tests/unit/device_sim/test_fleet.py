@@ -15,6 +15,7 @@ from device_sim.fleet import (
     VehicleType,
     build_fleet,
     device_private_key,
+    fleet_mix,
     ghost_vehicle,
 )
 from device_sim.network import generate_network
@@ -64,6 +65,28 @@ def test_vehicles_have_ids_vins_owners_and_classes() -> None:
     assert mix[VehicleType.BUS] > 0
     buses = {v.owner_org for v in fleet.vehicles if v.vehicle_type is VehicleType.BUS}
     assert buses == {"fleet-metro-transit"}
+
+
+@pytest.mark.parametrize(
+    ("vehicles", "cars", "vans", "trucks", "buses"),
+    [(20, 12, 4, 2, 2), (10, 6, 2, 1, 1), (7, 4, 1, 1, 1), (1, 1, 0, 0, 0), (0, 0, 0, 0, 0)],
+)
+def test_the_fleet_mix_is_fixed_by_its_size(
+    vehicles: int, cars: int, vans: int, trucks: int, buses: int
+) -> None:
+    for seed in range(5):
+        mix = Counter(fleet_mix(seed, vehicles))
+        assert [mix[t] for t in VehicleType] == [cars, vans, trucks, buses]
+
+
+def test_the_fleet_mix_does_not_depend_on_device_ids() -> None:
+    # The demo prefixes ids with its start time: the fleet it gets must not change with it.
+    one = build_fleet(7, 20, 0, NETWORK, id_prefix="demo1-")
+    other = build_fleet(7, 20, 0, NETWORK, id_prefix="demo2-")
+    assert [v.vehicle_type for v in one.vehicles] == [v.vehicle_type for v in other.vehicles]
+    assert Counter(v.vehicle_type for v in one.vehicles)[VehicleType.TRUCK] == 2
+    shuffled = {tuple(fleet_mix(seed, 20)) for seed in range(5)}
+    assert len(shuffled) > 1  # the seed decides who is what
 
 
 def test_key_records_match_the_devices() -> None:

@@ -130,3 +130,16 @@ def test_only_a_truck_can_be_given_the_breach_scenario() -> None:
                 scenarios=tuple(parse_scenario_flag(f"geofence_breach:devices={car}")),
             )
         )
+
+
+@pytest.mark.parametrize("prefix", ["demo1764892971000-", "demo1764892971001-", "x-"])
+def test_a_small_fleet_always_has_a_truck_for_the_breach(prefix: str) -> None:
+    # 20 vehicles with every scenario: a fleet drawn per device id lacked a truck one run in 8.
+    config = SimulationConfig(
+        vehicles=20, rsus=4, rate=100.0, duration_s=10.0, seed=7, start_ms=START_MS,
+        network=SMALL_CITY, scenarios=tuple(parse_scenario_flag("all")), id_prefix=prefix,
+    )  # fmt: skip
+    simulation = Simulation(config)
+    (breach,) = [s for s in simulation.scenarios if s.name == "geofence_breach"]
+    trucks = {v.device_id for v in simulation.fleet.vehicles if v.vehicle_type.unece_class == "N3"}
+    assert set(breach.devices) <= trucks
