@@ -91,22 +91,19 @@ class KafkaStream:
         self,
         settings: Settings,
         *,
-        linger_ms: int = 5,
         max_batch_bytes: int = 512 * 1024,
         request_timeout_ms: int = 30_000,
-        fetch_min_bytes: int = 64 * 1024,
-        fetch_max_wait_ms: int = 20,
     ) -> None:
         self.bootstrap = settings.kafka_bootstrap
         self.max_poll_records = settings.batch_size
-        self.linger_ms = linger_ms
+        self.linger_ms = settings.kafka_linger_ms
         self.max_batch_bytes = max_batch_bytes
         self.request_timeout_ms = request_timeout_ms
         # A fetch answers once this much is there or after this wait: under load, fewer and
         # fuller fetches (each costs the broker and the client per request, not per record);
-        # when idle, at most a few milliseconds more latency per stage.
-        self.fetch_min_bytes = fetch_min_bytes
-        self.fetch_max_wait_ms = fetch_max_wait_ms
+        # when idle, at most the wait more latency per stage.
+        self.fetch_min_bytes = settings.kafka_fetch_min_bytes
+        self.fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
 
     def producer(self, *, client_id: str) -> KafkaProducer:
         return KafkaProducer(self, client_id)
