@@ -2,7 +2,7 @@
 
 Run from the project root, with the services up::
 
-    .venv/bin/python bench/ingest_rate.py                      # 5,000 msg/s offered for 60 s
+    .venv/bin/python bench/ingest_rate.py                      # 6,000 msg/s offered for 60 s
     .venv/bin/python bench/ingest_rate.py --rate 2000 --duration 30
 
 In one run:
@@ -17,7 +17,10 @@ In one run:
 
 It prints the sustained end-to-end rate (messages published / time from the first message in
 telemetry.raw to the last one accounted for), each stage's rate, and the ratios to the limits.
-Issue 4's floor: >= 5,000 msg/s sustained for 60 s. The script exits 1 when it is missed.
+Issue 4's floor: >= 5,000 msg/s sustained for 60 s. The script exits 1 when it is missed. The
+default offers 20 % more than the floor: the end-to-end rate can never exceed the offered one,
+and the once-a-second sampling adds up to a second to the measured time, so offering exactly
+5,000 msg/s reads a little under 5,000 even when the pipeline keeps up.
 """
 
 from __future__ import annotations
@@ -191,9 +194,9 @@ def print_cpu(seconds: dict[str, float], published: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rate", type=int, default=5000, help="messages/s offered (5000)")
+    parser.add_argument("--rate", type=int, default=6000, help="messages/s offered (6000)")
     parser.add_argument("--duration", type=int, default=60, help="seconds of traffic (60)")
-    parser.add_argument("--vehicles", type=int, default=5000, help="fleet size (5000)")
+    parser.add_argument("--vehicles", type=int, default=6000, help="fleet size (6000)")
     parser.add_argument(
         "--ingest-processes",
         type=int,
