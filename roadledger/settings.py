@@ -155,6 +155,16 @@ class Settings(BaseSettings):
         default="auto", description="Use TimescaleDB when the server has it ('off': never)."
     )
     retention_days: int = Field(default=365, ge=1, description="Telemetry kept this long.")
+    analytics_warmup_s: int = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description="Stored telemetry of this many seconds before analytics' last commit "
+        "replayed when it restarts, so that events spanning a restart are found once (0: none).",
+    )
+    analytics_warmup_rows: int = Field(
+        default=2_000_000, ge=1, description="At most this many rows of each kind replayed."
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -20,8 +20,10 @@ One consumer group (``roadledger-analytics``) reads both topics. Per batch:
    the acknowledgements, then commit the offsets.
 
 So a crash anywhere repeats at most one batch: storing is idempotent, and the ``warnings``
-topic is at least once (readers dedupe by ``warning_id``). Detector state (the tracks) lives
-in memory: after a restart a device's first points are compared only with what arrives next.
+topic is at least once (readers dedupe by ``warning_id``). Detector state (tracks, runs under
+way) lives in memory; before consuming, the engine rebuilds it from the telemetry stored in
+the ``analytics_warmup_s`` seconds before its group's last commit
+(:mod:`analytics.warnings.warmup`), so an event that spans a restart is still found, once.
 """
 
 from __future__ import annotations
@@ -52,6 +54,12 @@ from analytics.warnings.odometer_gnss import OdometerGnssCheck
 from analytics.warnings.rsu_contradiction import RsuContradictionCheck
 from analytics.warnings.speeding import SpeedingCheck
 from analytics.warnings.store import store_warnings
+from analytics.warnings.warmup import (
+    fresh_warnings,
+    load_progress,
+    recent_telemetry,
+    save_progress,
+)
 from chain._hashing import leaf_hash
 from chain.entries import DEVICE_KEY_ENTRY_PREFIX, RULES_ENTRY_PREFIX
 from chain.errors import TelemetryError
@@ -84,6 +92,9 @@ CHECKS: tuple[type[Check], ...] = (
     OdometerGnssCheck,
 )
 _POLL_MS = 250
+# Records may reach the stream in another order than their arrival times: keep skipping the
+# warm-up's records until the stream is this far past the newest of them.
+_REPLAY_MARGIN_MS = 60_000
 _NO_ROADS_RETRY_S = 2.0
 
 
@@ -95,6 +106,9 @@ class EngineStats:
     batches: int = 0
     stored: int = 0
     by_type: Counter[str] = field(default_factory=Counter)
+    warmup_records: int = 0
+    warmup_seconds: float = 0.0
+    warmup_skipped: int = 0  # records the stream delivered again after the warm-up judged them
 
 
 def _header_text(record: StreamRecord, name: str) -> str | None:
@@ -180,6 +194,9 @@ class AnalyticsEngine:
         self.group_id = group_id or settings.group(GROUP_ID)
         self.client_id = client_id
         self.stats = EngineStats()
+        # (device, seq) judged by the warm-up: skipped when the stream delivers them again.
+        self._replayed: set[tuple[str, int]] = set()
+        self._replayed_until_ms = 0
 
     async def _refresh_rules(self) -> None:
         """Reload the rules (if a loader was given) and the road network."""
@@ -214,6 +231,7 @@ class AnalyticsEngine:
         )
         await producer.start()
         try:
+            await self.warm_up(producer)
             await consumer.start()
             try:
                 log.info("analytics started: %s + %s -> %s, group %s", self.verified_topic,
@@ -232,6 +250,9 @@ class AnalyticsEngine:
                     warnings = await self.detect(records)
                     await self.emit(producer, warnings)
                     await consumer.commit(next_offsets(records))
+                    await save_progress(
+                        self.pool, self.group_id, max(recv_ms_of(r) for r in records)
+                    )
                     self.stats.records += len(records)
                     self.stats.batches += 1
             finally:
@@ -239,6 +260,53 @@ class AnalyticsEngine:
         finally:
             await producer.stop()
         log.info("analytics stopped: %s", self.stats)
+
+    async def warm_up(self, producer: Producer) -> None:
+        """Replay the telemetry stored in the last ``analytics_warmup_s`` seconds through the
+        detectors, then store and publish what it reveals that was not found before."""
+        window_s = self.settings.analytics_warmup_s
+        if window_s == 0:
+            return
+        progress_ms = await load_progress(self.pool, self.group_id)
+        if progress_ms is None:
+            log.info("analytics warm-up: group %s has no progress yet, nothing to replay",
+                     self.group_id)  # fmt: skip
+            return
+        started = time.monotonic()
+        records = await recent_telemetry(
+            self.pool,
+            since_ms=progress_ms - window_s * 1000,
+            until_ms=progress_ms + _REPLAY_MARGIN_MS,
+            limit=self.settings.analytics_warmup_rows,
+        )
+        found: list[Warning] = []
+        step = self.settings.batch_size
+        for start in range(0, len(records), step):
+            chunk = records[start : start + step]
+            points = [r for r in chunk if isinstance(r, Point)]
+            reports = [r for r in chunk if isinstance(r, RsuReport)]
+            found.extend(await self._judge(points, reports))
+        self._replayed = {(r.device_id, r.seq) for r in records}
+        self._replayed_until_ms = max((r.recv_ms for r in records), default=0)
+        fresh = await fresh_warnings(self.pool, found)
+        await self.emit(producer, fresh)
+        self.stats.warmup_records = len(records)
+        self.stats.warmup_seconds = time.monotonic() - started
+        log.info("analytics warm-up: %d stored records of the %d s before the last commit "
+                 "replayed in %.1f s; %d warnings, %d of them new", len(records), window_s,
+                 self.stats.warmup_seconds, len(found), len(fresh))  # fmt: skip
+
+    def _seen_in_warm_up(self, device_id: str, seq: int, recv_ms: int) -> bool:
+        if not self._replayed:
+            return False
+        if recv_ms > self._replayed_until_ms + _REPLAY_MARGIN_MS:
+            # The stream is past everything the warm-up read: forget it.
+            self._replayed.clear()
+            return False
+        if (device_id, seq) in self._replayed:
+            self.stats.warmup_skipped += 1
+            return True
+        return False
 
     async def detect(self, records: Sequence[StreamRecord]) -> list[Warning]:
         """Every warning one batch reveals (updates the detectors' tracks)."""
@@ -248,17 +316,40 @@ class AnalyticsEngine:
         ):
             # A rules version was just published: apply it now, not at the next refresh.
             await self._refresh_rules()
-        found: list[Warning] = []
         quarantined: list[QuarantinedRecord] = []
         points: list[Point] = []
         reports: list[RsuReport] = []
         for record in records:
             if record.topic == self.quarantine_topic:
                 quarantined.append(decode_quarantined(record))
-            elif isinstance(decoded := decode_verified(record), Point):
+                continue
+            decoded = decode_verified(record)
+            if decoded is None or self._seen_in_warm_up(
+                decoded.device_id, decoded.seq, decoded.recv_ms
+            ):
+                continue
+            if isinstance(decoded, Point):
                 points.append(decoded)
-            elif decoded is not None:
+            else:
                 reports.append(decoded)
+        found = await self._judge(points, reports)
+        accepted = await self._accepted(
+            [(q.device_id, q.seq) for q in quarantined if q.reason == "bad_signature" and q.seq]
+        )
+        for q in quarantined:
+            warning = quarantine_warning(
+                q,
+                self.detector.rules,
+                seq_accepted=lambda device, seq: (device, seq) in accepted,
+                newest_seq=self.detector.newest_seq,
+            )
+            if warning is not None:
+                found.append(warning)
+        return found
+
+    async def _judge(self, points: Sequence[Point], reports: Sequence[RsuReport]) -> list[Warning]:
+        """Run the vehicle points, then the RSU reports, through the detectors and checks."""
+        found: list[Warning] = []
         await self._load_vehicle_classes({p.device_id for p in points})
         for point in points:
             point = self._enrich(point)
@@ -272,18 +363,6 @@ class AnalyticsEngine:
                 found.extend(check.on_rsu(report))
         for check in self.checks:
             found.extend(check.on_batch_end())
-        accepted = await self._accepted(
-            [(q.device_id, q.seq) for q in quarantined if q.reason == "bad_signature" and q.seq]
-        )
-        for q in quarantined:
-            warning = quarantine_warning(
-                q,
-                self.detector.rules,
-                seq_accepted=lambda device, seq: (device, seq) in accepted,
-                newest_seq=self.detector.newest_seq,
-            )
-            if warning is not None:
-                found.append(warning)
         return found
 
     def _enrich(self, point: Point) -> Point:

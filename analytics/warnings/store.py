@@ -11,7 +11,14 @@ import asyncpg
 
 from analytics.warnings.model import Evidence, Severity, Warning, WarningType
 
-__all__ = ["ledger_positions", "load_warning", "load_warnings", "store_warnings"]
+__all__ = [
+    "ledger_positions",
+    "load_warning",
+    "load_warnings",
+    "ms_of",
+    "store_warnings",
+    "timestamp_of",
+]
 
 _INSERT = """
     INSERT INTO warnings (warning_id, type, severity, device_id, segment_id, from_ts, to_ts,
@@ -24,11 +31,13 @@ _INSERT = """
 """
 
 
-def _time(ms: int) -> datetime:
+def timestamp_of(ms: int) -> datetime:
+    """Epoch milliseconds as a UTC timestamp (the table's timestamptz columns)."""
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def _ms(value: datetime) -> int:
+def ms_of(value: datetime) -> int:
+    """A timestamptz column's value as epoch milliseconds."""
     return round(value.timestamp() * 1000)
 
 
@@ -47,8 +56,8 @@ async def store_warnings(
             w.severity.value,
             w.device_id,
             w.segment_id,
-            _time(w.from_ts_ms),
-            _time(w.to_ts_ms),
+            timestamp_of(w.from_ts_ms),
+            timestamp_of(w.to_ts_ms),
             w.rule_version,
             json.dumps([e.to_json() for e in w.evidence]),
             json.dumps(dict(w.detail), sort_keys=True),
@@ -69,7 +78,7 @@ async def load_warnings(
     rows = await conn.fetch(
         "SELECT * FROM warnings WHERE ($1::timestamptz IS NULL OR to_ts >= $1) "
         "AND ($2::text IS NULL OR device_id = $2) ORDER BY from_ts, warning_id",
-        _time(since_ms) if since_ms is not None else None,
+        timestamp_of(since_ms) if since_ms is not None else None,
         device_id,
     )
     return [_warning(row) for row in rows]
@@ -88,8 +97,8 @@ def _warning(row: asyncpg.Record) -> Warning:
         severity=Severity(row["severity"]),
         device_id=row["device_id"],
         segment_id=row["segment_id"],
-        from_ts_ms=_ms(row["from_ts"]),
-        to_ts_ms=_ms(row["to_ts"]),
+        from_ts_ms=ms_of(row["from_ts"]),
+        to_ts_ms=ms_of(row["to_ts"]),
         rule_version=row["rule_version"],
         evidence=tuple(Evidence.from_json(e) for e in json.loads(row["evidence"])),
         detail=json.loads(row["detail"]),

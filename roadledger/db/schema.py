@@ -40,7 +40,7 @@ import asyncpg
 __all__ = ["LEDGER_TABLES", "NODE_MIN_STORED_LEVEL", "SCHEMA_VERSION", "apply_schema"]
 
 # Bump when any DDL here or in telemetry_schema changes, so existing databases get it.
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 
 NODE_MIN_STORED_LEVEL: Final = 4
 
@@ -205,6 +205,15 @@ _WARNINGS_DDL: Final = (
     """,
     "CREATE INDEX IF NOT EXISTS warnings_device ON warnings (device_id, from_ts)",
     "CREATE INDEX IF NOT EXISTS warnings_type_time ON warnings (type, from_ts)",
+    # How far each analytics consumer group got (arrival time of the newest record it
+    # committed): where a restarted engine's warm-up replays from (analytics/warnings/warmup).
+    """
+    CREATE TABLE IF NOT EXISTS analytics_progress (
+        group_id    text PRIMARY KEY,
+        recv_ms     bigint NOT NULL,
+        updated_at  timestamptz NOT NULL DEFAULT clock_timestamp()
+    )
+    """,
 )
 
 

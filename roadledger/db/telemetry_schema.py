@@ -126,6 +126,12 @@ _INDEXES: Final = (
         "telemetry_leaf_hash",
         "CREATE INDEX IF NOT EXISTS telemetry_leaf_hash ON telemetry USING hash (leaf_hash)",
     ),
+    # BRIN: rows arrive nearly in time order, so a few pages of summaries find the latest
+    # minutes of a day's partition (analytics' warm-up) without a B-tree to maintain per row.
+    (
+        "telemetry_ts_brin",
+        "CREATE INDEX IF NOT EXISTS telemetry_ts_brin ON telemetry USING brin (ts)",
+    ),
     (
         "rsu_observations_vehicle",
         "CREATE INDEX IF NOT EXISTS rsu_observations_vehicle "

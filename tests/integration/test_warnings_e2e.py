@@ -15,17 +15,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from analytics.scoring import score_warnings
-from analytics.warnings.engine import GROUP_ID
 from analytics.warnings.model import WarningType
 from analytics.warnings.store import ledger_positions, load_warnings
 from device_sim.scenarios import ScenarioType
 from device_sim.truth import read_truth
-from roadledger.scratch_pipeline import ROADLEDGER, KafkaProbe, pipeline_env, wait_until
+from roadledger.scratch_pipeline import ROADLEDGER, pipeline_env, wait_until
 from roadledger.settings import Settings
-from roadledger.topics import QUARANTINE, VERIFIED
+from tests.integration.analytics_support import wait_until_analysed
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.mqtt, pytest.mark.slow]
 
@@ -52,7 +50,6 @@ async def test_warnings_of_every_scenario_are_found_and_right(
     settings: Settings, tmp_path: Path
 ) -> None:
     async with pipeline_env(settings, tmp_path) as pipeline:
-        env = pipeline.settings
         for name in ("bridge", "ingest", "sequencer"):
             pipeline.component(name).start()
         pipeline.component("analytics", command="analytics run").start()
@@ -69,26 +66,7 @@ async def test_warnings_of_every_scenario_are_found_and_right(
         assert sim.returncode == 0, sim.stdout.decode() + sim.stderr.decode()
         truth = read_truth(truth_path)
 
-        kafka = KafkaProbe(env)
-        await kafka.start()
-        admin = AIOKafkaAdminClient(bootstrap_servers=env.kafka_bootstrap)
-        await admin.start()
-        try:
-            published = len(truth.messages)
-
-            async def analysed() -> bool:
-                pipeline.check_alive()
-                judged = await kafka.end_offsets(env.topic(VERIFIED)) + await kafka.end_offsets(
-                    env.topic(QUARANTINE)
-                )
-                committed = await admin.list_consumer_group_offsets(env.group(GROUP_ID))
-                done = sum(meta.offset for meta in committed.values() if meta.offset > 0)
-                return judged >= published and done >= judged
-
-            await wait_until(analysed, "analytics committed both topics to their end", 300)
-        finally:
-            await admin.close()
-            await kafka.stop()
+        await wait_until_analysed(pipeline, len(truth.messages))
 
         # The broker is shared and its topic filter is not per pipeline: a run going on at the
         # same time reaches this bridge too, as unknown devices. Score this run's devices only.

@@ -19,35 +19,22 @@ from analytics.warnings.model import Warning, WarningType
 from analytics.warnings.store import load_warnings
 from chain.keys import Ed25519PrivateKey
 from chain.telemetry import Telemetry, chain_hash, sign_telemetry
-from roadledger.db.scratch import scratch_schema_pool
-from roadledger.services.kafka import delete_topics, ensure_topics
 from roadledger.settings import Settings
 from roadledger.stream import OutgoingRecord
 from roadledger.stream.kafka import KafkaStream
 from roadledger.topics import QUARANTINE, VERIFIED, WARNINGS
+from tests.integration.analytics_support import WAIT_S, analytics_env, run_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
-WAIT_S = 60
 T0 = int(time.time() * 1000) - 600_000
 LAT, LON = 522_516_100, 133_777_200
 
 
 @pytest.fixture
 async def env(kafka: Settings, postgres: Settings) -> AsyncIterator[tuple[Settings, asyncpg.Pool]]:
-    async with scratch_schema_pool(postgres, max_size=4) as pool:
-        schema = await pool.fetchval("SELECT current_schema()")
-        settings = kafka.model_copy(
-            update={
-                "topic_prefix": f"test-warn-{uuid.uuid4().hex[:8]}.",
-                "database_url": f"{postgres.database_url}?search_path={schema}",
-            }
-        )
-        await ensure_topics(settings)
-        try:
-            yield settings, pool
-        finally:
-            await delete_topics(settings)
+    async with analytics_env(kafka, postgres, "test-warn") as pair:
+        yield pair
 
 
 def _messages(key: Ed25519PrivateKey, device: str, count: int, rollback_at: int) -> list[bytes]:
@@ -108,20 +95,6 @@ async def _produce(settings: Settings, pool: asyncpg.Pool) -> dict[WarningType, 
     }
 
 
-async def _run_until(engine: AnalyticsEngine, records: int) -> None:
-    stop = asyncio.Event()
-    task = asyncio.create_task(engine.run(stop))
-    try:
-        async with asyncio.timeout(WAIT_S):
-            while engine.stats.records < records:
-                if task.done():
-                    await task  # raises what ended it
-                await asyncio.sleep(0.1)  # polling an observed counter
-    finally:
-        stop.set()
-        await task
-
-
 async def _published(settings: Settings, count: int) -> list[Warning]:
     consumer = AIOKafkaConsumer(
         settings.topic(WARNINGS),
@@ -150,7 +123,7 @@ async def test_warnings_are_stored_once_published_and_survive_reprocessing(
     records = 12 + 3
 
     first = AnalyticsEngine(settings, KafkaStream(settings), pool, group_id=first_group)
-    await _run_until(first, records)
+    await run_until(first, records)
     stored = await load_warnings(pool)
     assert {w.type: sum(1 for x in stored if x.type is w.type) for w in stored} == expected
     rollback = next(w for w in stored if w.type is WarningType.ODOMETER_ROLLBACK)
@@ -165,7 +138,7 @@ async def test_warnings_are_stored_once_published_and_survive_reprocessing(
 
     # Same records again (another group reads them all): nothing new is stored.
     again = AnalyticsEngine(settings, KafkaStream(settings), pool, group_id=f"{first_group}-again")
-    await _run_until(again, records)
+    await run_until(again, records)
     assert again.stats.stored == 0
     assert [w.warning_id for w in await load_warnings(pool)] == [w.warning_id for w in stored]
 
