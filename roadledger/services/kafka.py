@@ -31,7 +31,14 @@ from roadledger.services.process import (
 from roadledger.settings import Endpoint, Settings
 from roadledger.topics import KAFKA_TOPICS
 
-__all__ = ["KAFKA_VERSION", "KafkaService", "delete_topics", "ensure_topics", "java_major_version"]
+__all__ = [
+    "KAFKA_VERSION",
+    "KafkaService",
+    "delete_topics",
+    "ensure_topics",
+    "java_major_version",
+    "new_cluster_id",
+]
 
 KAFKA_VERSION = "4.1.1"
 SCALA_VERSION = "2.13"
@@ -97,6 +104,16 @@ def java_major_version(java: str = "java") -> int | None:
         return None
     major = int(match.group(1))
     return int(match.group(2) or 0) if major == 1 else major
+
+
+def new_cluster_id() -> str:
+    """A random KRaft cluster id: 16 bytes, URL-safe base64 without padding. Like Kafka's own
+    ``random-uuid``, never one starting with '-': the storage tool would take it for an
+    option (1 id in 64 did, failing the format with "--cluster-id: expected one argument")."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 class KafkaService:
@@ -265,7 +282,7 @@ class KafkaService:
         return config
 
     def _format(self, java: str, classpath: str, config: Path) -> None:
-        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        cluster_id = new_cluster_id()
         print("kafka: formatting KRaft storage (first run only)", flush=True)
         result = subprocess.run(
             [
