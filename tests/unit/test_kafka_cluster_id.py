@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 
 import pytest
 
@@ -11,7 +12,7 @@ from roadledger.services import kafka
 
 def test_an_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
     draws = iter([b"\xf8" + bytes(15), bytes(16)])  # the first encodes as "-A..."
-    monkeypatch.setattr(kafka.os, "urandom", lambda n: next(draws))
+    monkeypatch.setattr(os, "urandom", lambda n: next(draws))
     assert base64.urlsafe_b64encode(b"\xf8" + bytes(15)).startswith(b"-")
     assert kafka.new_cluster_id() == "A" * 22
 
