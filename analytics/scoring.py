@@ -9,6 +9,10 @@ an excursion also at the message after it, and a late delivery at its arrival).
 - recall of a type = events matched by at least one warning / events;
 - precision of a type = warnings that match some event / warnings.
 
+``optional`` events (truth lines with ``required: false``: injected, but never observable by
+the rule that defines the type) make a warning that matches them right, and are not counted
+as events: detecting one is correct, missing one is not a miss.
+
 One event reported by several warnings (a spoofed excursion has two edges, three forged
 messages make three warnings) costs neither: each of those warnings is correct.
 """
@@ -89,15 +93,20 @@ def _overlaps(warning: Warning, event: WarningTruth, tolerance_ms: int) -> bool:
 
 
 def score_warnings(
-    truth: Sequence[WarningTruth], warnings: Sequence[Warning], *, tolerance_ms: int = 10_000
+    truth: Sequence[WarningTruth],
+    warnings: Sequence[Warning],
+    *,
+    optional: Sequence[WarningTruth] = (),
+    tolerance_ms: int = 10_000,
 ) -> ScoreReport:
     """Precision and recall per type (see the module docstring)."""
     types = sorted({e.type for e in truth} | {w.type.value for w in warnings})
     scores = []
     for kind in types:
         events = [e for e in truth if e.type == kind]
+        acceptable = events + [e for e in optional if e.type == kind]
         found = [w for w in warnings if w.type.value == kind]
         matched_events = sum(1 for e in events if any(_overlaps(w, e, tolerance_ms) for w in found))
-        right = sum(1 for w in found if any(_overlaps(w, e, tolerance_ms) for e in events))
+        right = sum(1 for w in found if any(_overlaps(w, e, tolerance_ms) for e in acceptable))
         scores.append(Score(kind, len(events), matched_events, len(found), right))
     return ScoreReport(tuple(scores))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Final
 
 from analytics.rules.thresholds import THRESHOLDS
@@ -252,8 +252,13 @@ class DriftOffRoad(_Spoof):
         if self._roads is None:
             return super().warning()  # no road network given: every drift counts
         first, last = self._observable, self.last
-        if first is None or last is None:
+        if last is None:
             return None
+        if first is None:
+            # Drifted, but never far enough from every road for long enough to be seen: a
+            # warning is right (the position did drift), none is no miss.
+            event = super().warning()
+            return replace(event, required=False) if event is not None else None
         return WarningTruth(
             type=self.warning_type,
             device=self.device,

@@ -40,11 +40,16 @@ The truth file is JSON lines (UTF-8, one object per line, ``\\n``-terminated). E
     ``congestion``: ``device`` is ``segment:<segment_id>``, seqs ``null``),
     ``device``, ``scenario`` (its name),
     ``from_ts`` / ``to_ts`` (true time of the first and last affected message, ms),
-    ``from_seq`` / ``to_seq`` (or ``null``), ``messages`` (how many were affected) and
-    ``detail`` (type-specific numbers, e.g. ``from_odo_m``/``to_odo_m``, ``distance_m``).
+    ``from_seq`` / ``to_seq`` (or ``null``), ``messages`` (how many were affected),
+    ``detail`` (type-specific numbers, e.g. ``from_odo_m``/``to_odo_m``, ``distance_m``) and
+    ``required`` (``false``: the scenario was injected but never became observable by the
+    rule that defines the type, e.g. a blocker whose vehicle drove too little of the
+    stretch it needs; a warning about it is right, but its absence costs no recall. Absent
+    means ``true``).
 
 ``summary`` (last line, when the run ended normally)
-    ``messages`` (lines of kind message), ``expected`` (count per outcome), ``warnings``,
+    ``messages`` (lines of kind message), ``expected`` (count per outcome), ``warnings``
+    (required events only),
     ``published`` and ``acked`` (``null`` for a dry run) and ``complete`` (every publish
     acknowledged by the broker).
 """
@@ -109,13 +114,21 @@ class WarningTruth:
     to_seq: int | None
     messages: int
     detail: dict[str, Any] = field(default_factory=dict)
+    required: bool = True
 
     def to_json(self) -> str:
         return json.dumps({"kind": "warning", **asdict(self)}, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any]) -> WarningTruth:
-        return cls(**{name: obj[name] for name in cls.__dataclass_fields__})
+        optional = {"detail", "required"}
+        return cls(
+            **{
+                name: obj[name]
+                for name in cls.__dataclass_fields__
+                if name not in optional or name in obj
+            }
+        )
 
 
 @dataclass(slots=True)
@@ -124,8 +137,9 @@ class TruthFile:
 
     run: dict[str, Any]
     messages: list[MessageTruth]
-    warnings: list[WarningTruth]
+    warnings: list[WarningTruth]  # the required events
     summary: dict[str, Any] | None
+    optional: list[WarningTruth] = field(default_factory=list)  # injected, never observable
 
     def expected_counts(self) -> Counter[str]:
         """How many messages are expected to end in each outcome."""
@@ -151,7 +165,7 @@ class TruthWriter:
         self._line(truth.to_json())
 
     def warning(self, truth: WarningTruth) -> None:
-        self.warnings += 1
+        self.warnings += truth.required
         self._line(truth.to_json())
 
     def summary(self, published: int | None, acked: int | None) -> None:
@@ -200,6 +214,7 @@ def read_truth(path: Path) -> TruthFile:
     run: dict[str, Any] | None = None
     messages: list[MessageTruth] = []
     warnings: list[WarningTruth] = []
+    optional: list[WarningTruth] = []
     summary: dict[str, Any] | None = None
     for obj in _lines(path):
         kind = obj.pop("kind")
@@ -209,11 +224,14 @@ def read_truth(path: Path) -> TruthFile:
             elif kind == "message":
                 messages.append(MessageTruth.from_dict(obj))
             elif kind == "warning":
-                warnings.append(WarningTruth.from_dict(obj))
+                event = WarningTruth.from_dict(obj)
+                (warnings if event.required else optional).append(event)
             elif kind == "summary":
                 summary = obj
         except KeyError as exc:
             raise ValueError(f"{path}: {kind} line without {exc}") from None
     if run is None:
         raise ValueError(f"{path}: no run line")
-    return TruthFile(run=run, messages=messages, warnings=warnings, summary=summary)
+    return TruthFile(
+        run=run, messages=messages, warnings=warnings, summary=summary, optional=optional
+    )

@@ -409,7 +409,7 @@ class AnalyticsEngine:
             return
         new = await store_warnings(self.pool, warnings)
         self.stats.stored += len(new)
-        for warning in warnings:
+        for warning in {w.warning_id: w for w in warnings}.values():  # a batch may repeat one
             if warning.warning_id in new:
                 self.stats.by_type[warning.type.value] += 1
                 log.info("warning %s %s %s", warning.type.value, warning.device_id or

@@ -82,7 +82,9 @@ def _score(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(f"truth file {args.truth} does not exist", 2)
     truth = read_truth(args.truth)
     warnings = asyncio.run(_load(settings))
-    report = score_warnings(truth.warnings, warnings, tolerance_ms=args.tolerance_ms)
+    report = score_warnings(
+        truth.warnings, warnings, optional=truth.optional, tolerance_ms=args.tolerance_ms
+    )
     print(report.table())
     missed = report.below(args.floor)
     if missed:

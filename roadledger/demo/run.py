@@ -344,4 +344,4 @@ async def _score_warnings(pipeline: Pipeline, truth_path: Path, start_ms: int) -
     stored = await load_warnings(pipeline.pool, since_ms=start_ms)
     # This run's devices, and every segment's warnings since it started (congestion).
     mine = [w for w in stored if w.device_id is None or w.device_id in devices]
-    return score_warnings(truth.warnings, mine)
+    return score_warnings(truth.warnings, mine, optional=truth.optional)

@@ -40,8 +40,12 @@ SCENARIOS = [
     # 40 vehicles rarely pass one RSU in its 15 s window (a dry run sees none in 2 runs of 3):
     # the other five RSUs stay displaced all run (30 dry runs of 30 had an event).
     "rsu_displaced:count=5,at=0,duration=50",
-    # A blocker is only seen over 200 m of driving: most of the run, counting 30 %.
-    "odometer_blocker:at=5,duration=40,counted_fraction=0.3",
+    # A blocker is only seen over 200 m of driving: most of the run, counting 30 %, on two
+    # vehicles (one alone stood at lights or in the jam for too long in 1 dry run of 12).
+    "odometer_blocker:count=2,at=5,duration=40,counted_fraction=0.3",
+    # Speeding is a run of 10 s over the limit: the default 15 s window missed it in 1 dry
+    # run of 12 (red lights, a slow street); a second reckless driver for most of the run.
+    "speeding:at=5,duration=40",
     # (incident, above, catches 4 vehicles by default: a jam needs 3)
 ]
 
@@ -75,7 +79,7 @@ async def test_warnings_of_every_scenario_are_found_and_right(
             for w in await load_warnings(pipeline.pool)
             if w.device_id is None or w.device_id.startswith(prefix)
         ]
-        report = score_warnings(truth.warnings, warnings)
+        report = score_warnings(truth.warnings, warnings, optional=truth.optional)
         print(report.table())
         assert {s.type for s in report.scores} >= {w.type for w in truth.warnings}
         assert report.below(0.95) == [], report.table()

@@ -81,19 +81,15 @@ async def test_warnings_survive_an_analytics_sigkill(settings: Settings, tmp_pat
             for w in await load_warnings(pipeline.pool)
             if w.device_id is None or w.device_id.startswith(prefix)
         ]
-        report = score_warnings(truth.warnings, warnings)
+        report = score_warnings(truth.warnings, warnings, optional=truth.optional)
         print(report.table())
         assert report.below(0.95) == [], report.table()
         # Runs under way at the kill (speeding, zone stays, odometer spans) are one warning
-        # each, not one from before the kill and another from after it.
-        runs = Counter(
-            (w.type, w.device_id)
-            for w in warnings
-            if w.type in {"speeding", "geofence", "odo_gnss_mismatch", "drift_off_road"}
-        )
-        expected = Counter(
-            (w.type, w.device)
-            for w in truth.warnings
-            if w.type in {"speeding", "geofence", "odo_gnss_mismatch", "drift_off_road"}
-        )
-        assert runs == expected
+        # each, not one from before the kill and another from after it. (A drift is left
+        # out: its truth is one event per scenario, while the detector warns once per stretch
+        # off the roads, and a drift across the grid crosses roads.)
+        one_per_run = {"speeding", "geofence", "odo_gnss_mismatch"}
+        runs = Counter((w.type.value, w.device_id or "") for w in warnings if w.type in one_per_run)
+        events = [*truth.warnings, *truth.optional]
+        at_most = Counter((e.type, e.device) for e in events if e.type in one_per_run)
+        assert not runs - at_most, (runs, at_most)  # no subject warned more often than it did it

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from analytics.scoring import score_warnings
 from analytics.warnings.model import Severity, Warning, WarningType, warning_id
 from device_sim.truth import WarningTruth
@@ -47,3 +49,21 @@ def test_table_and_floor() -> None:
     assert report.below(0.95) == []
     assert "conflict" in report.table()
     assert "1.00" in report.table()
+
+
+def test_an_optional_event_makes_its_warning_right_but_is_no_miss() -> None:
+    # A blocker whose vehicle drove too little to be judged: injected, never observable.
+    unseen = replace(event("odo_gnss_mismatch", "a", 1000, 5000), required=False)
+    required = [event("odo_gnss_mismatch", "b", 1000, 5000)]
+    warnings = [
+        found(WarningType.ODO_GNSS_MISMATCH, "a", 2000, 3000),
+        found(WarningType.ODO_GNSS_MISMATCH, "b", 2000, 3000),
+    ]
+    (score,) = score_warnings(required, warnings, optional=[unseen]).scores
+    assert (score.events, score.events_found, score.warnings, score.warnings_matching) == (
+        1, 1, 2, 2,
+    )  # fmt: skip
+    (without,) = score_warnings(required, warnings).scores
+    assert without.precision == 0.5  # without it, the warning about a is a false positive
+    (unwarned,) = score_warnings(required, warnings[1:], optional=[unseen]).scores
+    assert unwarned.recall == 1.0

@@ -113,6 +113,10 @@ def test_a_blocker_counting_most_of_the_distance_is_no_event(tmp_path: Path) -> 
     run = generate(blocked(0.9), tmp_path)
     assert any(line.scenario for line in run.truth.messages)
     assert run.truth.warnings == []
+    # Injected all the same: a warning about it would be right, its absence is no miss.
+    assert run.truth.optional
+    assert {e.type for e in run.truth.optional} == {"odo_gnss_mismatch"}
+    assert not any(e.required for e in run.truth.optional)
 
 
 def test_the_detector_warns_exactly_the_vehicles_the_truth_names(blocked_run: Run) -> None:

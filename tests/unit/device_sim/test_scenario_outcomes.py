@@ -138,6 +138,10 @@ def test_every_scenario_left_its_mark(scenario_run: Run) -> None:
         "congestion": 1,  # the incident's link, with the 4 vehicles caught in it
         # No rsu_contradiction: no vehicle passes the displaced RSU in its 9 s window.
     }
+    # The drift was injected all the same: an optional event (a warning is right, none no miss).
+    assert [(e.type, e.required) for e in scenario_run.truth.optional] == [
+        ("drift_off_road", False)
+    ]
     counted = Counter(
         line.scenario for line in scenario_run.truth.messages if line.expected != "stored"
     )

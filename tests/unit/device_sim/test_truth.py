@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -53,6 +54,25 @@ def test_written_files_read_back(tmp_path: Path) -> None:
         "acked": 2,
         "complete": True,
     }
+
+
+def test_optional_events_read_back_apart_and_old_lines_are_required(tmp_path: Path) -> None:
+    path = tmp_path / "truth.jsonl"
+    unseen = WarningTruth("drift_off_road", "veh-2", "drift_off_road", 1, 2, 3, 4, 5, {}, False)
+    with TruthWriter(path) as writer:
+        writer.run({"seed": 3})
+        writer.warning(WARNING)
+        writer.warning(unseen)
+        writer.summary(published=0, acked=0)
+    with path.open("a") as out:  # a line written before "required" existed
+        old = json.loads(WARNING.to_json())
+        del old["required"]
+        out.write(json.dumps({**old, "device": "veh-3"}) + "\n")
+    truth = read_truth(path)
+    assert truth.warnings == [WARNING, dataclasses.replace(WARNING, device="veh-3")]
+    assert truth.optional == [unseen]
+    assert truth.summary is not None
+    assert truth.summary["warnings"] == 1  # required events only
 
 
 def test_unknown_kinds_are_ignored_and_broken_lines_named(tmp_path: Path) -> None:
