@@ -198,7 +198,7 @@ class AnalyticsEngine:
         self._replayed: set[tuple[str, int]] = set()
         self._replayed_until_ms = 0
 
-    async def _refresh_rules(self) -> None:
+    async def refresh_rules(self) -> None:
         """Reload the rules (if a loader was given) and the road network."""
         if self.load_rules is not None:
             self.detector.rules = await self.load_rules()
@@ -221,7 +221,7 @@ class AnalyticsEngine:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume, detect, store, publish and commit until ``stop`` is set."""
-        await self._refresh_rules()
+        await self.refresh_rules()
         refreshed = time.monotonic()
         producer = self.stream.producer(client_id=self.client_id)
         consumer = self.stream.consumer(
@@ -240,7 +240,7 @@ class AnalyticsEngine:
                     # Without a road network yet (a fresh system), look again soon.
                     every = self.rules_refresh_s if self.detector.off_road else _NO_ROADS_RETRY_S
                     if time.monotonic() - refreshed >= every:
-                        await self._refresh_rules()
+                        await self.refresh_rules()
                         refreshed = time.monotonic()
                     records = await consumer.getmany(
                         timeout_ms=_POLL_MS, max_records=self.settings.batch_size
@@ -315,7 +315,7 @@ class AnalyticsEngine:
             for r in records
         ):
             # A rules version was just published: apply it now, not at the next refresh.
-            await self._refresh_rules()
+            await self.refresh_rules()
         quarantined: list[QuarantinedRecord] = []
         points: list[Point] = []
         reports: list[RsuReport] = []
