@@ -92,8 +92,9 @@ CHECKS: tuple[type[Check], ...] = (
     OdometerGnssCheck,
 )
 _POLL_MS = 250
-# Records may reach the stream in another order than their arrival times: keep skipping the
-# warm-up's records until the stream is this far past the newest of them.
+# The warm-up reads this far past its group's progress (records stored but not yet analysed),
+# and, since records reach the stream in not quite their arrival order, keeps skipping the ones
+# it judged until the stream is this far past the newest of them.
 _REPLAY_MARGIN_MS = 60_000
 _NO_ROADS_RETRY_S = 2.0
 
@@ -262,8 +263,9 @@ class AnalyticsEngine:
         log.info("analytics stopped: %s", self.stats)
 
     async def warm_up(self, producer: Producer) -> None:
-        """Replay the telemetry stored in the last ``analytics_warmup_s`` seconds through the
-        detectors, then store and publish what it reveals that was not found before."""
+        """Replay the telemetry stored in the ``analytics_warmup_s`` seconds before this group's
+        last commit through the detectors, then store and publish what it reveals that was not
+        found before (nothing to do on a group's first start)."""
         window_s = self.settings.analytics_warmup_s
         if window_s == 0:
             return
