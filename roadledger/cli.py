@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "bridge": "roadledger.commands.bridge",
     "ingest": "roadledger.commands.ingest",
     "sequencer": "roadledger.commands.sequencer",
+    "ledger": "roadledger.commands.ledger",
     "analytics": "roadledger.commands.analytics",
     "proof": "roadledger.commands.proof",
     "verify": "roadledger.commands.verify",

@@ -14,6 +14,10 @@
   the offset of the next record to read, and is called only after the records before it were
   fully handled; after a crash, consumption resumes at the last commit (so records after it
   are delivered again: every stage is idempotent).
+- ``seek`` moves an assigned partition's position back (or forward): the next ``getmany``
+  returns records from that offset, and records fetched before the seek are dropped. A stage
+  whose write failed seeks back to the first record it has not made durable, so nothing after
+  it is committed past it.
 - A :class:`PartitionsListener` hears about partitions before they are taken away
   (``revoked``: finish and commit; also called by ``Consumer.stop``, and never with an empty
   set) and after new ones are given (``assigned``).
@@ -144,6 +148,10 @@ class Consumer(Protocol):
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Record, per partition, the offset of the next record to read."""
+        ...
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        """Read ``partition`` from ``offset`` on; it must be assigned to this consumer."""
         ...
 
     def assignment(self) -> set[TopicPartition]: ...

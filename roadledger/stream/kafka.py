@@ -350,6 +350,20 @@ class KafkaConsumer:
             return set()
         return {TopicPartition(tp.topic, tp.partition) for tp in consumer.assignment()}
 
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            raise StreamError(f"{self._describe()}: seek while not started")
+        try:
+            # aiokafka drops records already fetched at the old position.
+            consumer.seek(KafkaTopicPartition(partition.topic, partition.partition), offset)
+        except (KafkaError, ValueError) as exc:
+            raise _stream_error(
+                f"{self._describe()}: cannot seek {partition.topic}[{partition.partition}]"
+                f" to {offset}",
+                exc,
+            ) from exc
+
     async def getmany(self, timeout_ms: int, max_records: int) -> list[StreamRecord]:
         consumer = self._consumer
         if self._stopping:

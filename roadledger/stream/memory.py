@@ -376,6 +376,16 @@ class MemoryConsumer:
     def assignment(self) -> set[TopicPartition]:
         return set(self._assignment)
 
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        if partition not in self._assignment:
+            raise StreamError(
+                f"consumer {self.client_id}: cannot seek {partition.topic}[{partition.partition}],"
+                f" it is not assigned to this member of group {self._group.id}"
+            )
+        if offset < 0:
+            raise StreamError(f"consumer {self.client_id}: cannot seek to offset {offset}")
+        self._positions[partition] = offset
+
     async def getmany(self, timeout_ms: int, max_records: int) -> list[StreamRecord]:
         if self._state != "running":
             if self._state == "stopping":

@@ -179,6 +179,31 @@ async def test_restart_resumes_at_the_commit_and_redelivers_the_rest(
         assert record.offset >= commit[record.topic_partition], "resumed at the commit"
 
 
+async def test_seek_drops_what_was_fetched_and_reads_again(
+    kafka: Settings, scratch_topic: str
+) -> None:
+    stream = KafkaStream(kafka)
+    producer = stream.producer(client_id="p")
+    await producer.start()
+    try:
+        await (await producer.send_many(
+            scratch_topic, [OutgoingRecord(b"one-key", b"m%d" % i) for i in range(40)]
+        ))  # fmt: skip
+    finally:
+        await producer.stop()
+    consumer = stream.consumer([scratch_topic], group_id=f"g-{uuid.uuid4().hex}", client_id="c")
+    await consumer.start()
+    try:
+        first = await _read(consumer, 10)
+        tp = first[0].topic_partition
+        consumer.seek(tp, 5)
+        rest = await _read(consumer, 35)
+    finally:
+        await consumer.stop()
+    assert [r.offset for r in rest[:35]] == list(range(5, 40)), "from the seek on, in order"
+    assert [r.value for r in rest[:35]] == [b"m%d" % i for i in range(5, 40)]
+
+
 async def test_listener_hears_assignment_rebalance_and_stop(
     kafka: Settings, scratch_topic: str
 ) -> None:

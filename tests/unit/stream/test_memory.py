@@ -206,6 +206,20 @@ async def test_restart_resumes_at_the_commit() -> None:
     await again.stop()
 
 
+async def test_seek_reads_a_partition_again_from_an_offset() -> None:
+    stream = MemoryStream(partitions=1)
+    await _send_all(stream, [(b"k", f"m{i}".encode()) for i in range(10)])
+    consumer = stream.consumer([TOPIC], group_id="g", client_id="c")
+    await consumer.start()
+    assert len(await _drain(consumer, 10)) == 10
+    consumer.seek(TopicPartition(TOPIC, 0), 3)
+    again = await _drain(consumer, 7)
+    assert [r.offset for r in again] == list(range(3, 10))
+    with pytest.raises(StreamError, match="not assigned"):
+        consumer.seek(TopicPartition("other", 0), 0)
+    await consumer.stop()
+
+
 async def test_uncommitted_records_are_delivered_again_after_stop() -> None:
     stream = MemoryStream(partitions=3)
     items = [(f"d{i}".encode(), f"m{i}".encode()) for i in range(30)]
