@@ -1,0 +1,160 @@
+"""Waiting out outages: backoff with jitter, one log line per outage, health per dependency.
+
+Every long-running process (bridge, ingest, sequencer, analytics, forecast) depends on
+PostgreSQL, Kafka or MQTT, and each of them can go away for seconds or minutes. The rule:
+
+- An operation on a dependency that fails *transiently* (:func:`is_transient`: a refused or
+  reset connection, a server shutting down, a retriable broker error) is retried with bounded
+  exponential backoff and full jitter (:class:`RetryPolicy`) until it succeeds or the process
+  is asked to stop. Any other exception is a bug and propagates.
+- The outage is logged once when it starts and once when it ends, with its length
+  (:class:`Dependency`), never once per retry; ``Dependency.healthy`` is what health reports.
+- Every wait returns as soon as the stop event is set, so SIGTERM is honoured mid-outage.
+
+Callers retry only steps that are safe to repeat (idempotent writes, reads, reconnects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import asyncpg
+
+from roadledger.stream.errors import StreamError
+
+__all__ = ["Dependency", "RetryPolicy", "is_transient", "wait_or_stop"]
+
+T = TypeVar("T")
+
+# SQLSTATE classes that mean "the server or the connection is not there right now".
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "57", "53")  # connection, operator intervention, resources
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when ``exc`` means the dependency is unavailable, not that the request is wrong."""
+    if isinstance(exc, StreamError):
+        return True  # the stream layer raises only for broker trouble or a lost group member
+    if isinstance(exc, (OSError, asyncio.TimeoutError, EOFError)):
+        return True  # refused, reset, unreachable, timed out (ConnectionError is an OSError)
+    if isinstance(exc, (asyncpg.InterfaceError, asyncpg.exceptions.ConnectionDoesNotExistError)):
+        return True  # the connection died under the call, or the pool is closing
+    if isinstance(exc, asyncpg.PostgresError):
+        sqlstate = getattr(exc, "sqlstate", None) or ""
+        return sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES
+    return False
+
+
+async def wait_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep ``seconds`` unless ``stop`` is set first; True when stopping."""
+    if stop.is_set():
+        return True
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+@dataclass
+class Dependency:
+    """One service a process needs, its health, and the lines it logs about it."""
+
+    name: str
+    logger: logging.Logger
+    clock: Callable[[], float] = time.monotonic
+    healthy: bool = True
+    outages: int = 0
+    _since: float = field(default=0.0, init=False)
+    _failures: int = field(default=0, init=False)
+
+    def down(self, exc: BaseException) -> None:
+        """Record a failure; the first one of an outage is logged."""
+        self._failures += 1
+        if not self.healthy:
+            return
+        self.healthy = False
+        self.outages += 1
+        self._since = self.clock()
+        self.logger.warning("%s unavailable (%s); retrying with backoff", self.name, _describe(exc))
+
+    def up(self) -> None:
+        """Record a success; the first one after an outage is logged."""
+        if self.healthy:
+            return
+        self.healthy = True
+        self.logger.info(
+            "%s is back after %.1f s (%d failed attempts)",
+            self.name,
+            self.clock() - self._since,
+            self._failures,
+        )
+        self._failures = 0
+
+    @property
+    def failures(self) -> int:
+        """Failed attempts in the current outage (0 when healthy)."""
+        return self._failures
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, base * 2^n))."""
+
+    base_s: float = 0.2
+    cap_s: float = 10.0
+    rng: random.Random = field(default_factory=random.Random, compare=False)
+
+    def delay(self, failures: int) -> float:
+        """The wait after the ``failures``-th failure in a row (1-based)."""
+        ceiling = min(self.cap_s, self.base_s * 2 ** min(max(failures - 1, 0), 30))
+        return self.rng.uniform(0, ceiling)
+
+    async def pause(self, dependency: Dependency, stop: asyncio.Event) -> bool:
+        """Back off after a failure of ``dependency``; True when ``stop`` was set meanwhile."""
+        return await wait_or_stop(stop, self.delay(max(dependency.failures, 1)))
+
+    async def call(
+        self,
+        operation: Callable[[], Awaitable[T]],
+        dependency: Dependency,
+        stop: asyncio.Event,
+    ) -> T | None:
+        """``operation()`` retried through transient failures; None if ``stop`` came first."""
+        while not stop.is_set():
+            try:
+                result = await operation()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                dependency.down(exc)
+                if await self.pause(dependency, stop):
+                    return None
+                continue
+            dependency.up()
+            return result
+        return None
+
+    async def run(
+        self,
+        operation: Callable[[], Awaitable[None]],
+        dependency: Dependency,
+        stop: asyncio.Event,
+    ) -> bool:
+        """:meth:`call` for an operation without a result: True once it succeeded."""
+
+        async def done() -> bool:
+            await operation()
+            return True
+
+        return await self.call(done, dependency, stop) is not None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,109 @@
+"""Backoff, outage lines and the retry loop, with an injected clock and no real waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+import asyncpg
+import pytest
+
+from roadledger.resilience import Dependency, RetryPolicy, is_transient
+from roadledger.stream.errors import StreamError
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ConnectionResetError("reset"),
+        ConnectionRefusedError("refused"),
+        OSError("unreachable"),
+        TimeoutError(),
+        asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+        asyncpg.exceptions.AdminShutdownError("terminating connection"),
+        asyncpg.exceptions.ConnectionDoesNotExistError("closed"),
+        asyncpg.InterfaceError("pool is closing"),
+        StreamError("commit failed: CommitFailedError", retriable=False),
+    ],
+    ids=type,
+)
+def test_outages_are_transient(exc: BaseException) -> None:
+    assert is_transient(exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ValueError("bug"),
+        KeyError("bug"),
+        asyncpg.exceptions.UndefinedTableError("no table"),
+        asyncpg.exceptions.UniqueViolationError("dup"),
+    ],
+    ids=type,
+)
+def test_errors_of_the_request_are_not(exc: BaseException) -> None:
+    assert not is_transient(exc)
+
+
+def test_backoff_grows_to_the_cap_with_full_jitter() -> None:
+    policy = RetryPolicy(base_s=0.5, cap_s=4.0, rng=random.Random(1))
+    ceilings = [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    for failures, ceiling in enumerate(ceilings, start=1):
+        delays = [policy.delay(failures) for _ in range(200)]
+        assert min(delays) >= 0
+        assert max(delays) <= ceiling
+        assert max(delays) > ceiling * 0.8, "spread over the whole range, not fixed"
+    assert policy.delay(10_000) <= 4.0
+
+
+def test_one_line_per_outage_and_one_on_recovery(caplog: pytest.LogCaptureFixture) -> None:
+    now = [100.0]
+    dependency = Dependency("PostgreSQL", logging.getLogger("test.dep"), clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="test.dep"):
+        for _ in range(50):
+            dependency.down(ConnectionResetError("reset by peer"))
+        assert (dependency.healthy, dependency.failures) == (False, 50)
+        now[0] = 112.5
+        dependency.up()
+        dependency.up()
+    assert [r.getMessage() for r in caplog.records] == [
+        "PostgreSQL unavailable (ConnectionResetError: reset by peer); retrying with backoff",
+        "PostgreSQL is back after 12.5 s (50 failed attempts)",
+    ]
+    assert (dependency.healthy, dependency.outages, dependency.failures) == (True, 1, 0)
+
+
+async def test_call_retries_transient_failures_until_it_succeeds() -> None:
+    attempts = []
+
+    async def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) < 4:
+            raise ConnectionRefusedError("down")
+        return "done"
+
+    dependency = Dependency("Kafka", logging.getLogger("test.kafka"))
+    policy = RetryPolicy(base_s=0.001, cap_s=0.001)
+    assert await policy.call(flaky, dependency, asyncio.Event()) == "done"
+    assert len(attempts) == 4
+    assert dependency.healthy
+    assert dependency.outages == 1
+
+
+async def test_call_gives_up_when_stopped_and_lets_bugs_through() -> None:
+    stop = asyncio.Event()
+
+    async def down() -> None:
+        stop.set()  # SIGTERM arrives during the outage
+        raise ConnectionRefusedError("down")
+
+    dependency = Dependency("MQTT", logging.getLogger("test.mqtt"))
+    policy = RetryPolicy(base_s=60, cap_s=60)
+    assert await asyncio.wait_for(policy.run(down, dependency, stop), timeout=5) is False
+
+    async def bug() -> None:
+        raise ValueError("a bug")
+
+    with pytest.raises(ValueError, match="a bug"):
+        await policy.run(bug, dependency, asyncio.Event())
