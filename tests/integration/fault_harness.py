@@ -1,0 +1,557 @@
+"""Fault runs on the real pipeline: publish a known fleet, inject a fault, account for every
+message.
+
+A :class:`FaultRun` is a private pipeline (``roadledger.scratch_pipeline``: scratch schema,
+prefixed topics and groups, its own log key) whose ``roadledger bridge``, ``ingest`` and
+``sequencer`` run as real processes, fed by ``roadledger sim`` (every message signed before
+the first is published, then published at a bounded rate, with a few injected rejections so
+that the quarantine is counted too). A test or ``bench/faults.py`` starts the publisher,
+injects its fault (SIGKILL of a process, or a private service killed, restarted or paused),
+waits until the pipeline is quiescent and then calls :meth:`FaultRun.tally`, which counts the
+simulator's ground truth against every stage:
+
+- ``telemetry.raw``: each published message at least once (the bridge may repeat);
+- ``telemetry`` rows: each message expected stored exactly once, by (device, seq) and by leaf
+  hash, nothing else;
+- ``telemetry.quarantine``: each expected rejection with its reason;
+- the ledger: each stored message exactly one leaf, no rejected message a leaf;
+- ``roadledger ledger check``'s queries (every stored row has a leaf, each log whole), every
+  checkpoint signed by the log key and consistent with the next one (RFC 9162 consistency
+  proofs from the stored tree), and a sample of inclusion proofs against the latest one;
+
+and :meth:`FaultRun.check_recovered` requires every process to be alive, each started only by
+the harness (once, plus once after each kill the caller made). A background sampler measures
+how long after a service returned the pipeline moved at half the offered rate again.
+
+Services are whatever ``settings`` names: the shared ones for process faults, private
+instances for service faults (their URLs are passed on to every process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import random
+import subprocess
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from chain._hashing import leaf_hash
+from chain.checkpoint import SignedCheckpoint
+from chain.errors import ChainError
+from chain.merkle import verify_consistency, verify_inclusion
+from chain.note import Ed25519Verifier
+from device_sim.truth import TruthFile, read_truth
+from roadledger.db.ledger_check import check_ledger
+from roadledger.db.ledger_store import PostgresLedgerStore
+from roadledger.log_key import load_log_key
+from roadledger.scratch_pipeline import ROADLEDGER, KafkaProbe, PipelineEnv, pipeline_env
+from roadledger.settings import Settings
+from roadledger.topics import QUARANTINE, RAW, VERIFIED, mqtt_telemetry_topic
+from tests.integration.mqtt_client import MqttTestClient
+
+__all__ = [
+    "PIPELINE",
+    "RECOVERY_FLOOR_S",
+    "FaultRun",
+    "Sample",
+    "Tally",
+    "fault_run",
+    "poll",
+]
+
+PIPELINE = ("bridge", "ingest", "sequencer")
+RECOVERY_FLOOR_S = 15.0  # issue 9: throughput back within 15 s of the service's return
+# Rejections injected into every run, so that the quarantine is counted as well.
+SCENARIOS = ("forged_signature", "malformed", "duplicate_delivery", "conflict")
+_GROUPS = {  # consumer group -> the topic it consumes
+    "roadledger-verifier": RAW,
+    "roadledger-store": VERIFIED,
+    "roadledger-ledger": VERIFIED,
+}
+_SAMPLE_EVERY_S = 0.5
+_TRANSIENT = (OSError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+async def poll(
+    condition: Callable[[], Awaitable[bool]],
+    what: str,
+    within_s: float,
+    every_s: float = 0.25,
+) -> None:
+    """Poll an observable condition until it holds; fail naming ``what`` after ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within_s:.0f}s waiting for {what}")
+        await asyncio.sleep(every_s)  # polling interval of an observed condition
+
+
+@dataclass(frozen=True)
+class Sample:
+    """How far each stage had got at monotonic time ``at`` (``lag``: records not committed
+    yet, summed over the consumer groups; ``publishing``: the simulator was still running)."""
+
+    at: float
+    raw: int
+    judged: int
+    stored: int
+    leaves: int
+    lag: int | None
+    publishing: bool
+
+
+@dataclass
+class Tally:
+    """Every published message of a run, counted at each stage (see the module docstring)."""
+
+    published: int = 0
+    raw: int = 0  # published messages found in telemetry.raw (each publish once)
+    raw_copies: int = 0  # records of published messages there (more: the bridge repeated)
+    expected_stored: int = 0
+    stored: int = 0  # telemetry rows of messages expected stored, right leaf hash
+    expected_quarantined: int = 0  # (message, reason) pairs expected in quarantine
+    quarantined: int = 0
+    ledger: int = 0  # messages expected stored that are leaves
+    lost: int = 0  # distinct messages missing from a stage they should have reached
+    duplicated: int = 0  # extra telemetry rows and extra leaves of one message
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.lost == 0 and self.duplicated == 0 and not self.problems
+
+    def __str__(self) -> str:
+        text = (
+            f"published {self.published}, raw {self.raw} ({self.raw_copies} records), "
+            f"stored {self.stored}/{self.expected_stored}, quarantined "
+            f"{self.quarantined}/{self.expected_quarantined}, ledger {self.ledger}/"
+            f"{self.expected_stored}, lost {self.lost}, duplicated {self.duplicated}"
+        )
+        return text + "".join(f"\n  - {problem}" for problem in self.problems[:30])
+
+
+class FaultRun:
+    """One private pipeline under faults; made by :func:`fault_run`."""
+
+    def __init__(self, pipeline: PipelineEnv, kafka: KafkaProbe, tmp_path: Path) -> None:
+        self.pipeline = pipeline
+        self.settings = pipeline.settings
+        self.kafka = kafka
+        self.tmp_path = tmp_path
+        self.truth_path = tmp_path / "truth.jsonl"
+        self.kills: Counter[str] = Counter()  # SIGKILLs the caller made, per component
+        self.samples: list[Sample] = []
+        self.rate = 0
+        self.sim: subprocess.Popen[bytes] | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+        self._sampler: asyncio.Task[None] | None = None
+
+    # --- the pipeline ------------------------------------------------------------------------
+
+    def start(self, *names: str) -> None:
+        for name in names or PIPELINE:
+            self.pipeline.component(name).start()
+
+    def kill_and_restart(self, name: str) -> float:
+        """SIGKILL ``name`` and start it again at once; the monotonic time it was restarted."""
+        component = self.pipeline.component(name)
+        component.kill()
+        self.kills[name] += 1
+        component.start()
+        return time.monotonic()
+
+    def check_alive(self) -> None:
+        """Fail naming any process that exited (with its log)."""
+        self.pipeline.check_alive()
+
+    def check_recovered(self) -> None:
+        """Every process alive, and started only by the harness: once, plus once per kill."""
+        self.check_alive()
+        for name, component in self.pipeline.components.items():
+            assert component.starts == 1 + self.kills[name], (
+                f"roadledger {name} was started {component.starts} times for "
+                f"{self.kills[name]} kills"
+            )
+
+    async def open_front_door(self) -> None:
+        """Publish a probe until it reaches telemetry.raw: the bridge's session is subscribed
+        (a message published before that would reach no subscriber)."""
+        raw = self.settings.topic(RAW)
+        probe = MqttTestClient(
+            self.settings.mqtt, f"probe-{uuid.uuid4().hex[:8]}", clean_session=True
+        ).connect()
+        try:
+
+            async def arrived() -> bool:
+                self.check_alive()
+                await asyncio.to_thread(probe.publish, mqtt_telemetry_topic("probe-device"), b"p")
+                return await self.kafka.end_offsets(raw) > 0
+
+            await poll(arrived, "the bridge to forward a probe into telemetry.raw", 90, 0.5)
+        finally:
+            probe.disconnect()
+
+    # --- publishing --------------------------------------------------------------------------
+
+    def publish(self, messages: int, rate: int, *, vehicles: int = 500, seed: int = 7) -> None:
+        """Start ``roadledger sim``: ``messages`` telemetry messages (plus the injected
+        rejections of :data:`SCENARIOS`) signed first, then published at ``rate`` per second."""
+        duration = max(1, round(messages / rate))
+        args = [ROADLEDGER, "sim", "--vehicles", str(vehicles), "--rsus", "0",
+                "--rate", str(rate), "--duration", str(duration), "--seed", str(seed),
+                "--presign", "--publish-rate", str(rate), "--truth", str(self.truth_path),
+                "--id-prefix", f"f{uuid.uuid4().hex[:6]}", "--quiet"]  # fmt: skip
+        for scenario in SCENARIOS:
+            args += ["--scenario", scenario]
+        self.rate = rate
+        log = (self.tmp_path / "logs" / "sim.log").open("wb")
+        self.sim = subprocess.Popen(args, env=self.pipeline.env, stdout=log, stderr=log)
+        log.close()
+
+    def publishing(self) -> bool:
+        return self.sim is not None and self.sim.poll() is None
+
+    async def wait_published(self, within_s: float) -> None:
+        """Until ``roadledger sim`` has exited; it must have published everything."""
+
+        async def done() -> bool:
+            self.check_alive()
+            return not self.publishing()
+
+        await poll(done, "roadledger sim to publish everything", within_s, 0.5)
+        assert self.sim is not None
+        log = (self.tmp_path / "logs" / "sim.log").read_text(errors="replace")
+        assert self.sim.returncode == 0, f"roadledger sim exited {self.sim.returncode}:\n{log}"
+
+    async def wait_first_published(self, within_s: float = 120) -> None:
+        """Until the first published messages are in telemetry.raw (signing is over)."""
+        raw = self.settings.topic(RAW)
+
+        async def flowing() -> bool:
+            self.check_alive()
+            if self.sim is not None and self.sim.poll() not in (None, 0):
+                raise AssertionError(f"roadledger sim exited {self.sim.returncode}")
+            return await self.kafka.end_offsets(raw) > 100
+
+        await poll(flowing, "the first published messages in telemetry.raw", within_s, 0.5)
+
+    # --- observing ---------------------------------------------------------------------------
+
+    async def leaves(self) -> int:
+        value = await self.pipeline.pool.fetchval(
+            "SELECT coalesce(sum(tree_size), 0) FROM ledger_logs"
+        )
+        return int(value)
+
+    async def lag(self) -> int:
+        """Records not yet committed, summed over the three consumer groups."""
+        if self._admin is None:
+            self._admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=5000
+            )
+            await self._admin.start()
+        total = 0
+        for group, topic in _GROUPS.items():
+            name = self.settings.topic(topic)
+            partitions = [TopicPartition(name, p) for p in range(self.settings.kafka_partitions)]
+            ends = await self.kafka.consumer.end_offsets(partitions)
+            committed = await self._admin.list_consumer_group_offsets(self.settings.group(group))
+            for tp, end in ends.items():
+                meta = committed.get(tp)
+                total += end - (meta.offset if meta is not None and meta.offset >= 0 else 0)
+        return total
+
+    async def sample(self) -> Sample:
+        env = self.settings
+        raw = await self.kafka.end_offsets(env.topic(RAW))
+        judged = await self.kafka.end_offsets(env.topic(VERIFIED))
+        judged += await self.kafka.end_offsets(env.topic(QUARANTINE))
+        stored = int(await self.pipeline.pool.fetchval("SELECT count(*) FROM telemetry"))
+        leaves, lag = await self.leaves(), await self.lag()
+        return Sample(time.monotonic(), raw, judged, stored, leaves, lag, self.publishing())
+
+    async def _sample_forever(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(3):
+                    self.samples.append(await self.sample())
+            except _TRANSIENT:  # a service is down: no sample this time
+                pass
+            await asyncio.sleep(_SAMPLE_EVERY_S)  # sampling period, not a synchronisation
+
+    def start_sampling(self) -> None:
+        self._sampler = asyncio.create_task(self._sample_forever())
+
+    async def stop_sampling(self) -> None:
+        if self._sampler is not None:
+            self._sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sampler
+            self._sampler = None
+
+    def recovery_s(self, returned_at: float) -> float | None:
+        """Seconds from ``returned_at`` until throughput was back: within one second wholly
+        after it, the ledger and the telemetry table grew by at least half the offered rate
+        (or nothing was left to do), and so did telemetry.raw while the simulator was still
+        publishing. None: never, as far as the samples go."""
+        need = self.rate / 2
+        for i, now in enumerate(self.samples):
+            before = next((s for s in reversed(self.samples[:i]) if s.at <= now.at - 1.0), None)
+            if before is None or before.at < returned_at:
+                continue
+            span = now.at - before.at
+            downstream = now.lag == 0 or (
+                now.leaves - before.leaves >= need * span
+                and now.stored - before.stored >= need * span
+            )
+            upstream = not now.publishing or now.raw - before.raw >= need * span
+            if downstream and upstream:
+                return now.at - returned_at
+        return None
+
+    async def wait_quiescent(self, within_s: float, stable_s: float = 4.0) -> None:
+        """Until the simulator is done, every consumer group has committed to the end of its
+        topic and nothing moved for ``stable_s`` (the bridge may still be draining the broker).
+        Fails naming what is behind, with every process's state."""
+        last: list[tuple[int, int, int, int]] = []
+        since = time.monotonic()
+        state = "not sampled yet"
+
+        async def quiet() -> bool:
+            nonlocal since, state
+            self.check_alive()
+            if self.publishing():
+                state = "roadledger sim still publishing"
+                return False
+            try:
+                async with asyncio.timeout(10):
+                    now = await self.sample()
+            except _TRANSIENT as exc:
+                state = f"a service does not answer: {exc!r}"
+                return False
+            key = (now.raw, now.judged, now.stored, now.leaves)
+            state = (
+                f"raw {now.raw}, judged {now.judged}, stored {now.stored}, "
+                f"leaves {now.leaves}, uncommitted {now.lag}"
+            )
+            if now.lag != 0 or not last or last[-1] != key:
+                last[:] = [key]
+                since = time.monotonic()
+                return False
+            return time.monotonic() - since >= stable_s
+
+        try:
+            await poll(quiet, "the pipeline to be quiescent", within_s, 0.5)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last seen: {state}") from None
+
+    # --- counting ----------------------------------------------------------------------------
+
+    async def tally(self, *, proofs: int = 200, max_pairs: int = 3000) -> Tally:
+        """Count the ground truth against every stage and check the ledger (module docstring).
+        Stops the throughput sampler (reading whole topics moves the probe's assignment)."""
+        await self.stop_sampling()
+        truth = read_truth(self.truth_path)
+        tally = Tally(published=len(truth.messages))
+        if truth.summary is None or not truth.summary.get("complete"):
+            tally.problems.append(
+                f"roadledger sim: not every publish acknowledged: {truth.summary}"
+            )
+        env = self.settings
+        raw_bytes: dict[str, bytes] = {}
+        raw_copies: Counter[str] = Counter()
+        for value, _ in await self.kafka.read(env.topic(RAW)):
+            sha = hashlib.sha256(value).hexdigest()
+            raw_bytes[sha] = value
+            raw_copies[sha] += 1
+        quarantine: dict[str, Counter[str]] = defaultdict(Counter)
+        for value, headers in await self.kafka.read(env.topic(QUARANTINE)):
+            quarantine[hashlib.sha256(value).hexdigest()][headers["reason"].decode()] += 1
+        rows = await self.pipeline.pool.fetch("SELECT device_id, seq, leaf_hash FROM telemetry")
+        leaves: Counter[str] = Counter()
+        for record in await self.pipeline.pool.fetch("SELECT entry FROM ledger_entries"):
+            leaves[hashlib.sha256(record["entry"]).hexdigest()] += 1
+        _count(tally, truth, raw_bytes, raw_copies, quarantine, rows, leaves)
+        tally.problems += await self.ledger_problems(proofs=proofs, max_pairs=max_pairs)
+        return tally
+
+    async def ledger_problems(self, *, proofs: int, max_pairs: int) -> list[str]:
+        """``ledger check``, signed and consistent checkpoints, sampled inclusion proofs."""
+        pool = self.pipeline.pool
+        problems: list[str] = []
+        report = await check_ledger(pool)
+        if report.missing:
+            shown = ", ".join(f"{m.device_id}#{m.seq}" for m in report.missing[:5])
+            problems.append(f"{len(report.missing)} stored rows without a leaf ({shown}, ...)")
+        problems += [f"{log.origin}: {p}" for log in report.logs for p in log.problems]
+        store = PostgresLedgerStore(pool)
+        key = load_log_key(self.settings)
+        latest: dict[str, SignedCheckpoint] = {}
+        for log in await pool.fetch("SELECT log_id, origin FROM ledger_logs ORDER BY origin"):
+            origin = log["origin"]
+            verifier = Ed25519Verifier.from_vkey(key.vkey(origin))
+            notes = await pool.fetch(
+                "SELECT note FROM ledger_checkpoints WHERE log_id = $1 ORDER BY tree_size",
+                log["log_id"],
+            )
+            checkpoints = []
+            for note in notes:
+                try:
+                    checkpoints.append(SignedCheckpoint.open(note["note"], verifier).checkpoint)
+                except ChainError as exc:
+                    problems.append(f"{origin}: checkpoint not signed by the log key: {exc}")
+            if not checkpoints:
+                continue
+            latest[origin] = SignedCheckpoint.from_text(notes[-1]["note"])
+            pairs = list(itertools.pairwise(checkpoints))
+            if len(pairs) > max_pairs:  # evenly spread, always the last one
+                step = len(pairs) / max_pairs
+                pairs = [pairs[int(i * step)] for i in range(max_pairs)] + [pairs[-1]]
+            pairs.append((checkpoints[0], checkpoints[-1]))
+            for old, new in pairs:
+                try:
+                    proof = await store.consistency_proof(origin, old.size, new.size)
+                    verify_consistency(old.size, new.size, old.root_hash, new.root_hash, proof)
+                except ChainError as exc:
+                    problems.append(f"{origin}: checkpoints {old.size} -> {new.size}: {exc}")
+        entries = await pool.fetch(
+            "SELECT l.origin, e.leaf_index, e.entry FROM ledger_entries e "
+            "JOIN ledger_logs l USING (log_id)"
+        )
+        for entry in random.sample(entries, min(proofs, len(entries))):
+            signed = latest.get(entry["origin"])
+            if signed is None:
+                problems.append(f"{entry['origin']}: entries but no checkpoint")
+                continue
+            checkpoint = signed.checkpoint
+            if entry["leaf_index"] >= checkpoint.size:
+                continue  # beyond the latest checkpoint: the size check above names it
+            try:
+                proof = await store.inclusion_proof(
+                    entry["origin"], entry["leaf_index"], checkpoint.size
+                )
+                verify_inclusion(
+                    entry["leaf_index"], checkpoint.size, leaf_hash(bytes(entry["entry"])),
+                    checkpoint.root_hash, proof,
+                )  # fmt: skip
+            except ChainError as exc:
+                problems.append(
+                    f"{entry['origin']}: inclusion of leaf {entry['leaf_index']}: {exc}"
+                )
+        return problems
+
+    async def close(self) -> None:
+        await self.stop_sampling()
+        if self.sim is not None and self.sim.poll() is None:
+            self.sim.kill()
+            self.sim.wait()
+        if self._admin is not None:
+            await self._admin.close()
+
+
+def _count(
+    tally: Tally,
+    truth: TruthFile,
+    raw_bytes: dict[str, bytes],
+    raw_copies: Counter[str],
+    quarantine: dict[str, Counter[str]],
+    rows: list[asyncpg.Record],
+    leaves: Counter[str],
+) -> None:
+    """Fill ``tally`` from what each stage holds (``sha``: SHA-256 of the published bytes)."""
+    published = {m.sha256 for m in truth.messages}
+    stored = {
+        (m.device, m.seq or 0): m.sha256 for m in truth.messages if m.expected == "stored"
+    }  # a message expected stored has a seq
+    wanted: dict[str, set[str]] = defaultdict(set)  # sha -> reasons it must be quarantined
+    for m in truth.messages:
+        if m.expected.startswith("quarantine:"):
+            wanted[m.sha256].add(m.expected.split(":", 1)[1])
+        elif m.expected == "duplicate":
+            wanted[m.sha256].add("duplicate")
+    lost: set[str] = set()
+
+    copies_published = Counter(m.sha256 for m in truth.messages)  # duplicate_delivery: > 1
+    tally.raw = sum(min(n, raw_copies[sha]) for sha, n in copies_published.items())
+    tally.raw_copies = sum(raw_copies[sha] for sha in published)
+    lost |= {sha for sha, n in copies_published.items() if raw_copies[sha] < n}
+
+    found_rows: dict[tuple[str, int], list[bytes]] = defaultdict(list)
+    for row in rows:
+        found_rows[(row["device_id"], row["seq"])].append(bytes(row["leaf_hash"]))
+    tally.expected_stored = len(stored)
+    for key, sha in stored.items():
+        copies = found_rows.get(key, [])
+        tally.duplicated += max(0, len(copies) - 1)
+        if not copies:
+            lost.add(sha)
+        elif sha in raw_bytes and copies[0] == leaf_hash(raw_bytes[sha]):
+            tally.stored += 1
+        else:
+            tally.problems.append(f"telemetry {key}: leaf hash is not that of the published bytes")
+    unexpected = sorted(found_rows.keys() - stored.keys())
+    if unexpected:
+        tally.problems.append(f"{len(unexpected)} telemetry rows not expected: {unexpected[:5]}")
+
+    for sha in stored.values():
+        tally.duplicated += max(0, leaves[sha] - 1)
+        if leaves[sha]:
+            tally.ledger += 1
+        else:
+            lost.add(sha)
+    rejected_leaves = [sha for sha in wanted if sha not in stored.values() and leaves[sha]]
+    if rejected_leaves:
+        tally.problems.append(f"{len(rejected_leaves)} rejected messages are ledger leaves")
+
+    tally.expected_quarantined = sum(len(reasons) for reasons in wanted.values())
+    stored_shas = set(stored.values())
+    for sha, reasons in wanted.items():
+        for reason in reasons:
+            if quarantine[sha][reason]:
+                tally.quarantined += 1
+            else:
+                lost.add(sha)
+    for sha in published:
+        # A stored message's second copy (the bridge may forward one twice) is a duplicate.
+        allowed = wanted[sha] | ({"duplicate"} if sha in stored_shas else set())
+        wrong = set(quarantine.get(sha, {})) - allowed
+        if wrong:
+            tally.problems.append(f"message {sha[:12]} quarantined as {sorted(wrong)}")
+    tally.lost = len(lost)
+
+
+@contextlib.asynccontextmanager
+async def fault_run(settings: Settings, tmp_path: Path) -> AsyncIterator[FaultRun]:
+    """A private pipeline on the services ``settings`` names, its processes not started yet.
+
+    The services' addresses go to every process the run starts (the scratch pipeline passes
+    only the database, topics and keys), so private instances work as the shared ones do.
+    """
+    async with pipeline_env(settings, tmp_path) as pipeline:
+        pipeline.env.update(
+            {
+                "ROADLEDGER_MQTT_URL": settings.mqtt_url,
+                "ROADLEDGER_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+                "ROADLEDGER_KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port),
+            }
+        )
+        kafka = KafkaProbe(pipeline.settings)
+        await kafka.start()
+        run = FaultRun(pipeline, kafka, tmp_path)
+        try:
+            yield run
+        finally:
+            await run.close()
+            await kafka.stop()
