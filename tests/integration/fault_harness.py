@@ -172,6 +172,37 @@ class FaultRun:
         component.start()
         return time.monotonic()
 
+    async def kill_when_progressing(self, name: str, step: int, what: str) -> float:
+        """SIGKILL ``name`` once the ledger has grown by ``step`` leaves (so the process, or
+        the sequencer it feeds, is at work), and start it again; the time it was restarted."""
+        await self.wait_ledger_growth(step, what)
+        return self.kill_and_restart(name)
+
+    async def wait_ledger_growth(self, step: int, what: str, within_s: float = 300) -> None:
+        """Until the ledger has ``step`` more leaves than now: the pipeline is under load."""
+        floor = await self.leaves()
+
+        async def grown() -> bool:
+            self.check_alive()
+            return await self.leaves() >= floor + step
+
+        await poll(grown, f"the ledger to grow by {step} leaves ({what})", within_s)
+
+    async def kill_cycles(self, name: str, cycles: int, steps: tuple[int, int]) -> list[float]:
+        """``cycles`` SIGKILL/restart cycles of ``name``, each once the ledger has grown by a
+        number of leaves drawn from ``steps`` (seeded), so kills land at varied points of its
+        work; the restart times."""
+        rng = random.Random(cycles)
+        return [
+            await self.kill_when_progressing(name, rng.randint(*steps), f"before kill {n + 1}")
+            for n in range(cycles)
+        ]
+
+    async def settle(self, *, publish_within_s: float = 600, quiet_within_s: float = 300) -> None:
+        """Until the simulator is done and the pipeline is quiescent."""
+        await self.wait_published(publish_within_s)
+        await self.wait_quiescent(quiet_within_s)
+
     def check_alive(self) -> None:
         """Fail naming any process that exited (with its log)."""
         self.pipeline.check_alive()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from roadledger.settings import Settings
-from tests.integration.fault_harness import RECOVERY_FLOOR_S, FaultRun, fault_run, poll
+from tests.integration.fault_harness import RECOVERY_FLOOR_S, FaultRun, fault_run
 
 pytestmark = [
     pytest.mark.postgres,
@@ -30,21 +30,8 @@ pytestmark = [
 RATE = 500  # msg/s offered: load the 2-core machine can carry beside other work
 
 
-async def _kill_when_progressing(run: FaultRun, name: str, step: int, what: str) -> float:
-    """SIGKILL ``name`` once the ledger has grown by ``step`` leaves; restart; return when."""
-    floor = await run.leaves()
-
-    async def progressing() -> bool:
-        run.check_alive()
-        return await run.leaves() >= floor + step
-
-    await poll(progressing, f"the ledger to grow by {step} leaves ({what})", 120)
-    return run.kill_and_restart(name)
-
-
 async def _settle_and_count(run: FaultRun, returns: list[float]) -> None:
-    await run.wait_published(600)
-    await run.wait_quiescent(300)
+    await run.settle()
     recoveries = [run.recovery_s(at) for at in returns]
     tally = await run.tally()
     print(f"{tally}\nrecovery after each restart (s): {recoveries}")
@@ -65,10 +52,7 @@ async def test_sequencer_sigkilled_five_times_under_load(
         # group (the session timeout): 72 s of publishing outlast five kills.
         run.publish(36_000, RATE)
         await run.wait_first_published()
-        returns = [
-            await _kill_when_progressing(run, "sequencer", 500, f"before kill {n + 1}")
-            for n in range(5)
-        ]
+        returns = await run.kill_cycles("sequencer", 5, (300, 1500))
         assert run.publishing(), "every kill under load: publishing must outlast them"
         await _settle_and_count(run, returns)
         assert run.kills["sequencer"] == 5
@@ -81,6 +65,6 @@ async def test_ingest_sigkilled_under_load(settings: Settings, tmp_path: Path) -
         run.start_sampling()
         run.publish(10_000, RATE)
         await run.wait_first_published()
-        returns = [await _kill_when_progressing(run, "ingest", 3000, "before the kill")]
+        returns = [await run.kill_when_progressing("ingest", 3000, "before the kill")]
         assert run.publishing(), "the kill under load: publishing must outlast it"
         await _settle_and_count(run, returns)
