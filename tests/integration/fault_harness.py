@@ -67,6 +67,7 @@ __all__ = [
     "FaultRun",
     "Sample",
     "Tally",
+    "count_stages",
     "fault_run",
     "poll",
 ]
@@ -410,11 +411,16 @@ class FaultRun:
         quarantine: dict[str, Counter[str]] = defaultdict(Counter)
         for value, headers in await self.kafka.read(env.topic(QUARANTINE)):
             quarantine[hashlib.sha256(value).hexdigest()][headers["reason"].decode()] += 1
-        rows = await self.pipeline.pool.fetch("SELECT device_id, seq, leaf_hash FROM telemetry")
+        rows = [
+            (row[0], row[1], bytes(row[2]))
+            for row in await self.pipeline.pool.fetch(
+                "SELECT device_id, seq, leaf_hash FROM telemetry"
+            )
+        ]
         leaves: Counter[str] = Counter()
         for record in await self.pipeline.pool.fetch("SELECT entry FROM ledger_entries"):
             leaves[hashlib.sha256(record["entry"]).hexdigest()] += 1
-        _count(tally, truth, raw_bytes, raw_copies, quarantine, rows, leaves)
+        count_stages(tally, truth, raw_bytes, raw_copies, quarantine, rows, leaves)
         tally.problems += await self.ledger_problems(proofs=proofs, max_pairs=max_pairs)
         return tally
 
@@ -492,16 +498,18 @@ class FaultRun:
             await self._admin.close()
 
 
-def _count(
+def count_stages(
     tally: Tally,
     truth: TruthFile,
     raw_bytes: dict[str, bytes],
     raw_copies: Counter[str],
     quarantine: dict[str, Counter[str]],
-    rows: list[asyncpg.Record],
+    rows: list[tuple[str, int, bytes]],
     leaves: Counter[str],
 ) -> None:
-    """Fill ``tally`` from what each stage holds (``sha``: SHA-256 of the published bytes)."""
+    """Fill ``tally`` from what each stage holds, keyed by ``sha`` (hex SHA-256 of the
+    published bytes): raw bytes and copies, quarantine reasons, telemetry rows (device, seq,
+    leaf hash) and ledger entries."""
     published = {m.sha256 for m in truth.messages}
     stored = {
         (m.device, m.seq or 0): m.sha256 for m in truth.messages if m.expected == "stored"
@@ -520,8 +528,8 @@ def _count(
     lost |= {sha for sha, n in copies_published.items() if raw_copies[sha] < n}
 
     found_rows: dict[tuple[str, int], list[bytes]] = defaultdict(list)
-    for row in rows:
-        found_rows[(row["device_id"], row["seq"])].append(bytes(row["leaf_hash"]))
+    for device, seq, row_leaf in rows:
+        found_rows[(device, seq)].append(row_leaf)
     tally.expected_stored = len(stored)
     for key, sha in stored.items():
         copies = found_rows.get(key, [])
@@ -550,7 +558,7 @@ def _count(
     stored_shas = set(stored.values())
     for sha, reasons in wanted.items():
         for reason in reasons:
-            if quarantine[sha][reason]:
+            if quarantine.get(sha, Counter())[reason]:
                 tally.quarantined += 1
             else:
                 lost.add(sha)
