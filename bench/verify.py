@@ -237,6 +237,9 @@ class _WatchedConsumer:
     def assignment(self) -> set[TopicPartition]:
         return self.inner.assignment()
 
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.inner.seek(partition, offset)
+
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         await self.inner.commit(offsets)
         if self.stream.done(offsets):

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import Counter
@@ -88,6 +89,7 @@ from ingest.dedupe import (
     resolve,
 )
 from ingest.key_cache import KeyCache, KeyLookup
+from roadledger.resilience import Dependency, RetryPolicy
 from roadledger.settings import Settings
 from roadledger.stream import (
     Consumer,
@@ -98,6 +100,7 @@ from roadledger.stream import (
     TopicPartition,
     next_offsets,
 )
+from roadledger.stream.errors import StreamError
 from roadledger.topics import QUARANTINE, RAW, VERIFIED
 
 __all__ = [
@@ -239,6 +242,7 @@ class Verifier:
         key_refresh_s: float = 3.0,
         stats_interval_s: float = 30.0,
         classifier: ClassifierPool | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.stream = stream
@@ -263,11 +267,21 @@ class Verifier:
         self._producer: Producer | None = None
         self._open_batches = 0  # fetched, not yet committed (or abandoned)
         self._idle = asyncio.Condition()
+        self.database = Dependency("PostgreSQL", log)
+        self.kafka = Dependency("Kafka", log)
+        self._retry = retry or RetryPolicy()
+        self._stop = asyncio.Event()
 
     # --- the loop -----------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Verify until ``stop`` is set; the batch under way is finished and committed first."""
+        """Verify until ``stop`` is set; the batch under way is finished and committed first.
+
+        Outages of PostgreSQL or Kafka are waited out (backoff, one log line each way): every
+        step of a batch is safe to repeat (see the module docstring), so a failed step is
+        retried, and a batch abandoned at ``stop`` is read again by the next run.
+        """
+        self._stop = stop
         producer = self.stream.producer(client_id=self.client_id)
         consumer = self.stream.consumer(
             [self.raw_topic], group_id=self.group_id, client_id=self.client_id, listener=self
@@ -275,9 +289,11 @@ class Verifier:
         async with contextlib.AsyncExitStack() as resources:
             if self._own_classifier:
                 await resources.enter_async_context(self._classifier)
-            await producer.start()
+            if not await self._retry.run(producer.start, self.kafka, stop):
+                return
             try:
-                await consumer.start()
+                if not await self._retry.run(consumer.start, self.kafka, stop):
+                    return
                 self._producer, self._consumer = producer, consumer
                 try:
                     await self._loop(consumer, stop)
@@ -302,12 +318,23 @@ class Verifier:
         finishing: asyncio.Task[None] | None = None
         try:
             while not stop.is_set():
-                records = await consumer.getmany(
-                    timeout_ms=_POLL_MS, max_records=self.settings.batch_size
-                )
+                try:
+                    records = await consumer.getmany(
+                        timeout_ms=_POLL_MS, max_records=self.settings.batch_size
+                    )
+                except StreamError as exc:
+                    self.kafka.down(exc)
+                    await self._retry.pause(self.kafka, stop)
+                    continue
                 if records:
                     self._open_batches += 1
-                    verdicts = await self.classify(records)
+                    classified = await self._retry.call(
+                        functools.partial(self.classify, records), self.database, stop
+                    )
+                    if classified is None:  # stopped during an outage: read again next run
+                        self._open_batches -= 1
+                        break
+                    verdicts = classified
                     if finishing is not None:
                         await finishing  # claims, produces and commits stay in batch order
                     finishing = asyncio.create_task(self._finish(consumer, records, verdicts))
@@ -331,11 +358,30 @@ class Verifier:
     async def _finish(
         self, consumer: Consumer, records: Sequence[StreamRecord], verdicts: Sequence[Verdict]
     ) -> None:
-        """Claim, produce, await every acknowledgement, then commit: see the module docstring."""
+        """Claim, produce, await every acknowledgement, then commit: see the module docstring.
+
+        A claim or produce that fails for an outage is repeated (the claim finds its own rows:
+        a replay; a second produce is the documented at-least-once copy). Stopped meanwhile,
+        the batch is abandoned uncommitted. A failed commit is not: the next one covers it.
+        """
+        stop = self._stop
         try:
-            decisions = await self.settle(records, verdicts)
-            await self._emit(decisions)
-            await consumer.commit(next_offsets(records))
+            settled = await self._retry.call(
+                lambda: self.settle(records, verdicts), self.database, stop
+            )
+            if settled is None:
+                return
+            decisions = settled
+            if not await self._retry.run(lambda: self._emit(decisions), self.kafka, stop):
+                return
+            try:
+                await consumer.commit(next_offsets(records))
+            except StreamError as exc:
+                # Produced and durable: re-read after a rebalance, they replay to the same
+                # verdicts (module docstring). Later commits cover these offsets otherwise.
+                self.kafka.down(exc)
+            else:
+                self.kafka.up()
             self.stats.count(decisions)
         finally:
             async with self._idle:

@@ -28,12 +28,22 @@ import asyncpg
 
 from roadledger.stream.errors import StreamError
 
-__all__ = ["Dependency", "RetryPolicy", "is_transient", "wait_or_stop"]
+__all__ = [
+    "Dependency",
+    "RepeatFilter",
+    "RetryPolicy",
+    "is_transient",
+    "quiet_client_retries",
+    "wait_or_stop",
+]
 
 T = TypeVar("T")
 
-# SQLSTATE classes that mean "the server or the connection is not there right now".
-_TRANSIENT_SQLSTATE_CLASSES = ("08", "57", "53")  # connection, operator intervention, resources
+# SQLSTATE classes after which the same statement may well succeed: connection exceptions,
+# operator intervention (shutdown, cannot connect now), insufficient resources, transaction
+# rollback (deadlock, serialization failure), lock not available.
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "57", "53", "40")
+_TRANSIENT_SQLSTATES = ("55P03",)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -46,7 +56,7 @@ def is_transient(exc: BaseException) -> bool:
         return True  # the connection died under the call, or the pool is closing
     if isinstance(exc, asyncpg.PostgresError):
         sqlstate = getattr(exc, "sqlstate", None) or ""
-        return sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES
+        return sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES or sqlstate in _TRANSIENT_SQLSTATES
     return False
 
 
@@ -125,8 +135,10 @@ class RetryPolicy:
         dependency: Dependency,
         stop: asyncio.Event,
     ) -> T | None:
-        """``operation()`` retried through transient failures; None if ``stop`` came first."""
-        while not stop.is_set():
+        """``operation()``, retried through transient failures until it succeeds; None when
+        it failed and ``stop`` is set (a stop does not prevent the first attempt, so work
+        under way at a graceful stop is still finished when the dependency is there)."""
+        while True:
             try:
                 result = await operation()
             except Exception as exc:
@@ -138,7 +150,6 @@ class RetryPolicy:
                 continue
             dependency.up()
             return result
-        return None
 
     async def run(
         self,
@@ -158,3 +169,45 @@ class RetryPolicy:
 def _describe(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class RepeatFilter(logging.Filter):
+    """Lets a client library's warning or error through once per ``interval_s`` per message
+    shape; the repeats in between are dropped and counted on the next one let through.
+
+    aiokafka logs every failed reconnect at ERROR (a 28 s Kafka outage wrote ~2,450 lines to
+    one process log); our :class:`Dependency` already says the outage once.
+    """
+
+    def __init__(
+        self, prefix: str, interval_s: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self.prefix = prefix
+        self.interval_s = interval_s
+        self.clock = clock
+        self._last: dict[tuple[str, str], float] = {}
+        self._dropped: dict[tuple[str, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefix) or record.levelno < logging.WARNING:
+            return True
+        shape = (record.name, str(record.msg))
+        now = self.clock()
+        last = self._last.get(shape)
+        if last is not None and now - last < self.interval_s:
+            self._dropped[shape] = self._dropped.get(shape, 0) + 1
+            return False
+        self._last[shape] = now
+        dropped = self._dropped.pop(shape, 0)
+        if dropped:
+            record.msg = f"{record.msg} (and {dropped} like it in the last {self.interval_s:.0f} s)"
+        return True
+
+
+def quiet_client_retries(prefixes: tuple[str, ...] = ("aiokafka",)) -> None:
+    """Fold the per-retry lines of client libraries (see :class:`RepeatFilter`) on every
+    handler of the root logger; call after ``logging.basicConfig``."""
+    for handler in logging.getLogger().handlers:
+        for prefix in prefixes:
+            handler.addFilter(RepeatFilter(prefix))

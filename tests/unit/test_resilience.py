@@ -9,7 +9,7 @@ import random
 import asyncpg
 import pytest
 
-from roadledger.resilience import Dependency, RetryPolicy, is_transient
+from roadledger.resilience import Dependency, RepeatFilter, RetryPolicy, is_transient
 from roadledger.stream.errors import StreamError
 
 
@@ -107,3 +107,33 @@ async def test_call_gives_up_when_stopped_and_lets_bugs_through() -> None:
 
     with pytest.raises(ValueError, match="a bug"):
         await policy.run(bug, dependency, asyncio.Event())
+
+
+def test_deadlocks_and_lock_timeouts_are_transient() -> None:
+    assert is_transient(asyncpg.exceptions.DeadlockDetectedError("deadlock"))
+    assert is_transient(asyncpg.exceptions.SerializationError("could not serialize"))
+    assert is_transient(asyncpg.exceptions.LockNotAvailableError("lock timeout"))
+
+
+def test_client_retry_lines_are_folded_once_a_minute() -> None:
+    now = [0.0]
+    folded = RepeatFilter("aiokafka", interval_s=60, clock=lambda: now[0])
+
+    def record(name: str, level: int, msg: str) -> logging.LogRecord:
+        return logging.LogRecord(name, level, __file__, 1, msg, (), None)
+
+    unable = "Unable connect to node with id %s: %s"
+    passed = []
+    for second in range(0, 28):  # an outage: ~90 lines a second from aiokafka
+        now[0] = float(second)
+        for _ in range(90):
+            line = record("aiokafka.conn", logging.ERROR, unable)
+            if folded.filter(line):
+                passed.append(line)
+    assert len(passed) == 1
+    now[0] = 61.0
+    line = record("aiokafka.conn", logging.ERROR, unable)
+    assert folded.filter(line)
+    assert line.msg.endswith("(and 2519 like it in the last 60 s)")
+    assert folded.filter(record("aiokafka.conn", logging.INFO, unable)), "info is not ours"
+    assert folded.filter(record("roadledger.x", logging.ERROR, unable)), "only the prefix"

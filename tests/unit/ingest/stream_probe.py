@@ -147,6 +147,9 @@ class _ProbeConsumer:
     def assignment(self) -> set[TopicPartition]:
         return self.inner.assignment()
 
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.inner.seek(partition, offset)
+
 
 class _ProbeListener:
     def __init__(self, probe: ProbeStream, inner: PartitionsListener) -> None:

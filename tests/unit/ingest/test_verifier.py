@@ -14,6 +14,7 @@ from ingest.classify import Accepted, ClassifyInput, Limits, classify_chunk
 from ingest.dedupe import InMemoryDeviceMessages
 from ingest.key_cache import KeyCache, StaticKeys
 from ingest.verifier import Verifier, recv_ms_of
+from roadledger.resilience import RetryPolicy
 from roadledger.settings import Settings
 from roadledger.stream import StreamRecord, TopicPartition
 from roadledger.stream.errors import StreamError
@@ -67,6 +68,7 @@ class Run:
             verified_topic=VERIFIED,
             quarantine_topic=QUARANTINE,
             client_id=name,
+            retry=RetryPolicy(base_s=0.001, cap_s=0.01),
         )
         self.tasks.append(asyncio.create_task(verifier.run(stop)))
         return verifier
@@ -272,20 +274,23 @@ async def test_crash_after_the_produce_before_the_commit(run: Run) -> None:
     assert duplicates["duplicate"] == 1, "an own replay never turns into a duplicate"
 
 
-async def test_a_failed_produce_stops_the_verifier_without_committing(run: Run) -> None:
+async def test_a_failed_produce_is_retried_until_kafka_is_back(run: Run) -> None:
     probe = run.probe()
-    probe.send_gate.after = 20  # the second batch fails to produce (Kafka said no)
+    probe.send_gate.after = 20  # the second batch fails to produce (Kafka said no)...
     probe.send_gate.fail = StreamError("producer v: delivery to t.verified: broker down")
-    verifier = run.verifier(probe, asyncio.Event())
-    with pytest.raises(StreamError, match="broker down"):
-        await asyncio.wait_for(run.tasks[0], 30)
-    run.tasks.clear()
-    assert sum(run.committed.values()) == 16 == verifier.stats.received, "only the first batch"
-
-    again = run.probe()
     stop = asyncio.Event()
-    run.verifier(again, stop)
-    await finish(run, again, stop)
+    verifier = run.verifier(probe, stop)
+    await asyncio.wait_for(probe.send_gate.reached.wait(), 30)
+    for _ in range(2000):
+        if verifier.kafka.failures >= 5:
+            break
+        await asyncio.sleep(0.005)  # polling an observed condition
+    assert verifier.kafka.failures >= 5, "retried, not given up"
+    assert not run.tasks[0].done(), "the verifier waits the outage out"
+    assert sum(run.committed.values()) == 16, "nothing after the failed batch is committed"
+    probe.send_gate.release()  # ...until the broker is back
+    await finish(run, probe, stop)
+    assert (verifier.kafka.healthy, verifier.kafka.outages) == (True, 1)
     placed = run.placed()
     run.check_each_record_placed_once(placed, replays_allowed=True)
     assert sum(len(copies) > 1 for copies in placed.values()) == 4, "the 4 sent before the error"
