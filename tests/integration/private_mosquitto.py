@@ -1,0 +1,67 @@
+"""A private Mosquitto for the fault tests: SIGKILLed and restarted without touching the shared
+broker every other test uses.
+
+The project's own broker service (``roadledger.services.mosquitto``: its configuration, its
+persistence) on a free loopback port, with its state under ``<data dir>/private/<id>`` (the
+``mosquitto`` user must reach it, which the pytest temporary directory does not allow), removed
+afterwards. ``private_services`` does the same for PostgreSQL and Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from roadledger.services.mosquitto import MosquittoService
+from roadledger.settings import Settings
+from tests.integration.conftest import free_port
+
+__all__ = ["PrivateMosquitto", "private_mosquitto"]
+
+
+@dataclass
+class PrivateMosquitto:
+    """The settings that reach the private broker, and the faults it can suffer."""
+
+    settings: Settings
+    service: MosquittoService
+
+    def kill(self) -> None:
+        """SIGKILL the broker: no goodbye, nothing saved beyond what it already wrote."""
+        pid = self.service._pid()
+        assert pid is not None, "the private Mosquitto is not running"
+        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):  # our child: reap it, no zombie
+            os.waitpid(pid, 0)
+
+    def start(self) -> None:
+        """Start it again on the same port and data (returns once it answers MQTT)."""
+        self.service.up()
+
+
+@contextlib.asynccontextmanager
+async def private_mosquitto(base: Settings) -> AsyncIterator[PrivateMosquitto]:
+    """Start a private broker; PostgreSQL and Kafka stay those of ``base``."""
+    home = (base.data_dir / "private" / uuid.uuid4().hex[:10]).resolve()
+    home.mkdir(parents=True)
+    home.chmod(0o755)
+    settings = base.model_copy(
+        update={
+            "data_dir": home,
+            "cache_dir": base.cache.resolve(),
+            "mqtt_url": f"mqtt://127.0.0.1:{free_port()}",
+        }
+    )
+    broker = PrivateMosquitto(settings, MosquittoService(settings))
+    try:
+        await asyncio.to_thread(broker.start)
+        yield broker
+    finally:
+        await asyncio.to_thread(broker.service.down)
+        shutil.rmtree(home, ignore_errors=True)
