@@ -37,12 +37,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import signal
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the harness lives in tests/
 
@@ -52,7 +55,9 @@ from tests.integration.fault_harness import (
     FaultRun,
     Tally,
     fault_run,
+    poll,
 )
+from tests.integration.private_mosquitto import private_mosquitto
 
 CYCLE_S = 12  # one sequencer kill/restart cycle: ~10 s Kafka session timeout, then work
 
@@ -61,15 +66,18 @@ def progress(message: str) -> None:
     print(f"  .. {message}", file=sys.stderr, flush=True)
 
 
+# A process fault returns the times the process was restarted; a service fault gets the
+# private service (``private`` names which) and returns when it was back.
 Inject = Callable[[FaultRun, argparse.Namespace], Awaitable[list[float]]]
+ServiceInject = Callable[[FaultRun, argparse.Namespace, Any], Awaitable[float]]
 
 
 @dataclass(frozen=True)
 class Fault:
     name: str
     label: str
-    inject: Inject
-    private_services: bool = False
+    inject: Inject | ServiceInject
+    private: str | None = None  # "postgres", "kafka" or "mosquitto": a private instance
 
 
 @dataclass
@@ -78,6 +86,8 @@ class Outcome:
     tally: Tally | None = None
     recovered: bool = False
     back_s: float | None = None
+    recoveries: list[float | None] = field(default_factory=list)  # per return, in order
+    stopped: bool = False  # every process exited 0 within 15 s of SIGTERM at the end
     error: str = ""
 
     @property
@@ -86,6 +96,7 @@ class Outcome:
             self.tally is not None
             and self.tally.ok
             and self.recovered
+            and self.stopped
             and self.back_s is not None
             and self.back_s <= RECOVERY_FLOOR_S
         )
@@ -102,11 +113,62 @@ def _one_kill(name: str) -> Inject:
     return inject
 
 
+async def _postgres_restart(run: FaultRun, args: argparse.Namespace, services: Any) -> float:
+    services.postgres_immediate_stop()
+    await asyncio.sleep(args.outage)  # the outage's length is the fault, not a synchronisation
+    await asyncio.to_thread(services.postgres_start)
+    return time.monotonic()
+
+
+async def _kafka_kill(run: FaultRun, args: argparse.Namespace, services: Any) -> float:
+    services.kafka_signal(signal.SIGKILL)
+
+    async def gone() -> bool:  # else `up` still sees the dying broker and starts nothing
+        return services.kafka._pid() is None
+
+    await poll(gone, "the killed broker to be gone", 30, 0.05)
+    await asyncio.to_thread(services.kafka_start)
+    return time.monotonic()
+
+
+async def _kafka_pause(run: FaultRun, args: argparse.Namespace, services: Any) -> float:
+    services.kafka_signal(signal.SIGSTOP)
+    await asyncio.sleep(args.pause)  # the pause's length is the fault, not a synchronisation
+    services.kafka_signal(signal.SIGCONT)
+    return time.monotonic()
+
+
+async def _mosquitto_kill(run: FaultRun, args: argparse.Namespace, broker: Any) -> float:
+    broker.kill()
+    await asyncio.to_thread(broker.start)
+    return time.monotonic()
+
+
 FAULTS = [
     Fault("sequencer-kill", "sequencer kill -9 x{cycles}", _sequencer_kills),
     Fault("ingest-kill", "ingest kill -9", _one_kill("ingest")),
     Fault("bridge-kill", "bridge kill -9", _one_kill("bridge")),
+    Fault("postgres-restart", "postgres stop -m immediate", _postgres_restart, "postgres"),
+    Fault("kafka-kill", "kafka kill -9 + restart", _kafka_kill, "kafka"),
+    Fault("kafka-pause", "kafka SIGSTOP {pause:.0f} s", _kafka_pause, "kafka"),
+    Fault("mosquitto-kill", "mosquitto kill -9 + restart", _mosquitto_kill, "mosquitto"),
 ]
+
+
+@contextlib.asynccontextmanager
+async def _services(fault: Fault, settings: Settings) -> AsyncIterator[tuple[Settings, Any]]:
+    """The settings a fault's pipeline runs on, and the private service it may hurt."""
+    if fault.private is None:
+        yield settings, None
+    elif fault.private == "mosquitto":
+        async with private_mosquitto(settings) as broker:
+            yield broker.settings, broker
+    else:
+        from tests.integration.private_services import private_services
+
+        wanted = {"postgres": fault.private == "postgres", "kafka": fault.private == "kafka"}
+        async with private_services(settings, **wanted) as services:
+            yield services.settings, services
 
 
 def _messages(fault: Fault, args: argparse.Namespace) -> int:
@@ -118,8 +180,12 @@ def _messages(fault: Fault, args: argparse.Namespace) -> int:
 
 async def run_fault(fault: Fault, settings: Settings, args: argparse.Namespace) -> Outcome:
     outcome = Outcome(fault)
-    with tempfile.TemporaryDirectory(prefix="roadledger-faults-") as tmp:
-        async with fault_run(settings, Path(tmp)) as run:
+    with tempfile.TemporaryDirectory(prefix="roadledger-faults-") as scratch:
+        tmp = Path(scratch)
+        if args.keep_logs:  # the processes' logs outlive the run
+            tmp = Path(tempfile.mkdtemp(prefix=f"roadledger-faults-{fault.name}-"))
+            progress(f"{fault.name}: logs in {tmp / 'logs'}")
+        async with _services(fault, settings) as (env, service), fault_run(env, tmp) as run:
             run.start()
             await run.open_front_door()
             run.start_sampling()
@@ -130,20 +196,30 @@ async def run_fault(fault: Fault, settings: Settings, args: argparse.Namespace) 
             started = time.monotonic()
             try:
                 await run.wait_first_published(300)
-                returns = await fault.inject(run, args)
+                if fault.private is None:
+                    returns = await cast(Inject, fault.inject)(run, args)
+                else:
+                    await run.wait_ledger_growth(args.rate * 10, f"before {fault.name}")
+                    returns = [await cast(ServiceInject, fault.inject)(run, args, service)]
                 progress(f"{fault.name}: injected; waiting for the pipeline to settle")
                 await run.settle(publish_within_s=messages / args.rate + 600)
                 run.check_recovered()
                 outcome.recovered = True
-            except AssertionError as exc:
-                outcome.error = str(exc)
-            recoveries = [run.recovery_s(at) for at in returns]
-            known = [r for r in recoveries if r is not None]
-            outcome.back_s = max(known) if known and len(known) == len(recoveries) else None
+            except Exception as exc:  # a fault the pipeline did not survive: recorded, go on
+                outcome.error = f"{type(exc).__name__}: {exc}"
+            outcome.recoveries = [run.recovery_s(at) for at in returns]
+            known = [r for r in outcome.recoveries if r is not None]
+            outcome.back_s = max(known) if returns and len(known) == len(returns) else None
             try:
-                outcome.tally = await run.tally()
+                async with asyncio.timeout(600):
+                    outcome.tally = await run.tally()
             except Exception as exc:  # a dead service: say so in the table, go on
                 outcome.error = outcome.error or f"counting failed: {exc!r}"
+            try:
+                run.stop_all()
+                outcome.stopped = True
+            except AssertionError as exc:
+                outcome.error += f"\n{exc}"
             progress(f"{fault.name}: done in {time.monotonic() - started:.0f} s")
     return outcome
 
@@ -158,12 +234,16 @@ def print_table(outcomes: list[Outcome], args: argparse.Namespace) -> None:
     for o in outcomes:
         t = o.tally or Tally()
         back = f"{o.back_s:.1f}" if o.back_s is not None else "never"
-        label = o.fault.label.format(cycles=args.cycles)
+        label = o.fault.label.format(cycles=args.cycles, pause=args.pause)
         print(
             f"{label:<28} {t.published:>9,} {t.raw:>9,} {t.stored:>9,} {t.quarantined:>8,} "
             f"{t.ledger:>9,} {t.lost:>6,} {t.duplicated:>5,} "
             f"{'yes' if o.recovered else 'NO':>9} {back:>8}"
         )
+    for o in outcomes:
+        if len(o.recoveries) > 1:
+            each = ", ".join("never" if r is None else f"{r:.1f}" for r in o.recoveries)
+            print(f"{o.fault.name}: seconds until throughput was back, each return: {each}")
     for o in outcomes:
         if not o.ok:
             print(f"\n{o.fault.name}:")
@@ -181,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycles", type=int, default=20, help="sequencer kills (20)")
     parser.add_argument("--outage", type=float, default=5.0, help="PostgreSQL down, s (5)")
     parser.add_argument("--pause", type=float, default=20.0, help="Kafka SIGSTOPped, s (20)")
+    parser.add_argument(
+        "--keep-logs", action="store_true", help="keep each run's process logs (a temp dir)"
+    )
     parser.add_argument(
         "--only", action="append", choices=[f.name for f in FAULTS], help="run this fault only"
     )

@@ -204,6 +204,26 @@ class FaultRun:
         await self.wait_published(publish_within_s)
         await self.wait_quiescent(quiet_within_s)
 
+    def stop_all(self, within_s: float = 15.0) -> None:
+        """SIGTERM every process; each must exit 0 within ``within_s`` (a stop is honoured in
+        every state, also after the faults it lived through)."""
+        slow = []
+        for name, component in self.pipeline.components.items():
+            process = component.process
+            if process is None or process.poll() is not None:
+                continue
+            process.terminate()
+            try:
+                code = process.wait(timeout=within_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=30)
+                slow.append(f"roadledger {name} ignored SIGTERM for {within_s:.0f} s")
+                continue
+            if code != 0:
+                slow.append(f"roadledger {name} exited {code} on SIGTERM:\n{component.log_tail()}")
+        assert not slow, "\n".join(slow)
+
     def check_alive(self) -> None:
         """Fail naming any process that exited (with its log)."""
         self.pipeline.check_alive()
@@ -594,3 +614,14 @@ async def fault_run(settings: Settings, tmp_path: Path) -> AsyncIterator[FaultRu
         finally:
             await run.close()
             await kafka.stop()
+            # Every process is stopped before anything is dropped, even when one of them
+            # ignores SIGTERM (the scratch pipeline would stop at the first and drop the schema
+            # under the others, leaving them running).
+            stuck = []
+            for component in pipeline.components.values():
+                try:
+                    await asyncio.to_thread(component.stop)
+                except AssertionError as exc:
+                    stuck.append(str(exc))
+            if stuck:
+                raise AssertionError("; ".join(stuck))

@@ -56,5 +56,6 @@ async def test_mosquitto_sigkilled_and_restarted_under_load(
         print(f"{tally}\nthroughput back {recovery} s after the broker returned")
         run.check_recovered()  # alive, and never restarted from outside
         assert tally.ok, str(tally)
+        run.stop_all()  # and each stops on SIGTERM within seconds
         assert recovery is not None, "throughput never came back"
         assert recovery <= RECOVERY_FLOOR_S, f"throughput back only after {recovery:.1f} s"

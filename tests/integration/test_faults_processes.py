@@ -37,6 +37,7 @@ async def _settle_and_count(run: FaultRun, returns: list[float]) -> None:
     print(f"{tally}\nrecovery after each restart (s): {recoveries}")
     run.check_recovered()
     assert tally.ok, str(tally)
+    run.stop_all()  # and each stops on SIGTERM within seconds
     slow = [r for r in recoveries if r is None or r > RECOVERY_FLOOR_S]
     assert not slow, f"throughput not back within {RECOVERY_FLOOR_S} s: {recoveries}"
 
