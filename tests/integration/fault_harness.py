@@ -38,7 +38,7 @@ import subprocess
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +56,13 @@ from device_sim.truth import TruthFile, read_truth
 from roadledger.db.ledger_check import check_ledger
 from roadledger.db.ledger_store import PostgresLedgerStore
 from roadledger.log_key import load_log_key
-from roadledger.scratch_pipeline import ROADLEDGER, KafkaProbe, PipelineEnv, pipeline_env
+from roadledger.scratch_pipeline import (
+    ROADLEDGER,
+    KafkaProbe,
+    PipelineEnv,
+    pipeline_env,
+    wait_until,
+)
 from roadledger.settings import Settings
 from roadledger.topics import QUARANTINE, RAW, VERIFIED, mqtt_telemetry_topic
 from tests.integration.mqtt_client import MqttTestClient
@@ -69,7 +75,6 @@ __all__ = [
     "Tally",
     "count_stages",
     "fault_run",
-    "poll",
 ]
 
 PIPELINE = ("bridge", "ingest", "sequencer")
@@ -85,20 +90,6 @@ _SAMPLE_EVERY_S = 0.5
 _TRANSIENT = (OSError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
-async def poll(
-    condition: Callable[[], Awaitable[bool]],
-    what: str,
-    within_s: float,
-    every_s: float = 0.25,
-) -> None:
-    """Poll an observable condition until it holds; fail naming ``what`` after ``within_s``."""
-    deadline = time.monotonic() + within_s
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within_s:.0f}s waiting for {what}")
-        await asyncio.sleep(every_s)  # polling interval of an observed condition
-
-
 @dataclass(frozen=True)
 class Sample:
     """How far each stage had got at monotonic time ``at`` (``lag``: records not committed
@@ -109,7 +100,7 @@ class Sample:
     judged: int
     stored: int
     leaves: int
-    lag: int | None
+    lag: int
     publishing: bool
 
 
@@ -187,7 +178,7 @@ class FaultRun:
             self.check_alive()
             return await self.leaves() >= floor + step
 
-        await poll(grown, f"the ledger to grow by {step} leaves ({what})", within_s)
+        await wait_until(grown, f"the ledger to grow by {step} leaves ({what})", within_s)
 
     async def kill_cycles(self, name: str, cycles: int, steps: tuple[int, int]) -> list[float]:
         """``cycles`` SIGKILL/restart cycles of ``name``, each once the ledger has grown by a
@@ -251,7 +242,7 @@ class FaultRun:
                 await asyncio.to_thread(probe.publish, mqtt_telemetry_topic("probe-device"), b"p")
                 return await self.kafka.end_offsets(raw) > 0
 
-            await poll(arrived, "the bridge to forward a probe into telemetry.raw", 90, 0.5)
+            await wait_until(arrived, "the bridge to forward a probe into telemetry.raw", 90)
         finally:
             probe.disconnect()
 
@@ -282,7 +273,7 @@ class FaultRun:
             self.check_alive()
             return not self.publishing()
 
-        await poll(done, "roadledger sim to publish everything", within_s, 0.5)
+        await wait_until(done, "roadledger sim to publish everything", within_s)
         assert self.sim is not None
         log = (self.tmp_path / "logs" / "sim.log").read_text(errors="replace")
         assert self.sim.returncode == 0, f"roadledger sim exited {self.sim.returncode}:\n{log}"
@@ -297,7 +288,7 @@ class FaultRun:
                 raise AssertionError(f"roadledger sim exited {self.sim.returncode}")
             return await self.kafka.end_offsets(raw) > 100
 
-        await poll(flowing, "the first published messages in telemetry.raw", within_s, 0.5)
+        await wait_until(flowing, "the first published messages in telemetry.raw", within_s)
 
     # --- observing ---------------------------------------------------------------------------
 
@@ -405,7 +396,7 @@ class FaultRun:
             return time.monotonic() - since >= stable_s
 
         try:
-            await poll(quiet, "the pipeline to be quiescent", within_s, 0.5)
+            await wait_until(quiet, "the pipeline to be quiescent", within_s)
         except AssertionError as exc:
             raise AssertionError(f"{exc}; last seen: {state}") from None
 
