@@ -51,6 +51,7 @@ from roadledger.db.telemetry_schema import (
     MODE_PARTITIONED,
     MODE_TIMESCALEDB,
 )
+from roadledger.resilience import Dependency, RetryPolicy
 from roadledger.roads import load_segments
 from roadledger.settings import Settings
 from roadledger.stream import Consumer, Stream, StreamRecord, TopicPartition, next_offsets
@@ -298,16 +299,6 @@ class BatchWriter:
         self._known_days |= wanted
 
 
-# Errors after which the same batch may well succeed: wait, then write it again.
-_TRANSIENT: Final = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.TransactionRollbackError,  # deadlock, serialization failure
-    asyncpg.LockNotAvailableError,
-    asyncpg.OperatorInterventionError,  # admin shutdown, cannot connect now
-    asyncpg.TooManyConnectionsError,
-    OSError,
-    TimeoutError,
-)
 _POLL_MS: Final = 250
 _SEGMENTS_FINGERPRINT: Final = (
     "SELECT md5(coalesce(string_agg(r::text, ',' ORDER BY r.segment_id), '')) FROM road_segments r"
@@ -335,10 +326,17 @@ class StoreWriter:
         segment_refresh_s: float = 60.0,
         retention_interval_s: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
+        retry: RetryPolicy | None = None,
+        database: Dependency | None = None,
+        kafka: Dependency | None = None,
     ) -> None:
         self.settings = settings
         self.stream = stream
         self.pool = pool
+        # Shared with the process's other components: one outage, one pair of log lines.
+        self.database = database or Dependency("PostgreSQL", log)
+        self.kafka = kafka or Dependency("Kafka", log)
+        self._retry = retry or RetryPolicy()
         self.topic = topic
         self.group_id = group_id
         self.client_id = client_id
@@ -384,21 +382,27 @@ class StoreWriter:
     async def run(self, stop: asyncio.Event) -> None:
         """Store until ``stop`` is set; the batch under way is finished and committed first.
 
-        Database errors that may pass (lost connection, deadlock, shutdown) are retried with
-        backoff, offsets uncommitted; any other error ends the run (the supervisor restarts
-        the writer, which resumes at the last commit).
+        Outages of PostgreSQL (lost connection, deadlock, shutdown) and Kafka are waited out
+        with backoff, offsets uncommitted, one log line each way; any other error ends the run
+        (the supervisor restarts the writer, which resumes at the last commit).
         """
-        if self._writer is None:
-            await self.start()
+        if self._writer is None and not await self._retry.run(self.start, self.database, stop):
+            return
         consumer = self.stream.consumer(
             [self.topic], group_id=self.group_id, client_id=self.client_id, listener=self
         )
-        await consumer.start()
+        if not await self._retry.run(consumer.start, self.kafka, stop):
+            return
         try:
             while not stop.is_set():
-                records = await consumer.getmany(
-                    timeout_ms=_POLL_MS, max_records=self.settings.batch_size
-                )
+                try:
+                    records = await consumer.getmany(
+                        timeout_ms=_POLL_MS, max_records=self.settings.batch_size
+                    )
+                except StreamError as exc:
+                    self.kafka.down(exc)
+                    await self._retry.pause(self.kafka, stop)
+                    continue
                 if records:
                     async with self._batch_lock:
                         counts = await self._write_retrying(records, stop)
@@ -412,8 +416,10 @@ class StoreWriter:
                     try:
                         async with self.pool.acquire() as conn:
                             await self._maintain(conn)
-                    except (*_TRANSIENT, asyncpg.PostgresError) as exc:
+                    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
                         log.warning("store writer: maintenance failed, retried later: %s", exc)
+                    except asyncpg.InterfaceError as exc:
+                        self.database.down(exc)
         finally:
             await consumer.stop()
             seconds = self._writer.seconds if self._writer else {}
@@ -443,23 +449,21 @@ class StoreWriter:
             await consumer.commit(next_offsets(records))
         except StreamError as exc:
             # The rows are stored; whoever reads these records again inserts nothing.
-            log.warning("store writer: offsets not committed (%s); they will be re-read", exc)
+            self.kafka.down(exc)
+        else:
+            self.kafka.up()
 
     async def _write_retrying(
         self, records: Sequence[StreamRecord], stop: asyncio.Event
     ) -> WriteCounts | None:
-        assert self._writer is not None
-        delay = 0.1
-        while True:
-            try:
-                async with self.pool.acquire() as conn:
-                    return await self._writer.write_batch(conn, records)
-            except _TRANSIENT as exc:
-                if stop.is_set():
-                    return None
-                log.warning("store writer: %s; retrying the batch in %.1fs", exc, delay)
-                await asyncio.sleep(delay)  # backoff, not synchronisation
-                delay = min(delay * 2, 10.0)
+        writer = self._writer
+        assert writer is not None
+
+        async def write() -> WriteCounts:
+            async with self.pool.acquire() as conn:
+                return await writer.write_batch(conn, records)
+
+        return await self._retry.call(write, self.database, stop)
 
     async def _maintain(self, conn: asyncpg.Connection) -> None:
         """Reload the road network if it changed; apply retention when due."""

@@ -243,6 +243,8 @@ class Verifier:
         stats_interval_s: float = 30.0,
         classifier: ClassifierPool | None = None,
         retry: RetryPolicy | None = None,
+        database: Dependency | None = None,
+        kafka: Dependency | None = None,
     ) -> None:
         self.settings = settings
         self.stream = stream
@@ -267,8 +269,9 @@ class Verifier:
         self._producer: Producer | None = None
         self._open_batches = 0  # fetched, not yet committed (or abandoned)
         self._idle = asyncio.Condition()
-        self.database = Dependency("PostgreSQL", log)
-        self.kafka = Dependency("Kafka", log)
+        # Shared with the process's other components: one outage, one pair of log lines.
+        self.database = database or Dependency("PostgreSQL", log)
+        self.kafka = kafka or Dependency("Kafka", log)
         self._retry = retry or RetryPolicy()
         self._stop = asyncio.Event()
 

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -34,6 +34,7 @@ __all__ = [
     "RetryPolicy",
     "is_transient",
     "quiet_client_retries",
+    "serve_until_stopped",
     "wait_or_stop",
 ]
 
@@ -73,7 +74,15 @@ async def wait_or_stop(stop: asyncio.Event, seconds: float) -> bool:
 
 @dataclass
 class Dependency:
-    """One service a process needs, its health, and the lines it logs about it."""
+    """One service a process needs, its health, and the lines it logs about it.
+
+    Share one instance per service among the components of a process: an outage is then
+    one ``unavailable`` line and one ``back`` line however many components notice it. A
+    component that failed passes itself (any hashable ``caller``, e.g. the retry in progress)
+    to :meth:`down` and :meth:`up`; the outage is over when every caller that failed during
+    it has succeeded since, so one component's success does not announce a recovery that
+    another is still waiting for (and then log a second outage).
+    """
 
     name: str
     logger: logging.Logger
@@ -82,10 +91,12 @@ class Dependency:
     outages: int = 0
     _since: float = field(default=0.0, init=False)
     _failures: int = field(default=0, init=False)
+    _stuck: set[Hashable] = field(default_factory=set, init=False)
 
-    def down(self, exc: BaseException) -> None:
-        """Record a failure; the first one of an outage is logged."""
+    def down(self, exc: BaseException, caller: Hashable = None) -> None:
+        """Record a failure of ``caller``; the first one of an outage is logged."""
         self._failures += 1
+        self._stuck.add(caller)
         if not self.healthy:
             return
         self.healthy = False
@@ -93,9 +104,11 @@ class Dependency:
         self._since = self.clock()
         self.logger.warning("%s unavailable (%s); retrying with backoff", self.name, _describe(exc))
 
-    def up(self) -> None:
-        """Record a success; the first one after an outage is logged."""
-        if self.healthy:
+    def up(self, caller: Hashable = None) -> None:
+        """Record a success of ``caller``; the outage ends (one line) once no caller that
+        failed during it is still failing."""
+        self._stuck.discard(caller)
+        if self.healthy or self._stuck:
             return
         self.healthy = True
         self.logger.info(
@@ -106,10 +119,20 @@ class Dependency:
         )
         self._failures = 0
 
+    def forget(self, caller: Hashable) -> None:
+        """``caller`` gave up (the process is stopping): it no longer holds the outage open."""
+        self._stuck.discard(caller)
+
     @property
     def failures(self) -> int:
         """Failed attempts in the current outage (0 when healthy)."""
         return self._failures
+
+    def status(self) -> str:
+        """``"PostgreSQL up"`` or ``"PostgreSQL down for 12 s"``, for a process's health line."""
+        if self.healthy:
+            return f"{self.name} up"
+        return f"{self.name} down for {self.clock() - self._since:.0f} s"
 
 
 @dataclass(frozen=True)
@@ -119,6 +142,10 @@ class RetryPolicy:
     base_s: float = 0.2
     cap_s: float = 10.0
     rng: random.Random = field(default_factory=random.Random, compare=False)
+    # How a pause waits: tests pass a recorder that returns at once.
+    sleep: Callable[[asyncio.Event, float], Awaitable[bool]] = field(
+        default=wait_or_stop, compare=False
+    )
 
     def delay(self, failures: int) -> float:
         """The wait after the ``failures``-th failure in a row (1-based)."""
@@ -127,7 +154,7 @@ class RetryPolicy:
 
     async def pause(self, dependency: Dependency, stop: asyncio.Event) -> bool:
         """Back off after a failure of ``dependency``; True when ``stop`` was set meanwhile."""
-        return await wait_or_stop(stop, self.delay(max(dependency.failures, 1)))
+        return await self.sleep(stop, self.delay(max(dependency.failures, 1)))
 
     async def call(
         self,
@@ -138,17 +165,19 @@ class RetryPolicy:
         """``operation()``, retried through transient failures until it succeeds; None when
         it failed and ``stop`` is set (a stop does not prevent the first attempt, so work
         under way at a graceful stop is still finished when the dependency is there)."""
+        caller = object()  # this retry, until it succeeds: see Dependency
         while True:
             try:
                 result = await operation()
             except Exception as exc:
                 if not is_transient(exc):
                     raise
-                dependency.down(exc)
+                dependency.down(exc, caller)
                 if await self.pause(dependency, stop):
+                    dependency.forget(caller)
                     return None
                 continue
-            dependency.up()
+            dependency.up(caller)
             return result
 
     async def run(
@@ -211,3 +240,30 @@ def quiet_client_retries(prefixes: tuple[str, ...] = ("aiokafka",)) -> None:
     for handler in logging.getLogger().handlers:
         for prefix in prefixes:
             handler.addFilter(RepeatFilter(prefix))
+
+
+async def serve_until_stopped(
+    work: Awaitable[None], stop: asyncio.Event, *, grace_s: float = 10.0
+) -> None:
+    """Run ``work`` until it returns; once ``stop`` is set, give it ``grace_s`` to finish
+    what it is doing, then cancel it, so SIGTERM is honoured even while a call hangs on a
+    paused server. Cancelling is as safe as a crash: nothing is committed past the last
+    durable write, and what was under way is done again after the restart."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            done, _ = await asyncio.wait({task}, timeout=grace_s)
+            if not done:
+                logging.getLogger(__name__).warning(
+                    "still busy %.0f s after the stop request; abandoning the work under way "
+                    "(it is done again after the restart)",
+                    grace_s,
+                )
+                task.cancel()
+                await asyncio.wait({task})
+    finally:
+        stopping.cancel()
+    if not task.cancelled():
+        task.result()

@@ -91,6 +91,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.stats_interval <= 0:
         raise CommandError("--stats-interval must be positive", 2)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    from roadledger.resilience import quiet_client_retries
+
+    quiet_client_retries()
     asyncio.run(_main(settings, args.stats_interval, args.only))
     return 0
 
@@ -107,7 +110,12 @@ async def _main(settings: Settings, stats_interval_s: float, only: str | None) -
 
     for signum in signals:
         loop.add_signal_handler(signum, on_signal)
-    await serve(settings, stop, stats_interval_s=stats_interval_s, only=only)
+    from roadledger.resilience import serve_until_stopped
+
+    # The grace is short: a SIGTERM during an outage must end the process within seconds.
+    await serve_until_stopped(
+        serve(settings, stop, stats_interval_s=stats_interval_s, only=only), stop, grace_s=3.0
+    )
 
 
 async def serve(
@@ -122,25 +130,43 @@ async def serve(
 
     from ingest.store_writer import StoreWriter
     from ingest.verifier import Verifier
-    from roadledger.db.pool import create_pool
+    from roadledger.db.pool import wait_for_pool
     from roadledger.db.schema import apply_schema
     from roadledger.registry import DeviceRegistry
+    from roadledger.resilience import Dependency, RetryPolicy
     from roadledger.stream.errors import StreamError
     from roadledger.stream.kafka import KafkaStream
     from roadledger.topics import VERIFIED
 
+    # One per service for the whole process: an outage is one line down and one line back,
+    # however many of the components notice it.
+    log = logging.getLogger("roadledger.ingest")
+    database, kafka = Dependency("PostgreSQL", log), Dependency("Kafka", log)
     try:
-        pool = await create_pool(settings, max_size=4)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        pool = await wait_for_pool(settings, stop, database, max_size=4)
+    except asyncpg.PostgresError as exc:  # e.g. a wrong password: waiting will not mend it
         raise CommandError(
             f"cannot connect to PostgreSQL at {settings.redacted_database_url()}: {exc}"
         ) from None
+    if pool is None:
+        return
     try:
-        async with pool.acquire() as conn:
-            await apply_schema(conn, retention_days=settings.retention_days)
+
+        async def schema() -> None:
+            async with pool.acquire() as conn:
+                await apply_schema(conn, retention_days=settings.retention_days)
+
+        if not await RetryPolicy().run(schema, database, stop):
+            return
         stream = KafkaStream(settings)
         verifier = Verifier(
-            settings, stream, pool, DeviceRegistry(pool), stats_interval_s=stats_interval_s
+            settings,
+            stream,
+            pool,
+            DeviceRegistry(pool),
+            stats_interval_s=stats_interval_s,
+            database=database,
+            kafka=kafka,
         )
         store = StoreWriter(
             settings,
@@ -148,6 +174,8 @@ async def serve(
             pool,
             topic=settings.topic(VERIFIED),
             group_id=settings.group("roadledger-store"),
+            database=database,
+            kafka=kafka,
         )
         components: list[Component] = []
         if only in (None, "verifier"):
@@ -164,7 +192,10 @@ async def serve(
         if only in (None, "store"):
             print(f"ingest: store writer stopped; {store.totals}")
     finally:
-        await pool.close()
+        try:
+            await asyncio.wait_for(pool.close(), timeout=1)
+        except Exception:  # a server that is down or paused: the process is ending anyway
+            pool.terminate()
 
 
 async def run_components(components: Sequence[Component], stop: asyncio.Event) -> None:

@@ -8,11 +8,14 @@ pool skip asyncpg's reset query on release, a full round trip on every proof ser
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 
+from roadledger.resilience import Dependency, RetryPolicy
 from roadledger.settings import Settings
 
-__all__ = ["create_pool"]
+__all__ = ["create_pool", "wait_for_pool"]
 
 
 async def _keep(connection: asyncpg.Connection) -> None:
@@ -37,3 +40,21 @@ async def create_pool(
     )
     assert pool is not None  # asyncpg's stub says Optional; it is never None when awaited
     return pool
+
+
+async def wait_for_pool(
+    settings: Settings,
+    stop: asyncio.Event,
+    database: Dependency,
+    *,
+    max_size: int = 10,
+    retry: RetryPolicy | None = None,
+) -> asyncpg.Pool | None:
+    """:func:`create_pool` for a long-running process: an unreachable server is waited for
+    (backoff, one log line through ``database``); None if ``stop`` came first. Errors that
+    waiting cannot mend (a wrong password, a missing database) are raised at once."""
+
+    async def connect() -> asyncpg.Pool:
+        return await create_pool(settings, max_size=max_size)
+
+    return await (retry or RetryPolicy()).call(connect, database, stop)

@@ -5,11 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
 
-from roadledger.resilience import Dependency, RepeatFilter, RetryPolicy, is_transient
+from roadledger.resilience import (
+    Dependency,
+    RepeatFilter,
+    RetryPolicy,
+    is_transient,
+    serve_until_stopped,
+)
 from roadledger.stream.errors import StreamError
 
 
@@ -84,9 +91,12 @@ async def test_call_retries_transient_failures_until_it_succeeds() -> None:
         return "done"
 
     dependency = Dependency("Kafka", logging.getLogger("test.kafka"))
-    policy = RetryPolicy(base_s=0.001, cap_s=0.001)
+    slept = Sleeps()
+    policy = RetryPolicy(base_s=1.0, cap_s=3.0, rng=random.Random(7), sleep=slept)
     assert await policy.call(flaky, dependency, asyncio.Event()) == "done"
     assert len(attempts) == 4
+    expected = RetryPolicy(base_s=1.0, cap_s=3.0, rng=random.Random(7))
+    assert slept.delays == [expected.delay(n) for n in (1, 2, 3)], "backoff after each failure"
     assert dependency.healthy
     assert dependency.outages == 1
 
@@ -99,7 +109,7 @@ async def test_call_gives_up_when_stopped_and_lets_bugs_through() -> None:
         raise ConnectionRefusedError("down")
 
     dependency = Dependency("MQTT", logging.getLogger("test.mqtt"))
-    policy = RetryPolicy(base_s=60, cap_s=60)
+    policy = RetryPolicy(base_s=60, cap_s=60)  # the real wait: it must return at the stop
     assert await asyncio.wait_for(policy.run(down, dependency, stop), timeout=5) is False
 
     async def bug() -> None:
@@ -107,6 +117,101 @@ async def test_call_gives_up_when_stopped_and_lets_bugs_through() -> None:
 
     with pytest.raises(ValueError, match="a bug"):
         await policy.run(bug, dependency, asyncio.Event())
+
+
+class Sleeps:
+    """A RetryPolicy ``sleep`` that records each delay and returns at once."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, stop: asyncio.Event, seconds: float) -> bool:
+        self.delays.append(seconds)
+        await asyncio.sleep(0)  # other tasks run meanwhile, as during a real pause
+        return stop.is_set()
+
+
+async def test_a_shared_dependency_logs_one_outage_for_all_its_callers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two components retrying through the same outage: one line down, one line back, and
+    the first to recover does not announce it while the other still fails."""
+    now = [0.0]
+    database = Dependency("PostgreSQL", logging.getLogger("test.shared"), clock=lambda: now[0])
+    policy = RetryPolicy(sleep=Sleeps())
+    succeeded: list[str] = []
+
+    def server_up() -> bool:
+        return database.failures >= 6  # both retry loops have failed a few times
+
+    def component(name: str, failures_after_return: int) -> Callable[[], Awaitable[None]]:
+        left = [failures_after_return]
+
+        async def step() -> None:
+            now[0] += 1.0
+            if not server_up() or left[0] > 0:
+                if server_up():
+                    left[0] -= 1
+                raise ConnectionResetError(f"{name}: reset")
+            succeeded.append(name)
+
+        return step
+
+    verifier, store = component("verifier", 0), component("store", 3)
+
+    with caplog.at_level(logging.INFO, logger="test.shared"):
+        stop = asyncio.Event()
+        await asyncio.gather(
+            policy.run(verifier, database, stop), policy.run(store, database, stop)
+        )
+    assert succeeded == ["verifier", "store"]
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("PostgreSQL unavailable (ConnectionResetError: verifier: reset)")
+    assert lines[1].startswith("PostgreSQL is back after "), "only once the store writer is"
+    assert (database.healthy, database.outages, database.status()) == (True, 1, "PostgreSQL up")
+
+
+def test_status_says_how_long_a_dependency_has_been_down() -> None:
+    now = [10.0]
+    kafka = Dependency("Kafka", logging.getLogger("test.status"), clock=lambda: now[0])
+    kafka.down(OSError("refused"))
+    now[0] = 22.4
+    assert kafka.status() == "Kafka down for 12 s"
+
+
+async def test_serve_until_stopped_cancels_work_stuck_past_the_grace() -> None:
+    stop = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def stuck() -> None:  # e.g. a call to a paused broker with no timeout
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    loop = asyncio.get_running_loop()
+    loop.call_soon(stop.set)
+    await asyncio.wait_for(serve_until_stopped(stuck(), stop, grace_s=0.0), timeout=5)
+    assert cancelled.is_set()
+
+
+async def test_serve_until_stopped_lets_work_finish_and_raises_its_bugs() -> None:
+    stop = asyncio.Event()
+
+    async def finishing() -> None:
+        await stop.wait()
+        await asyncio.sleep(0)  # what it does after the stop request
+
+    asyncio.get_running_loop().call_soon(stop.set)
+    await serve_until_stopped(finishing(), stop, grace_s=60.0)
+
+    async def buggy() -> None:
+        raise KeyError("bug")
+
+    with pytest.raises(KeyError):
+        await serve_until_stopped(buggy(), asyncio.Event())
 
 
 def test_deadlocks_and_lock_timeouts_are_transient() -> None:
