@@ -10,15 +10,19 @@ the log dedupes it by leaf hash.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 
 import asyncpg
 
 from chain.entries import entry_kind
+from roadledger.resilience import Dependency, RetryPolicy, is_transient, wait_or_stop
 from roadledger.stream import Producer
+from roadledger.stream.errors import StreamError
 from roadledger.topics import VERIFIED
 
 __all__ = ["relay_outbox", "run_outbox_relay"]
+
+log = logging.getLogger(__name__)
 
 
 async def relay_outbox(
@@ -58,10 +62,29 @@ async def run_outbox_relay(
     *,
     topic: str = VERIFIED,
     interval_s: float = 1.0,
+    retry: RetryPolicy | None = None,
+    database: Dependency | None = None,
+    kafka: Dependency | None = None,
 ) -> None:
-    """Relay until ``stop`` is set, checking for new rows every ``interval_s`` when idle."""
+    """Relay until ``stop`` is set, checking for new rows every ``interval_s`` when idle.
+
+    An outage of PostgreSQL or Kafka is waited out (backoff, one log line each way): a round
+    that failed half way publishes its rows again, and the log dedupes them.
+    """
+    retry = retry or RetryPolicy()
+    database = database or Dependency("PostgreSQL", log)
+    kafka = kafka or Dependency("Kafka", log)
     while not stop.is_set():
-        published = await relay_outbox(pool, producer, topic=topic)
+        try:
+            published = await relay_outbox(pool, producer, topic=topic)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            dependency = kafka if isinstance(exc, StreamError) else database
+            dependency.down(exc)
+            await retry.pause(dependency, stop)
+            continue
+        database.up()
+        kafka.up()
         if not published:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval_s)
+            await wait_or_stop(stop, interval_s)

@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import logging
 import signal
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from roadledger.settings import Settings
 
@@ -43,31 +45,55 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{origin}\t{key.vkey(origin)}")
         return 0
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(_serve(settings))
+    from roadledger.resilience import quiet_client_retries
+
+    quiet_client_retries()
+    asyncio.run(_main(settings))
     return 0
 
 
-async def _serve(settings: Settings) -> None:
-    from ingest.ledger_writer import LedgerWriter
-    from ingest.outbox_relay import run_outbox_relay
-    from roadledger.db.ledger_store import PostgresLedgerStore
-    from roadledger.db.pool import create_pool
-    from roadledger.db.schema import apply_schema
-    from roadledger.log_key import load_log_key
-    from roadledger.stream.kafka import KafkaStream
-    from roadledger.topics import VERIFIED
+async def _main(settings: Settings) -> None:
+    from roadledger.resilience import serve_until_stopped
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    pool = await create_pool(settings, max_size=8)
+    # A short grace: a SIGTERM during an outage must end the process within seconds.
+    await serve_until_stopped(_serve(settings, stop), stop, grace_s=5.0)
+
+
+async def _serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Sequence until ``stop``; PostgreSQL and Kafka outages, at start too, are waited out."""
+    from ingest.ledger_writer import LedgerWriter
+    from ingest.outbox_relay import run_outbox_relay
+    from roadledger.db.ledger_store import PostgresLedgerStore
+    from roadledger.db.pool import wait_for_pool
+    from roadledger.db.schema import apply_schema
+    from roadledger.log_key import load_log_key
+    from roadledger.resilience import Dependency, RetryPolicy
+    from roadledger.stream.kafka import KafkaStream
+    from roadledger.topics import VERIFIED
+
+    log = logging.getLogger("roadledger.sequencer")
+    retry = RetryPolicy()
+    # One per service for the whole process: an outage is one line down and one line back.
+    database, kafka = Dependency("PostgreSQL", log), Dependency("Kafka", log)
+    pool = await wait_for_pool(settings, stop, database, max_size=8, retry=retry)
+    if pool is None:
+        return
     stream = KafkaStream(settings)
     producer = stream.producer(client_id="roadledger-outbox")
     try:
-        async with pool.acquire() as conn:
-            await apply_schema(conn)
-        await producer.start()
+
+        async def schema() -> None:
+            async with pool.acquire() as conn:
+                await apply_schema(conn)
+
+        if not await retry.run(schema, database, stop):
+            return
+        if not await retry.run(producer.start, kafka, stop):
+            return
         verified = settings.topic(VERIFIED)
         writer = LedgerWriter(
             settings,
@@ -76,12 +102,27 @@ async def _serve(settings: Settings) -> None:
             load_log_key(settings),
             topic=verified,
             group_id=settings.group("roadledger-ledger"),
+            retry=retry,
         )
-        await asyncio.gather(
-            writer.run(stop), run_outbox_relay(pool, producer, stop, topic=verified)
+        writer.database, writer.kafka = database, kafka  # the process's, see above
+        relay = run_outbox_relay(
+            pool, producer, stop, topic=verified, retry=retry, database=database, kafka=kafka
         )
+        await asyncio.gather(writer.run(stop), relay)
         print(f"sequencer: stopped after {writer.stats.entries} entries in "
-              f"{writer.stats.blocks} blocks")  # fmt: skip
+              f"{writer.stats.blocks} blocks ({writer.stats.rewinds} rewinds)")  # fmt: skip
     finally:
-        await producer.stop()
-        await pool.close()
+        await _close(producer.stop(), log)
+        await _close(pool.close(), log, pool.terminate)
+
+
+async def _close(
+    closing: Coroutine[Any, Any, None], log: logging.Logger, abort: Callable[[], None] | None = None
+) -> None:
+    """Close a client, but not for longer than a few seconds: its server may be paused."""
+    try:
+        await asyncio.wait_for(closing, timeout=2)
+    except Exception as exc:  # closing is best effort; the process is ending
+        log.info("closing did not finish cleanly (%s)", type(exc).__name__)
+        if abort is not None:
+            abort()
