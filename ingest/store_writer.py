@@ -51,7 +51,7 @@ from roadledger.db.telemetry_schema import (
     MODE_PARTITIONED,
     MODE_TIMESCALEDB,
 )
-from roadledger.resilience import Dependency, RetryPolicy
+from roadledger.resilience import Dependency, RetryPolicy, is_rebalance, is_transient, patiently
 from roadledger.roads import load_segments
 from roadledger.settings import Settings
 from roadledger.stream import Consumer, Stream, StreamRecord, TopicPartition, next_offsets
@@ -400,9 +400,10 @@ class StoreWriter:
                         timeout_ms=_POLL_MS, max_records=self.settings.batch_size
                     )
                 except StreamError as exc:
-                    self.kafka.down(exc)
+                    self.kafka.down(exc, "fetch")
                     await self._retry.pause(self.kafka, stop)
                     continue
+                self.kafka.up("fetch")
                 if records:
                     async with self._batch_lock:
                         counts = await self._write_retrying(records, stop)
@@ -417,9 +418,16 @@ class StoreWriter:
                         async with self.pool.acquire() as conn:
                             await self._maintain(conn)
                     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-                        log.warning("store writer: maintenance failed, retried later: %s", exc)
+                        if not is_transient(exc):
+                            log.warning("store writer: maintenance failed, retried later: %s", exc)
+                            continue
+                        self.database.down(exc, "maintenance")  # one line per outage
+                        await self._retry.pause(self.database, stop)
                     except asyncpg.InterfaceError as exc:
-                        self.database.down(exc)
+                        self.database.down(exc, "maintenance")
+                        await self._retry.pause(self.database, stop)
+                    else:
+                        self.database.up("maintenance")
         finally:
             await consumer.stop()
             seconds = self._writer.seconds if self._writer else {}
@@ -446,12 +454,14 @@ class StoreWriter:
 
     async def _commit(self, consumer: Consumer, records: Sequence[StreamRecord]) -> None:
         try:
-            await consumer.commit(next_offsets(records))
+            # A paused broker holds a commit until its request timeout: patiently() says so.
+            await patiently(consumer.commit(next_offsets(records)), self.kafka, "commit")
         except StreamError as exc:
             # The rows are stored; whoever reads these records again inserts nothing.
-            self.kafka.down(exc)
-        else:
-            self.kafka.up()
+            if is_rebalance(exc):
+                log.info("store writer: offsets not committed, the group rebalanced (%s)", exc)
+            else:
+                self.kafka.down(exc, "commit")
 
     async def _write_retrying(
         self, records: Sequence[StreamRecord], stop: asyncio.Event

@@ -89,7 +89,7 @@ from ingest.dedupe import (
     resolve,
 )
 from ingest.key_cache import KeyCache, KeyLookup
-from roadledger.resilience import Dependency, RetryPolicy
+from roadledger.resilience import Dependency, RetryPolicy, is_rebalance, patiently
 from roadledger.settings import Settings
 from roadledger.stream import (
     Consumer,
@@ -326,9 +326,10 @@ class Verifier:
                         timeout_ms=_POLL_MS, max_records=self.settings.batch_size
                     )
                 except StreamError as exc:
-                    self.kafka.down(exc)
+                    self.kafka.down(exc, "fetch")
                     await self._retry.pause(self.kafka, stop)
                     continue
+                self.kafka.up("fetch")
                 if records:
                     self._open_batches += 1
                     classified = await self._retry.call(
@@ -375,16 +376,21 @@ class Verifier:
             if settled is None:
                 return
             decisions = settled
-            if not await self._retry.run(lambda: self._emit(decisions), self.kafka, stop):
+            # A paused broker holds deliveries and commits: patiently() reports it.
+            emitted = self._retry.run(
+                lambda: patiently(self._emit(decisions), self.kafka, "produce"), self.kafka, stop
+            )
+            if not await emitted:
                 return
             try:
-                await consumer.commit(next_offsets(records))
+                await patiently(consumer.commit(next_offsets(records)), self.kafka, "commit")
             except StreamError as exc:
                 # Produced and durable: re-read after a rebalance, they replay to the same
                 # verdicts (module docstring). Later commits cover these offsets otherwise.
-                self.kafka.down(exc)
-            else:
-                self.kafka.up()
+                if is_rebalance(exc):
+                    log.info("verifier: offsets not committed, the group rebalanced (%s)", exc)
+                else:
+                    self.kafka.down(exc, "commit")
             self.stats.count(decisions)
         finally:
             async with self._idle:

@@ -32,7 +32,9 @@ __all__ = [
     "Dependency",
     "RepeatFilter",
     "RetryPolicy",
+    "is_rebalance",
     "is_transient",
+    "patiently",
     "quiet_client_retries",
     "serve_until_stopped",
     "wait_or_stop",
@@ -59,6 +61,25 @@ def is_transient(exc: BaseException) -> bool:
         sqlstate = getattr(exc, "sqlstate", None) or ""
         return sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES or sqlstate in _TRANSIENT_SQLSTATES
     return False
+
+
+# aiokafka's errors for "this member's offsets are not accepted now": the group rebalanced
+# (e.g. the broker was paused past the session timeout). Nothing is unavailable any more.
+_REBALANCE_ERRORS = frozenset(
+    {
+        "CommitFailedError",
+        "IllegalGenerationError",
+        "RebalanceInProgressError",
+        "UnknownMemberIdError",
+    }
+)
+
+
+def is_rebalance(exc: BaseException) -> bool:
+    """True when a commit failed because the consumer group rebalanced under it: the records
+    are not lost, whichever member owns their partition now reads them again."""
+    cause = exc.__cause__ if isinstance(exc, StreamError) else exc
+    return type(cause).__name__ in _REBALANCE_ERRORS or "rebalanced" in str(exc)
 
 
 async def wait_or_stop(stop: asyncio.Event, seconds: float) -> bool:
@@ -195,6 +216,34 @@ class RetryPolicy:
         return await self.call(done, dependency, stop) is not None
 
 
+async def patiently(
+    operation: Awaitable[T],
+    dependency: Dependency,
+    caller: Hashable,
+    *,
+    slow_after_s: float = 5.0,
+) -> T:
+    """``await operation``, reporting ``dependency`` down (one line) when it has not answered
+    within ``slow_after_s``, and up again once it has.
+
+    A paused or wedged server refuses nothing: calls to it just hang (a SIGSTOPped Kafka holds
+    deliveries and commits until its request timeout). Without this the outage would be
+    noticed, if at all, only after it ended. An exception from ``operation`` propagates; the
+    caller's retry reports it."""
+    task = asyncio.ensure_future(operation)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=slow_after_s)
+        if not done:
+            dependency.down(TimeoutError(f"no answer for {slow_after_s:.0f} s"), caller)
+        result = await task
+    except BaseException:
+        task.cancel()
+        dependency.forget(caller)
+        raise
+    dependency.up(caller)
+    return result
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -243,14 +292,17 @@ def quiet_client_retries(prefixes: tuple[str, ...] = ("aiokafka",)) -> None:
 
 
 async def serve_until_stopped(
-    work: Awaitable[None], stop: asyncio.Event, *, grace_s: float = 10.0
+    work: Awaitable[None], stop: asyncio.Event, *, grace_s: float = 10.0, cleanup_s: float = 3.0
 ) -> None:
     """Run ``work`` until it returns; once ``stop`` is set, give it ``grace_s`` to finish
     what it is doing, then cancel it, so SIGTERM is honoured even while a call hangs on a
     paused server. Cancelling is as safe as a crash: nothing is committed past the last
-    durable write, and what was under way is done again after the restart."""
+    durable write, and what was under way is done again after the restart. Cleanup that
+    hangs too (closing a client of a paused server) is cancelled again, for at most
+    ``cleanup_s`` in all."""
     task = asyncio.ensure_future(work)
     stopping = asyncio.ensure_future(stop.wait())
+    abandoned = False
     try:
         await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if not task.done():
@@ -261,9 +313,19 @@ async def serve_until_stopped(
                     "(it is done again after the restart)",
                     grace_s,
                 )
-                task.cancel()
-                await asyncio.wait({task})
+                abandoned = True
+                deadline = asyncio.get_running_loop().time() + cleanup_s
+                while not task.done() and asyncio.get_running_loop().time() < deadline:
+                    task.cancel()  # again: each cancel ends the await the cleanup is stuck in
+                    await asyncio.wait({task}, timeout=0.5)
     finally:
         stopping.cancel()
-    if not task.cancelled():
-        task.result()
+    if not task.done() or task.cancelled():
+        return
+    error = task.exception()
+    if error is None:
+        return
+    if abandoned:  # an error of the interrupted cleanup, not of the work
+        logging.getLogger(__name__).info("cleanup ended with %s", _describe(error))
+        return
+    raise error

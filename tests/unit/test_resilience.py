@@ -14,7 +14,9 @@ from roadledger.resilience import (
     Dependency,
     RepeatFilter,
     RetryPolicy,
+    is_rebalance,
     is_transient,
+    patiently,
     serve_until_stopped,
 )
 from roadledger.stream.errors import StreamError
@@ -242,3 +244,49 @@ def test_client_retry_lines_are_folded_once_a_minute() -> None:
     assert line.msg.endswith("(and 2519 like it in the last 60 s)")
     assert folded.filter(record("aiokafka.conn", logging.INFO, unable)), "info is not ours"
     assert folded.filter(record("roadledger.x", logging.ERROR, unable)), "only the prefix"
+
+
+async def test_patiently_reports_a_call_that_hangs_and_its_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A paused broker refuses nothing; a call to it just waits. One line when the wait
+    passes ``slow_after_s``, one when the answer comes."""
+    kafka = Dependency("Kafka", logging.getLogger("test.patient"))
+    answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    with caplog.at_level(logging.INFO, logger="test.patient"):
+        waiting = asyncio.ensure_future(patiently(answer, kafka, "commit", slow_after_s=0.0))
+        for _ in range(100):  # a few loop turns: the slow call is reported at once
+            if not kafka.healthy:
+                break
+            await asyncio.sleep(0)
+        assert not kafka.healthy, "the hanging call was not reported"
+        answer.set_result("ok")
+        assert await waiting == "ok"
+        assert await patiently(asyncio.sleep(0, "fast"), kafka, "commit", slow_after_s=60) == "fast"
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("Kafka unavailable (TimeoutError: no answer for 0 s)")
+    assert lines[1].startswith("Kafka is back after ")
+
+
+async def test_patiently_lets_the_failure_through_to_the_retry() -> None:
+    kafka = Dependency("Kafka", logging.getLogger("test.patient"))
+
+    async def refused() -> None:
+        raise StreamError("producer p: delivery failed: KafkaConnectionError", retriable=True)
+
+    with pytest.raises(StreamError):
+        await patiently(refused(), kafka, "produce")
+    assert kafka.healthy, "the caller's retry reports the failure, not patiently()"
+
+
+def test_a_commit_refused_after_a_rebalance_is_no_outage() -> None:
+    class CommitFailedError(Exception):  # aiokafka's, by name
+        pass
+
+    refused = StreamError("consumer c: commit failed: CommitFailedError")
+    refused.__cause__ = CommitFailedError("the group has already rebalanced")
+    assert is_rebalance(refused)
+    timed_out = StreamError("consumer c: commit failed: RequestTimedOutError")
+    timed_out.__cause__ = TimeoutError()
+    assert not is_rebalance(timed_out)
