@@ -459,7 +459,7 @@ class StoreWriter:
         except StreamError as exc:
             # The rows are stored; whoever reads these records again inserts nothing.
             if is_rebalance(exc):
-                log.info("store writer: offsets not committed, the group rebalanced (%s)", exc)
+                log.info("store writer: offsets not committed, the group rebalanced: read again")
             else:
                 self.kafka.down(exc, "commit")
 

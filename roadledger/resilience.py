@@ -254,7 +254,9 @@ class RepeatFilter(logging.Filter):
     shape; the repeats in between are dropped and counted on the next one let through.
 
     aiokafka logs every failed reconnect at ERROR (a 28 s Kafka outage wrote ~2,450 lines to
-    one process log); our :class:`Dependency` already says the outage once.
+    one process log), asyncpg's pool every failed reconnect with a traceback; our
+    :class:`Dependency` already says the outage once. The traceback of a transient error is
+    cut to its one-line description (it is an outage, not a bug).
     """
 
     def __init__(
@@ -277,13 +279,17 @@ class RepeatFilter(logging.Filter):
             self._dropped[shape] = self._dropped.get(shape, 0) + 1
             return False
         self._last[shape] = now
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and is_transient(error):
+            record.msg = f"{record.getMessage()} ({_describe(error)})".replace("%", "%%")
+            record.args, record.exc_info, record.exc_text = None, None, None
         dropped = self._dropped.pop(shape, 0)
         if dropped:
             record.msg = f"{record.msg} (and {dropped} like it in the last {self.interval_s:.0f} s)"
         return True
 
 
-def quiet_client_retries(prefixes: tuple[str, ...] = ("aiokafka",)) -> None:
+def quiet_client_retries(prefixes: tuple[str, ...] = ("aiokafka", "asyncpg")) -> None:
     """Fold the per-retry lines of client libraries (see :class:`RepeatFilter`) on every
     handler of the root logger; call after ``logging.basicConfig``."""
     for handler in logging.getLogger().handlers:

@@ -114,7 +114,10 @@ async def _main(settings: Settings, stats_interval_s: float, only: str | None) -
 
     # The grace is short: a SIGTERM during an outage must end the process within seconds.
     await serve_until_stopped(
-        serve(settings, stop, stats_interval_s=stats_interval_s, only=only), stop, grace_s=3.0
+        serve(settings, stop, stats_interval_s=stats_interval_s, only=only),
+        stop,
+        grace_s=2.0,
+        cleanup_s=1.5,
     )
 
 

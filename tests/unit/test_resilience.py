@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sys
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -290,3 +291,27 @@ def test_a_commit_refused_after_a_rebalance_is_no_outage() -> None:
     timed_out = StreamError("consumer c: commit failed: RequestTimedOutError")
     timed_out.__cause__ = TimeoutError()
     assert not is_rebalance(timed_out)
+
+
+def test_a_client_traceback_for_an_outage_is_cut_to_one_line() -> None:
+    folded = RepeatFilter("asyncpg", interval_s=60, clock=lambda: 0.0)
+    try:
+        raise ConnectionResetError(104, "Connection reset by peer")
+    except ConnectionResetError:
+        line = logging.LogRecord(
+            "asyncpg.pool", logging.WARNING, __file__, 1, "Failed to restore %s", ("the floor",),
+            sys.exc_info(),
+        )  # fmt: skip
+    assert folded.filter(line)
+    assert line.exc_info is None
+    assert line.getMessage() == (
+        "Failed to restore the floor (ConnectionResetError: [Errno 104] Connection reset by peer)"
+    )
+    try:
+        raise KeyError("a bug")
+    except KeyError:
+        bug = logging.LogRecord(
+            "asyncpg.pool", logging.ERROR, __file__, 1, "callback failed", (), sys.exc_info()
+        )
+    assert folded.filter(bug)
+    assert bug.exc_info is not None, "a bug keeps its traceback"
