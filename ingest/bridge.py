@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from ingest.ack_order import AckWindow, Pending, Released
 from ingest.mqtt_link import MqttLink, PahoLink
 from roadledger import topics
+from roadledger.resilience import Dependency, RetryPolicy
 from roadledger.stream.base import OutgoingRecord
 from roadledger.stream.errors import StreamError
 from roadledger.topics import MQTT_TELEMETRY_FILTER
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 
 MAX_PAYLOAD_BYTES = 1_000_000  # below Kafka's default 1 MiB record and request limits
 _RETRY_MIN_S, _RETRY_MAX_S = 0.1, 5.0
+_SLOW_DELIVERY_S = 5.0  # a delivery unanswered this long: Kafka is down or paused
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,8 @@ class Bridge:
         self._window_grew = asyncio.Event()
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self.throttled = asyncio.Event()  # set while reading is paused for room
+        # Outages are one line down, one line back (not one per failed send or delivery).
+        self.kafka = Dependency("Kafka", log)
 
     # --- public -------------------------------------------------------------------------------
 
@@ -151,12 +155,19 @@ class Bridge:
             connections=self._link.connections,
         )
 
-    async def start(self) -> None:
-        """Start the producer, the forwarding tasks and the MQTT link (it connects on its own)."""
+    async def start(self, stop: asyncio.Event | None = None) -> None:
+        """Start the producer, the forwarding tasks and the MQTT link (it connects on its own).
+
+        With ``stop``, an unreachable Kafka is waited for (backoff, one log line); if ``stop``
+        is set first the bridge stays unstarted."""
         if self._state != "new":
             raise RuntimeError(f"bridge {self.client_id} was already started")
-        self._producer = self._stream.producer(client_id=self.client_id)
-        await self._producer.start()
+        producer = self._stream.producer(client_id=self.client_id)
+        if stop is None:
+            await producer.start()
+        elif not await RetryPolicy().run(producer.start, self.kafka, stop):
+            return
+        self._producer = producer
         self._state = "running"
         self._tasks = [
             asyncio.create_task(self._forward(), name=f"{self.client_id}-forward"),
@@ -182,7 +193,9 @@ class Bridge:
 
     async def run(self, stop: asyncio.Event, *, drain_timeout: float = 30.0) -> BridgeStats:
         """Run until ``stop`` is set (or a bridge task fails), then stop gracefully."""
-        await self.start()
+        await self.start(stop)
+        if self._state != "running":  # stopped while Kafka was unreachable
+            return self.stats()
         stopping = asyncio.create_task(stop.wait())
         try:
             done, _ = await asyncio.wait(
@@ -204,7 +217,9 @@ class Bridge:
             return self.stats()
         self._state = "stopping"
         self._link.pause_reading()  # what arrives from now on stays with the broker
-        if drain_timeout > 0 and not any(t.done() for t in self._tasks):  # else: broken
+        # Nothing drains while Kafka is away: what is in flight stays with the broker.
+        draining = self.kafka.healthy and not any(t.done() for t in self._tasks)  # else broken
+        if drain_timeout > 0 and draining:
             try:
                 async with asyncio.timeout(drain_timeout):
                     await self._wait_until(lambda: self._held == 0)
@@ -221,10 +236,10 @@ class Bridge:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._link.close(grace_s=5.0)
         if self._producer is not None:
-            try:
-                await self._producer.stop()
-            except StreamError as exc:
-                log.warning("bridge %s: producer stop: %s", self.client_id, exc)
+            try:  # bounded: with Kafka away, flushing would wait for each request's timeout
+                await asyncio.wait_for(self._producer.stop(), timeout=3.0)
+            except (StreamError, TimeoutError) as exc:
+                log.warning("bridge %s: producer stop: %r", self.client_id, exc)
         for _, waiter in self._waiters:
             if not waiter.done():
                 waiter.cancel()
@@ -289,7 +304,10 @@ class Bridge:
                 continue
             assert head.delivery is not None
             if not head.delivery.done():
-                await asyncio.wait((head.delivery,))
+                done, _ = await asyncio.wait((head.delivery,), timeout=_SLOW_DELIVERY_S)
+                if not done:  # a paused broker refuses nothing: it just does not answer
+                    self.kafka.down(TimeoutError("no answer for 5 s"), "delivery")
+                    await asyncio.wait((head.delivery,))
             session = link.session
             released = window.release(session)
             pubacks = 0
@@ -298,15 +316,15 @@ class Bridge:
                     pubacks += 1
             self._account(released, pubacks)
             if released.to_ack or released.dropped:
+                if released.delivered:
+                    self.kafka.up("delivery")
                 continue
             for entry in window.failed(session):  # the head failed: send again, no PUBACK
                 assert entry.delivery is not None
-                log.warning(
-                    "bridge %s: delivery to %s failed (%s); sending again",
-                    self.client_id,
-                    self.raw_topic,
-                    entry.delivery.exception() if not entry.delivery.cancelled() else "cancelled",
-                )
+                failure = (
+                    entry.delivery.exception() if not entry.delivery.cancelled() else None
+                ) or StreamError("delivery cancelled")
+                self.kafka.down(failure, "delivery")
                 entry.delivery = await self._send(entry)
                 self._resent += 1
 
@@ -329,11 +347,13 @@ class Bridge:
         delay = _RETRY_MIN_S
         while True:
             try:
-                return await producer.send_many(self.raw_topic, records)
+                delivery = await producer.send_many(self.raw_topic, records)
             except StreamError as exc:
                 self._resent += 1
-                level = logging.WARNING if exc.retriable else logging.ERROR
-                log.log(level, "bridge %s: %s; retrying in %.1fs", self.client_id, exc, delay)
+                self.kafka.down(exc, "send")
+            else:
+                self.kafka.up("send")
+                return delivery
             await asyncio.sleep(delay)  # back off; meanwhile the window fills and reading pauses
             delay = min(delay * 2, _RETRY_MAX_S)
 

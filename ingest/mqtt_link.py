@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from roadledger.resilience import Dependency
+
 if TYPE_CHECKING:
     from roadledger.settings import Endpoint
 
@@ -147,6 +149,8 @@ class PahoLink:
         self._subscribed = asyncio.Event()
         self._connector: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
+        # Broker outages: one line when the connection is lost or refused, one when it is back.
+        self.mqtt = Dependency("MQTT", log)
 
     # --- public -------------------------------------------------------------------------------
 
@@ -248,13 +252,8 @@ class PahoLink:
                 opened = True
             except (OSError, ssl.SSLError) as exc:
                 opened = False
-                log.warning(
-                    "bridge %s: cannot connect to MQTT %s (%s); retrying in %.0fs",
-                    self.client_id,
-                    self.endpoint,
-                    exc,
-                    delay,
-                )
+                # One line per outage, not one per attempt.
+                self.mqtt.down(ConnectionError(f"cannot connect to {self.endpoint}: {exc}"))
             finally:
                 self._connecting = False
             if opened and not self._closing:
@@ -289,6 +288,7 @@ class PahoLink:
         self.connections += 1
         self._connected = True
         self._established = True
+        self.mqtt.up()
         log.info(
             "bridge %s: connected to MQTT %s (session present: %s); subscribing %s",
             self.client_id,
@@ -320,8 +320,8 @@ class PahoLink:
             self.session += 1  # nothing received so far may be acknowledged any more
         self._connected = False
         if not self._closing:
-            log.warning(
-                "bridge %s: lost MQTT connection (%s); reconnecting", self.client_id, reason
+            self.mqtt.down(
+                ConnectionError(f"bridge {self.client_id} lost the connection: {reason}")
             )
         self._lost.set()
 

@@ -102,6 +102,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from roadledger.resilience import quiet_client_retries
+
+    quiet_client_retries()  # aiokafka's per-retry lines: the outage is our one line
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -145,5 +145,7 @@ async def test_failed_connects_are_retried_with_backoff_until_close(
     assert await asyncio.to_thread(client.retried.wait, WAIT_S), "no retries"
     await link.close(grace_s=1)
     attempts = client.attempts
-    assert any("cannot connect to MQTT 127.0.0.1:1" in r.message for r in caplog.records)
+    outage = [r.message for r in caplog.records if r.message.startswith("MQTT unavailable")]
+    assert attempts >= 2 and len(outage) == 1, "one line for the outage, not one per attempt"
+    assert "cannot connect to 127.0.0.1:1" in outage[0]
     assert client.attempts == attempts, "closed: no more attempts"
