@@ -146,6 +146,7 @@ async def test_failed_connects_are_retried_with_backoff_until_close(
     await link.close(grace_s=1)
     attempts = client.attempts
     outage = [r.message for r in caplog.records if r.message.startswith("MQTT unavailable")]
-    assert attempts >= 2 and len(outage) == 1, "one line for the outage, not one per attempt"
+    assert attempts >= 2
+    assert len(outage) == 1, "one line for the outage, not one per attempt"
     assert "cannot connect to 127.0.0.1:1" in outage[0]
     assert client.attempts == attempts, "closed: no more attempts"
