@@ -29,12 +29,14 @@ the ``analytics_warmup_s`` seconds before its group's last commit
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import asyncpg
 
@@ -66,9 +68,18 @@ from chain.errors import TelemetryError
 from chain.telemetry import parse
 from ingest.map_matching import SegmentIndex
 from ingest.verifier import HEADER_REASON, HEADER_SRC, recv_ms_of
+from roadledger.resilience import Dependency, RetryPolicy, is_rebalance, patiently
 from roadledger.roads import RoadSegment, load_segments
 from roadledger.settings import Settings
-from roadledger.stream import OutgoingRecord, Producer, Stream, StreamRecord, next_offsets
+from roadledger.stream import (
+    Consumer,
+    OutgoingRecord,
+    Producer,
+    Stream,
+    StreamRecord,
+    next_offsets,
+)
+from roadledger.stream.errors import StreamError
 from roadledger.topics import QUARANTINE, VERIFIED, WARNINGS
 
 __all__ = [
@@ -97,6 +108,13 @@ _POLL_MS = 250
 # it judged until the stream is this far past the newest of them.
 _REPLAY_MARGIN_MS = 60_000
 _NO_ROADS_RETRY_S = 2.0
+
+T = TypeVar("T")
+
+
+class _Stopped(Exception):
+    """Asked to stop while waiting out an outage: the batch under way is abandoned, uncommitted
+    (the next start reads it again, and its warm-up rebuilds the detectors' state)."""
 
 
 @dataclass
@@ -178,6 +196,9 @@ class AnalyticsEngine:
         group_id: str | None = None,
         client_id: str = "roadledger-analytics",
         rules_refresh_s: float = 30.0,
+        retry: RetryPolicy | None = None,
+        database: Dependency | None = None,
+        kafka: Dependency | None = None,
     ) -> None:
         self.settings = settings
         self.stream = stream
@@ -198,6 +219,12 @@ class AnalyticsEngine:
         # (device, seq) judged by the warm-up: skipped when the stream delivers them again.
         self._replayed: set[tuple[str, int]] = set()
         self._replayed_until_ms = 0
+        # Outages are waited out step by step (each step below is a read, an idempotent write
+        # or an at-least-once publish; a whole batch is not: detecting updates the tracks).
+        self.database = database or Dependency("PostgreSQL", log)
+        self.kafka = kafka or Dependency("Kafka", log)
+        self._retry = retry or RetryPolicy()
+        self._stop = asyncio.Event()
 
     async def refresh_rules(self) -> None:
         """Reload the rules (if a loader was given) and the road network."""
@@ -220,9 +247,32 @@ class AnalyticsEngine:
         index = SegmentIndex(segments, radius_m=radius)
         self.detector.off_road = lambda lat, lon: index.nearest(lat, lon) is None
 
+    async def _retrying(self, operation: Callable[[], Awaitable[T]], dependency: Dependency) -> T:
+        """``operation()`` through ``dependency``'s outages (backoff, one line each way);
+        :class:`_Stopped` if asked to stop meanwhile."""
+        results: list[T] = []
+
+        async def once() -> None:
+            results.append(await operation())
+
+        if not await self._retry.run(once, dependency, self._stop):
+            raise _Stopped
+        return results[-1]
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume, detect, store, publish and commit until ``stop`` is set."""
-        await self.refresh_rules()
+        """Consume, detect, store, publish and commit until ``stop`` is set.
+
+        PostgreSQL and Kafka outages, at start too, are waited out (see :meth:`_retrying`); a
+        commit refused because the group rebalanced is not an error (the records come again).
+        """
+        self._stop = stop
+        try:
+            await self._run(stop)
+        except _Stopped:
+            log.info("analytics stopped during an outage; the batch under way is read again")
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        await self._retrying(self.refresh_rules, self.database)
         refreshed = time.monotonic()
         producer = self.stream.producer(client_id=self.client_id)
         consumer = self.stream.consumer(
@@ -230,10 +280,10 @@ class AnalyticsEngine:
             group_id=self.group_id,
             client_id=self.client_id,
         )
-        await producer.start()
+        await self._retrying(producer.start, self.kafka)
         try:
             await self.warm_up(producer)
-            await consumer.start()
+            await self._retrying(consumer.start, self.kafka)
             try:
                 log.info("analytics started: %s + %s -> %s, group %s", self.verified_topic,
                          self.quarantine_topic, self.warnings_topic, self.group_id)  # fmt: skip
@@ -241,18 +291,26 @@ class AnalyticsEngine:
                     # Without a road network yet (a fresh system), look again soon.
                     every = self.rules_refresh_s if self.detector.off_road else _NO_ROADS_RETRY_S
                     if time.monotonic() - refreshed >= every:
-                        await self.refresh_rules()
+                        await self._retrying(self.refresh_rules, self.database)
                         refreshed = time.monotonic()
-                    records = await consumer.getmany(
-                        timeout_ms=_POLL_MS, max_records=self.settings.batch_size
-                    )
+                    try:
+                        records = await consumer.getmany(
+                            timeout_ms=_POLL_MS, max_records=self.settings.batch_size
+                        )
+                    except StreamError as exc:
+                        self.kafka.down(exc, "fetch")
+                        await self._retry.pause(self.kafka, stop)
+                        continue
+                    self.kafka.up("fetch")
                     if not records:
                         continue
                     warnings = await self.detect(records)
                     await self.emit(producer, warnings)
-                    await consumer.commit(next_offsets(records))
-                    await save_progress(
-                        self.pool, self.group_id, max(recv_ms_of(r) for r in records)
+                    await self._commit(consumer, records)
+                    progress_ms = max(recv_ms_of(r) for r in records)
+                    await self._retrying(
+                        functools.partial(save_progress, self.pool, self.group_id, progress_ms),
+                        self.database,
                     )
                     self.stats.records += len(records)
                     self.stats.batches += 1
@@ -262,6 +320,17 @@ class AnalyticsEngine:
             await producer.stop()
         log.info("analytics stopped: %s", self.stats)
 
+    async def _commit(self, consumer: Consumer, records: Sequence[StreamRecord]) -> None:
+        """Commit the batch's offsets; a failure is not fatal: the warnings are stored (once)
+        and published, so records read again (after a rebalance) change nothing."""
+        try:
+            await patiently(consumer.commit(next_offsets(records)), self.kafka, "commit")
+        except StreamError as exc:
+            if is_rebalance(exc):
+                log.info("analytics: offsets not committed, the group rebalanced: read again")
+            else:
+                self.kafka.down(exc, "commit")
+
     async def warm_up(self, producer: Producer) -> None:
         """Replay the telemetry stored in the ``analytics_warmup_s`` seconds before this group's
         last commit through the detectors, then store and publish what it reveals that was not
@@ -269,17 +338,22 @@ class AnalyticsEngine:
         window_s = self.settings.analytics_warmup_s
         if window_s == 0:
             return
-        progress_ms = await load_progress(self.pool, self.group_id)
+        progress_ms = await self._retrying(
+            lambda: load_progress(self.pool, self.group_id), self.database
+        )
         if progress_ms is None:
             log.info("analytics warm-up: group %s has no progress yet, nothing to replay",
                      self.group_id)  # fmt: skip
             return
         started = time.monotonic()
-        records = await recent_telemetry(
-            self.pool,
-            since_ms=progress_ms - window_s * 1000,
-            until_ms=progress_ms + _REPLAY_MARGIN_MS,
-            limit=self.settings.analytics_warmup_rows,
+        records = await self._retrying(
+            lambda: recent_telemetry(
+                self.pool,
+                since_ms=progress_ms - window_s * 1000,
+                until_ms=progress_ms + _REPLAY_MARGIN_MS,
+                limit=self.settings.analytics_warmup_rows,
+            ),
+            self.database,
         )
         found: list[Warning] = []
         step = self.settings.batch_size
@@ -290,7 +364,7 @@ class AnalyticsEngine:
             found.extend(await self._judge(points, reports))
         self._replayed = {(r.device_id, r.seq) for r in records}
         self._replayed_until_ms = max((r.recv_ms for r in records), default=0)
-        fresh = await fresh_warnings(self.pool, found)
+        fresh = await self._retrying(lambda: fresh_warnings(self.pool, found), self.database)
         await self.emit(producer, fresh)
         self.stats.warmup_records = len(records)
         self.stats.warmup_seconds = time.monotonic() - started
@@ -317,7 +391,7 @@ class AnalyticsEngine:
             for r in records
         ):
             # A rules version was just published: apply it now, not at the next refresh.
-            await self.refresh_rules()
+            await self._retrying(self.refresh_rules, self.database)
         quarantined: list[QuarantinedRecord] = []
         points: list[Point] = []
         reports: list[RsuReport] = []
@@ -383,9 +457,12 @@ class AnalyticsEngine:
         unknown = [d for d in devices if d not in self._vehicle_class]
         if not unknown:
             return
-        rows = await self.pool.fetch(
-            "SELECT device_id, vehicle_class FROM devices WHERE device_id = ANY($1::text[])",
-            unknown,
+        rows = await self._retrying(
+            lambda: self.pool.fetch(
+                "SELECT device_id, vehicle_class FROM devices WHERE device_id = ANY($1::text[])",
+                unknown,
+            ),
+            self.database,
         )
         for device in unknown:
             self._vehicle_class[device] = None
@@ -396,12 +473,15 @@ class AnalyticsEngine:
         """Which (device, seq) have an accepted message (the verifier's ``device_messages``)."""
         if not keys:
             return set()
-        rows = await self.pool.fetch(
-            "SELECT m.device_id, m.seq FROM device_messages m "
-            "JOIN unnest($1::text[], $2::bigint[]) AS k(device_id, seq) "
-            "ON m.device_id = k.device_id AND m.seq = k.seq",
-            [k[0] for k in keys],
-            [k[1] for k in keys],
+        rows = await self._retrying(
+            lambda: self.pool.fetch(
+                "SELECT m.device_id, m.seq FROM device_messages m "
+                "JOIN unnest($1::text[], $2::bigint[]) AS k(device_id, seq) "
+                "ON m.device_id = k.device_id AND m.seq = k.seq",
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+            ),
+            self.database,
         )
         return {(row["device_id"], row["seq"]) for row in rows}
 
@@ -409,7 +489,7 @@ class AnalyticsEngine:
         """Store the warnings (once) and publish them all, acknowledged, on ``warnings``."""
         if not warnings:
             return
-        new = await store_warnings(self.pool, warnings)
+        new = await self._retrying(lambda: store_warnings(self.pool, warnings), self.database)
         self.stats.stored += len(new)
         for warning in {w.warning_id: w for w in warnings}.values():  # a batch may repeat one
             if warning.warning_id in new:
@@ -424,4 +504,9 @@ class AnalyticsEngine:
             )
             for w in warnings
         ]
-        await (await producer.send_many(self.warnings_topic, out))
+
+        async def publish() -> None:
+            await (await producer.send_many(self.warnings_topic, out))
+
+        # At least once: a publish repeated after a failure may duplicate (readers dedupe).
+        await self._retrying(lambda: patiently(publish(), self.kafka, "publish"), self.kafka)

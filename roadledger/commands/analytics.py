@@ -68,6 +68,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "score":
         return _score(args, settings)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    from roadledger.resilience import quiet_client_retries
+
+    quiet_client_retries()  # aiokafka's and asyncpg's per-retry lines: the outage is one line
     asyncio.run(_serve(settings))
     return 0
 
@@ -131,26 +134,50 @@ async def _load(settings: Settings) -> list[Warning]:
 
 
 async def _serve(settings: Settings) -> None:
-    from analytics.rules.store import load_rulebook
-    from analytics.warnings.engine import AnalyticsEngine
-    from roadledger.db.pool import create_pool
-    from roadledger.db.schema import apply_schema
-    from roadledger.stream.kafka import KafkaStream
+    from roadledger.resilience import serve_until_stopped
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    pool = await create_pool(settings, max_size=4)
-    try:
-        async with pool.acquire() as conn:
-            await apply_schema(conn)
+    # A short grace: a SIGTERM during an outage must end the process within seconds.
+    await serve_until_stopped(_analyse(settings, stop), stop, grace_s=3.0, cleanup_s=1.5)
 
+
+async def _analyse(settings: Settings, stop: asyncio.Event) -> None:
+    """Analyse until ``stop``; PostgreSQL and Kafka outages, at start too, are waited out."""
+    from analytics.rules.store import load_rulebook
+    from analytics.warnings.engine import AnalyticsEngine
+    from roadledger.db.pool import wait_for_pool
+    from roadledger.db.schema import apply_schema
+    from roadledger.resilience import Dependency, RetryPolicy
+    from roadledger.stream.kafka import KafkaStream
+
+    log = logging.getLogger("roadledger.analytics")
+    database = Dependency("PostgreSQL", log)  # one per process: one line per outage
+    pool = await wait_for_pool(settings, stop, database, max_size=4)
+    if pool is None:
+        return
+    try:
+
+        async def schema() -> None:
+            async with pool.acquire() as conn:
+                await apply_schema(conn)
+
+        if not await RetryPolicy().run(schema, database, stop):
+            return
         engine = AnalyticsEngine(
-            settings, KafkaStream(settings), pool, load_rules=functools.partial(load_rulebook, pool)
+            settings,
+            KafkaStream(settings),
+            pool,
+            load_rules=functools.partial(load_rulebook, pool),
+            database=database,
         )
         await engine.run(stop)
         print(f"analytics: stopped after {engine.stats.records} records, "
               f"{engine.stats.stored} warnings stored")  # fmt: skip
     finally:
-        await pool.close()
+        try:
+            await asyncio.wait_for(pool.close(), timeout=1)
+        except Exception:  # a server that is down or paused: the process is ending anyway
+            pool.terminate()
