@@ -139,21 +139,89 @@ async def _refresh_loop(args: argparse.Namespace, settings: Settings) -> int:
     from roadledger.db.schema import apply_schema
 
     config = RefreshConfig(segment_history=timedelta(days=args.history_days))
+    if args.every is not None:
+        return await _refresh_every(args.every, settings, config, quiet=args.quiet)
     try:
         conn = await asyncpg.connect(settings.database_url)
     except (OSError, asyncpg.PostgresError) as exc:
         raise CommandError(f"database_url: cannot connect ({exc})") from exc
     try:
         await apply_schema(conn)
-        while True:
-            started = time.monotonic()
-            summary = await _refresh_once(conn, config, quiet=args.quiet)
-            print(_summary(summary, time.monotonic() - started), flush=True)
-            if args.every is None:
-                return 0
-            await asyncio.sleep(max(0.0, args.every - (time.monotonic() - started)))
+        started = time.monotonic()
+        summary = await _refresh_once(conn, config, quiet=args.quiet)
+        print(_summary(summary, time.monotonic() - started), flush=True)
+        return 0
     finally:
         await conn.close()
+
+
+async def _refresh_every(
+    every_s: float, settings: Settings, config: RefreshConfig, *, quiet: bool
+) -> int:
+    """Refresh every ``every_s`` until SIGTERM/SIGINT (then exit 0). A PostgreSQL outage, at
+    start too, is waited out (backoff, one log line each way); a refresh it interrupted is
+    done again (its writes are one transaction of upserts)."""
+    import logging
+    import signal
+
+    import asyncpg
+
+    from roadledger.db.pool import wait_for_pool
+    from roadledger.db.schema import apply_schema
+    from roadledger.resilience import (
+        Dependency,
+        RetryPolicy,
+        quiet_client_retries,
+        serve_until_stopped,
+        wait_or_stop,
+    )
+
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    quiet_client_retries()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    database = Dependency("PostgreSQL", logging.getLogger("roadledger.forecast"))
+    retry = RetryPolicy()
+
+    async def refresh_until_stopped() -> None:
+        try:
+            pool = await wait_for_pool(settings, stop, database, max_size=1, retry=retry)
+        except asyncpg.PostgresError as exc:  # e.g. a wrong password: waiting will not mend it
+            raise CommandError(f"database_url: cannot connect ({exc})") from None
+        if pool is None:
+            return
+        try:
+
+            async def schema() -> None:
+                async with pool.acquire() as conn:
+                    await apply_schema(conn)
+
+            if not await retry.run(schema, database, stop):
+                return
+            while not stop.is_set():
+                started = time.monotonic()
+
+                async def refresh() -> RefreshSummary:
+                    async with pool.acquire() as conn:
+                        return await _refresh_once(conn, config, quiet=quiet)
+
+                summary = await retry.call(refresh, database, stop)
+                if summary is None:  # stopped during an outage
+                    return
+                print(_summary(summary, time.monotonic() - started), flush=True)
+                await wait_or_stop(stop, max(0.0, every_s - (time.monotonic() - started)))
+        finally:
+            try:
+                await asyncio.wait_for(pool.close(), timeout=1)
+            except Exception:  # a server that is down or paused: the process is ending anyway
+                pool.terminate()
+
+    # A refresh under way at SIGTERM gets a few seconds, then is abandoned (it is repeated
+    # at the next start; nothing half-written stays: one transaction).
+    await serve_until_stopped(refresh_until_stopped(), stop, grace_s=3.0, cleanup_s=1.5)
+    return 0
 
 
 async def _refresh_once(
