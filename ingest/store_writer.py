@@ -424,6 +424,8 @@ class StoreWriter:
                         self.database.down(exc, "maintenance")  # one line per outage
                         await self._retry.pause(self.database, stop)
                     except asyncpg.InterfaceError as exc:
+                        if not is_transient(exc):
+                            raise  # misuse of asyncpg: a bug
                         self.database.down(exc, "maintenance")
                         await self._retry.pause(self.database, stop)
                     else:

@@ -47,6 +47,7 @@ T = TypeVar("T")
 # rollback (deadlock, serialization failure), lock not available.
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "57", "53", "40")
 _TRANSIENT_SQLSTATES = ("55P03",)
+_DEAD_CONNECTION = ("connection is closed", "pool is closing", "connection was closed")
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -55,8 +56,10 @@ def is_transient(exc: BaseException) -> bool:
         return True  # the stream layer raises only for broker trouble or a lost group member
     if isinstance(exc, (OSError, asyncio.TimeoutError, EOFError)):
         return True  # refused, reset, unreachable, timed out (ConnectionError is an OSError)
-    if isinstance(exc, (asyncpg.InterfaceError, asyncpg.exceptions.ConnectionDoesNotExistError)):
-        return True  # the connection died under the call, or the pool is closing
+    if isinstance(exc, asyncpg.InterfaceError):
+        # Mostly misuse of the API (a bug); these few say the connection died under the call
+        # or the pool is closing at shutdown.
+        return any(sign in str(exc) for sign in _DEAD_CONNECTION)
     if isinstance(exc, asyncpg.PostgresError):
         sqlstate = getattr(exc, "sqlstate", None) or ""
         return sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES or sqlstate in _TRANSIENT_SQLSTATES

@@ -34,6 +34,9 @@ from roadledger.stream.errors import StreamError
         asyncpg.exceptions.AdminShutdownError("terminating connection"),
         asyncpg.exceptions.ConnectionDoesNotExistError("closed"),
         asyncpg.InterfaceError("pool is closing"),
+        asyncpg.InterfaceError(
+            "cannot call Connection.fetch(): the underlying connection is closed"
+        ),
         StreamError("commit failed: CommitFailedError", retriable=False),
     ],
     ids=type,
@@ -49,6 +52,8 @@ def test_outages_are_transient(exc: BaseException) -> None:
         KeyError("bug"),
         asyncpg.exceptions.UndefinedTableError("no table"),
         asyncpg.exceptions.UniqueViolationError("dup"),
+        asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+        asyncpg.InterfaceError("cannot call Connection.fetch(): released back to the pool"),
     ],
     ids=type,
 )
