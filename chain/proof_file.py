@@ -32,12 +32,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chain._hashing import leaf_hash, leaf_hashes
+from chain._hashing import HASH_SIZE, leaf_hash, leaf_hashes
 from chain._json import loads_object
 from chain.errors import EncodingError, ProofError, RootMismatchError
-from chain.merkle import compute_root, verify_consistency, verify_inclusion
+from chain.log import InMemoryMerkleLog
+from chain.merkle import verify_consistency, verify_inclusion
 
 __all__ = [
+    "MAX_PROOF_FILE_BYTES",
     "CaseResult",
     "ConsistencyClaim",
     "InclusionClaim",
@@ -47,6 +49,10 @@ __all__ = [
     "RootClaim",
     "summarize",
 ]
+
+MAX_PROOF_FILE_BYTES = 64 * 1024 * 1024
+"""Largest proof file read (64 MiB: ~1.5 million leaves or ~100,000 proofs); checked before
+parsing, so a larger file fails at once instead of filling memory."""
 
 Section = Literal["leaf_hashes", "roots", "inclusion", "consistency", "negative"]
 
@@ -84,18 +90,22 @@ class LeafClaim:
 
 @dataclass(frozen=True, slots=True)
 class RootClaim:
-    """The first ``size`` of ``leaf_hashes`` make a tree whose root is ``root``."""
+    """The first ``size`` leaves of ``tree`` make a tree whose root is ``root``.
+
+    ``tree`` holds the file's leaves once, with every completed subtree, so a root of any size
+    costs O(log n) hashes: checking a root per size is linear in the file, not quadratic.
+    """
 
     size: int
     root: bytes
-    leaf_hashes: tuple[bytes, ...]
+    tree: InMemoryMerkleLog
 
     @property
     def params(self) -> str:
         return f"size {self.size}"
 
     def verify(self) -> None:
-        calculated = compute_root(self.leaf_hashes[: self.size])
+        calculated = self.tree.root_at(self.size)
         if calculated != self.root:
             raise RootMismatchError(self.root, calculated, f"root of tree size {self.size}")
 
@@ -183,7 +193,14 @@ class ProofFile:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ProofFile:
-        """Parse and validate a proof file; EncodingError names the first bad field."""
+        """Parse and validate a proof file; EncodingError names the first bad field.
+
+        Parsing and checking cost time linear in the file (plus log n per proof).
+        """
+        if len(text) > MAX_PROOF_FILE_BYTES:
+            raise EncodingError(
+                f"proof file: larger than the limit of {MAX_PROOF_FILE_BYTES} bytes"
+            )
         return _Parser(loads_object(text, "proof file")).parse()
 
     def check(self) -> list[CaseResult]:
@@ -211,6 +228,7 @@ class _Parser:
     def __init__(self, data: dict[str, Any]) -> None:
         self.data = data
         self.leaf_hashes: tuple[bytes, ...] = ()
+        self.tree = InMemoryMerkleLog()
         self.roots: dict[int, bytes] = {}
         self.cases: list[ProofCase] = []
         self.notes: list[str] = []
@@ -259,8 +277,18 @@ class _Parser:
             raise EncodingError(
                 f"leaf_hashes_hex: {len(given)} hashes for {len(entries)} leaves in leaves_hex"
             )
+        if not entries:
+            for position, value in enumerate(given):
+                if len(value) != HASH_SIZE:
+                    raise EncodingError(
+                        f"leaf_hashes_hex[{position}]: must be a {HASH_SIZE}-byte hash, "
+                        f"got {len(value)} bytes"
+                    )
         # The entries are the data; given leaf hashes are claims about them, checked below.
         self.leaf_hashes = tuple(leaf_hashes(entries)) if entries else tuple(given)
+        # Built once (about 2n hashes); every root computed from the leaves then reads O(log n)
+        # of its nodes. Recomputing each root from its leaves was quadratic in the file.
+        self.tree.append_leaf_hashes(self.leaf_hashes)
         if entries and given:
             for position, (entry, value) in enumerate(zip(entries, given, strict=True)):
                 claim = LeafClaim(position, entry, value)
@@ -277,7 +305,7 @@ class _Parser:
             raise EncodingError(f"{where}: a different root for size {size} is listed earlier")
         desc = _desc(fields, where)
         if size <= len(self.leaf_hashes):
-            claim = RootClaim(size, root, self.leaf_hashes)
+            claim = RootClaim(size, root, self.tree)
             self.cases.append(ProofCase("roots", position, desc, claim))
         else:
             self.notes.append(
@@ -291,7 +319,7 @@ class _Parser:
         if size in self.roots:
             return self.roots[size]
         if 0 <= size <= len(self.leaf_hashes):
-            return compute_root(self.leaf_hashes[:size])
+            return self.tree.root_at(size)
         raise EncodingError(
             f"{where}: no {key}, and neither a roots entry nor enough leaves for size {size}"
         )
