@@ -38,6 +38,7 @@ CASES = [
     (["analytics", "run"], "kafka", "Kafka unavailable"),
     (["forecast", "run", "--every", "300", "--quiet"], "database", "PostgreSQL unavailable"),
     (["bridge"], "kafka", "Kafka unavailable"),
+    (["bridge"], "mqtt", "MQTT unavailable"),
 ]
 
 
@@ -67,8 +68,11 @@ def test_started_with_a_dependency_down_it_waits_and_stops_on_sigterm(
     }
     if down == "database":
         env["ROADLEDGER_DATABASE_URL"] = f"postgresql://roadledger:x@{closed}/roadledger"
-    else:
+    elif down == "kafka":
         env["ROADLEDGER_KAFKA_BOOTSTRAP"] = closed
+    else:
+        env["ROADLEDGER_MQTT_URL"] = f"mqtt://{closed}"
+        env["ROADLEDGER_BRIDGE_CLIENT_ID"] = f"test-startup-{uuid.uuid4().hex[:8]}"
     log = tmp_path / "process.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
