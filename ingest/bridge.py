@@ -222,7 +222,8 @@ class Bridge:
         if drain_timeout > 0 and draining:
             try:
                 async with asyncio.timeout(drain_timeout):
-                    await self._wait_until(lambda: self._held == 0)
+                    # Kafka found away meanwhile (a paused broker): nothing more will drain.
+                    await self._wait_until(lambda: self._held == 0 or not self.kafka.healthy)
             except TimeoutError:
                 log.warning(
                     "bridge %s: %d messages not acknowledged by the stream within %.0fs; "
@@ -306,7 +307,10 @@ class Bridge:
             if not head.delivery.done():
                 done, _ = await asyncio.wait((head.delivery,), timeout=_SLOW_DELIVERY_S)
                 if not done:  # a paused broker refuses nothing: it just does not answer
-                    self.kafka.down(TimeoutError("no answer for 5 s"), "delivery")
+                    self.kafka.down(
+                        TimeoutError(f"no answer for {_SLOW_DELIVERY_S:g} s"), "delivery"
+                    )
+                    self._progress()  # a drain under way stops waiting
                     await asyncio.wait((head.delivery,))
             session = link.session
             released = window.release(session)

@@ -58,3 +58,19 @@ async def test_start_waits_for_kafka_and_a_stop_ends_the_wait(settings: Settings
     assert refusals == 3, "retried, not given up at the first refusal"
     assert stats.received == 0
     assert not bridge.kafka.healthy
+
+
+async def test_a_stop_does_not_wait_to_drain_into_a_paused_broker(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A paused broker never answers: the drain ends once that is noticed, not after the
+    30 s drain timeout, and nothing is acknowledged to MQTT (the broker keeps it)."""
+    monkeypatch.setattr("ingest.bridge._SLOW_DELIVERY_S", 0.05)
+    rig: Rig = await _rig(settings)
+    rig.link.delivers(1, "a", b"x")
+    await rig.producer.wait_sent(1)  # its delivery is never answered
+    with caplog.at_level(logging.INFO, logger="ingest.bridge"):
+        stats = await asyncio.wait_for(rig.bridge.stop(drain_timeout=30), WAIT_S)
+    assert rig.link.acks == []
+    assert stats.in_flight == 1
+    assert any(r.getMessage().startswith("Kafka unavailable") for r in caplog.records)
