@@ -146,6 +146,8 @@ async def _serve(settings: Settings) -> None:
 
 async def _analyse(settings: Settings, stop: asyncio.Event) -> None:
     """Analyse until ``stop``; PostgreSQL and Kafka outages, at start too, are waited out."""
+    import asyncpg
+
     from analytics.rules.store import load_rulebook
     from analytics.warnings.engine import AnalyticsEngine
     from roadledger.db.pool import wait_for_pool
@@ -155,7 +157,12 @@ async def _analyse(settings: Settings, stop: asyncio.Event) -> None:
 
     log = logging.getLogger("roadledger.analytics")
     database = Dependency("PostgreSQL", log)  # one per process: one line per outage
-    pool = await wait_for_pool(settings, stop, database, max_size=4)
+    try:
+        pool = await wait_for_pool(settings, stop, database, max_size=4)
+    except asyncpg.PostgresError as exc:  # e.g. a wrong password: waiting will not mend it
+        raise CommandError(
+            f"cannot connect to PostgreSQL at {settings.redacted_database_url()}: {exc}"
+        ) from None
     if pool is None:
         return
     try:
