@@ -22,7 +22,15 @@ from typing import Any
 from chain._encoding import b64_decode, b64_encode
 from chain._hashing import HASH_SIZE, leaf_hash
 from chain._json import loads_object
+from chain.certificate_checks import (
+    chain_anomaly,
+    effective_keys,
+    revocation_anomaly,
+    revocation_leaves,
+    signing_key,
+)
 from chain.checkpoint import MAX_TREE_SIZE, Checkpoint, SignedCheckpoint
+from chain.device_keys import DeviceKey
 from chain.entries import parse_device_key_entry
 from chain.errors import CertificateError, ChainError, EncodingError, TelemetryError
 from chain.merkle import verify_inclusion
@@ -116,6 +124,37 @@ def _check_summary(summary: object) -> None:
         _check_str(anomaly.detail, f"summary.anomalies[{i}].detail")
 
 
+def check_header(device_id: object, from_ms: object, to_ms: object, checkpoint: object) -> None:
+    """Check the certificate's scalar members (``format`` errors naming the member)."""
+    if type(device_id) is not str or not DEVICE_ID_RE.fullmatch(device_id):
+        raise _bad("device_id", f"expected an id matching {DEVICE_ID_RE.pattern}")
+    _check_int(from_ms, "from_ms", 0, _MS_MAX)
+    _check_int(to_ms, "to_ms", 0, _MS_MAX)
+    if from_ms >= to_ms:  # type: ignore[operator]  # both checked to be int just above
+        raise _bad("to_ms", f"{to_ms} is not after from_ms {from_ms}")
+    _check_str(checkpoint, "checkpoint")
+
+
+def _check_item(item: object, kind: type, name: str) -> None:
+    if type(item) is not kind:
+        raise _bad(name, f"expected a {kind.__name__}")
+    _check_int(getattr(item, "leaf_index"), f"{name}.leaf_index", 0, MAX_TREE_SIZE - 1)  # noqa: B009
+    _check_proof(getattr(item, "inclusion_proof"), f"{name}.inclusion_proof")  # noqa: B009
+
+
+def check_key_item(item: object, i: int) -> None:
+    """Check ``device_keys[i]``: a CertifiedKeyRecord of valid types and ranges."""
+    _check_item(item, CertifiedKeyRecord, f"device_keys[{i}]")
+    if type(item.entry) is not bytes:  # type: ignore[attr-defined]
+        raise _bad(f"device_keys[{i}].entry", "expected bytes")
+
+
+def check_message_item(item: object, i: int) -> None:
+    """Check ``messages[i]``: a CertifiedMessage of valid types and ranges."""
+    _check_item(item, CertifiedMessage, f"messages[{i}]")
+    _check_str(item.jws, f"messages[{i}].jws")  # type: ignore[attr-defined]
+
+
 # --- the value objects ------------------------------------------------------------------------
 
 
@@ -159,31 +198,16 @@ class MileageCertificate:
     summary: MileageSummary
 
     def __post_init__(self) -> None:
-        if type(self.device_id) is not str or not DEVICE_ID_RE.fullmatch(self.device_id):
-            raise _bad("device_id", f"expected an id matching {DEVICE_ID_RE.pattern}")
-        _check_int(self.from_ms, "from_ms", 0, _MS_MAX)
-        _check_int(self.to_ms, "to_ms", 0, _MS_MAX)
-        if self.from_ms >= self.to_ms:
-            raise _bad("to_ms", f"{self.to_ms} is not after from_ms {self.from_ms}")
-        _check_str(self.checkpoint, "checkpoint")
-        for name, items, kind in (
-            ("device_keys", self.device_keys, CertifiedKeyRecord),
-            ("messages", self.messages, CertifiedMessage),
-        ):
+        check_header(self.device_id, self.from_ms, self.to_ms, self.checkpoint)
+        for name, items in (("device_keys", self.device_keys), ("messages", self.messages)):
             if type(items) is not tuple:
                 raise _bad(name, f"expected a tuple, got {type(items).__name__}")
             if not items:
                 raise _bad(name, "expected at least one element")
-            for i, item in enumerate(items):
-                if type(item) is not kind:
-                    raise _bad(f"{name}[{i}]", f"expected a {kind.__name__}")
-                _check_int(item.leaf_index, f"{name}[{i}].leaf_index", 0, MAX_TREE_SIZE - 1)
-                _check_proof(item.inclusion_proof, f"{name}[{i}].inclusion_proof")
         for i, key in enumerate(self.device_keys):
-            if type(key.entry) is not bytes:
-                raise _bad(f"device_keys[{i}].entry", "expected bytes")
+            check_key_item(key, i)
         for i, message in enumerate(self.messages):
-            _check_str(message.jws, f"messages[{i}].jws")
+            check_message_item(message, i)
         _check_summary(self.summary)
 
     # --- JSON ---------------------------------------------------------------------------------
@@ -208,28 +232,17 @@ class MileageCertificate:
                 "format", f"unsupported version {obj['format']!r:.80}; this verifier reads {FORMAT}"
             )
         _members(obj, _MEMBERS, "certificate")
+        for name in ("device_keys", "messages"):
+            if type(obj[name]) is not list:
+                raise _bad(name, "expected an array")
         return cls(
             device_id=obj["device_id"],
             from_ms=obj["from_ms"],
             to_ms=obj["to_ms"],
             checkpoint=obj["checkpoint"],
-            device_keys=tuple(
-                CertifiedKeyRecord(
-                    _b64(item["entry"], f"device_keys[{i}].entry"),
-                    item["leaf_index"],
-                    _proof(item["inclusion_proof"], f"device_keys[{i}].inclusion_proof"),
-                )
-                for i, item in enumerate(_objects(obj["device_keys"], "device_keys", _KEY_MEMBERS))
-            ),
-            messages=tuple(
-                CertifiedMessage(
-                    item["jws"],
-                    item["leaf_index"],
-                    _proof(item["inclusion_proof"], f"messages[{i}].inclusion_proof"),
-                )
-                for i, item in enumerate(_objects(obj["messages"], "messages", _MESSAGE_MEMBERS))
-            ),
-            summary=_summary_from_dict(obj["summary"]),
+            device_keys=tuple(key_from_dict(item, i) for i, item in enumerate(obj["device_keys"])),
+            messages=tuple(message_from_dict(item, i) for i, item in enumerate(obj["messages"])),
+            summary=summary_from_dict(obj["summary"]),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -299,13 +312,47 @@ def _proof(value: object, path: str) -> tuple[bytes, ...]:
     return tuple(_b64(h, f"{path}[{i}]") for i, h in enumerate(value))
 
 
-def _summary_from_dict(value: object) -> MileageSummary:
+def key_from_dict(item: object, i: int) -> CertifiedKeyRecord:
+    """``device_keys[i]`` from its decoded JSON object, checked (``format`` errors)."""
+    path = f"device_keys[{i}]"
+    fields = _object(item, path, _KEY_MEMBERS)
+    key = CertifiedKeyRecord(
+        _b64(fields["entry"], f"{path}.entry"),
+        fields["leaf_index"],
+        _proof(fields["inclusion_proof"], f"{path}.inclusion_proof"),
+    )
+    check_key_item(key, i)
+    return key
+
+
+def message_from_dict(item: object, i: int) -> CertifiedMessage:
+    """``messages[i]`` from its decoded JSON object, checked (``format`` errors)."""
+    path = f"messages[{i}]"
+    fields = _object(item, path, _MESSAGE_MEMBERS)
+    message = CertifiedMessage(
+        fields["jws"],
+        fields["leaf_index"],
+        _proof(fields["inclusion_proof"], f"{path}.inclusion_proof"),
+    )
+    check_message_item(message, i)
+    return message
+
+
+def _object(item: object, path: str, members: tuple[str, ...]) -> dict[str, Any]:
+    if type(item) is not dict:
+        raise _bad(path, "expected an object")
+    _members(item, members, path)
+    return item
+
+
+def summary_from_dict(value: object) -> MileageSummary:
+    """The ``summary`` member from its decoded JSON object, checked (``format`` errors)."""
     if type(value) is not dict:
         raise _bad("summary", "expected an object")
     _members(value, _SUMMARY_MEMBERS, "summary")
     gaps = _objects(value["gaps"], "summary.gaps", _GAP_MEMBERS)
     anomalies = _objects(value["anomalies"], "summary.anomalies", _ANOMALY_MEMBERS)
-    return MileageSummary(
+    summary = MileageSummary(
         first_seq=value["first_seq"],
         last_seq=value["last_seq"],
         message_count=value["message_count"],
@@ -316,6 +363,8 @@ def _summary_from_dict(value: object) -> MileageSummary:
         gaps=tuple(Gap(g["after_seq"], g["before_seq"]) for g in gaps),
         anomalies=tuple(Anomaly(a["seq"], a["kind"], a["detail"]) for a in anomalies),
     )
+    _check_summary(summary)
+    return summary
 
 
 def _summary_to_dict(summary: MileageSummary) -> dict[str, Any]:
@@ -364,6 +413,7 @@ def build_certificate(
     key_entries: Iterable[tuple[bytes, int]],
     proof_source: ProofSource,
     signed_checkpoint_text: str,
+    predecessor: tuple[bytes, int] | None = None,
 ) -> MileageCertificate:
     """Assemble the certificate of ``device_id`` for ``from_ms <= ts < to_ms``.
 
@@ -371,31 +421,36 @@ def build_certificate(
     seq); ``key_entries`` are ``(device key entry, leaf index)``: every key record of the device
     in the log up to the checkpoint, revocations included. ``proof_source`` gives inclusion
     proofs in the tree of ``signed_checkpoint_text`` (the cosigned checkpoint, as served).
+    ``predecessor``: the device's logged message with the seq before the first one in range,
+    if the log has it. If the first message does not chain to it, the certificate includes it
+    (its range widened back to the predecessor's ``ts``), so the break is in the certificate
+    and not hidden just before its start.
 
     The builder refuses, with :class:`CertificateError`, what it can see is wrong: a
     malformed checkpoint, an unparsable message, one of another device, outside the range or
-    repeated, and any inclusion proof that does not lead to the checkpoint's root. It does not
-    check signatures or keys: run ``verify_certificate`` on the result before handing it out.
+    repeated, one whose signature verifies under none of the key records, a predecessor that is
+    not the seq before the first, and any inclusion proof that does not lead to the
+    checkpoint's root. What the device itself did wrong it states in the summary as anomalies,
+    as the verifier recomputes them: a broken hash chain (``chain_broken``) and a message
+    sequenced after its key's revocation record (``sequenced_after_revocation``). It does not
+    check key validity windows: run ``verify_certificate`` on the result before handing it out.
     """
     try:
         cp = SignedCheckpoint.from_text(signed_checkpoint_text).checkpoint
     except ChainError as exc:
         raise CertificateError("checkpoint", f"malformed: {exc}") from None
-    parsed: list[tuple[TelemetryMessage, int]] = []
-    for position, (raw, leaf_index) in enumerate(messages):
-        where = f"input message {position} (leaf {leaf_index})"
-        try:
-            message = parse(raw)
-        except TelemetryError as exc:
-            raise CertificateError("messages", f"{where}: {exc}") from None
+    parsed = [
+        _parsed_input(raw, leaf_index, f"input message {position} (leaf {leaf_index})", device_id)
+        for position, (raw, leaf_index) in enumerate(messages)
+    ]
+    for (message, leaf_index), position in zip(parsed, range(len(parsed)), strict=True):
         t = message.telemetry
-        if t.dev != device_id:
-            raise CertificateError("messages", f"{where}: from device {t.dev}, not {device_id}")
-        if t.kind is not DeviceKind.VEHICLE:
-            raise CertificateError("messages", f"{where}: not a vehicle message")
         if not from_ms <= t.ts < to_ms:
-            raise CertificateError("messages", f"{where}: ts {t.ts} outside [{from_ms}, {to_ms})")
-        parsed.append((message, leaf_index))
+            raise CertificateError(
+                "messages",
+                f"input message {position} (leaf {leaf_index}): ts {t.ts} outside "
+                f"[{from_ms}, {to_ms})",
+            )
     if not parsed:
         raise CertificateError("messages", "no messages to certify")
     parsed.sort(key=lambda pair: pair[0].telemetry.seq)
@@ -404,6 +459,20 @@ def build_certificate(
             raise CertificateError(
                 "messages", f"seq {a.telemetry.seq} given twice (leaves {leaf_a} and {leaf_b})"
             )
+    if predecessor is not None:
+        raw, leaf_index = predecessor
+        before = _parsed_input(raw, leaf_index, f"predecessor (leaf {leaf_index})", device_id)
+        first = parsed[0][0].telemetry.seq
+        if before[0].telemetry.seq != first - 1:
+            raise CertificateError(
+                "messages",
+                f"predecessor (leaf {leaf_index}) is seq {before[0].telemetry.seq}, "
+                f"not {first - 1}",
+            )
+        if chain_anomaly(before[0], parsed[0][0]) is not None:
+            parsed.insert(0, before)
+            from_ms = min(from_ms, before[0].telemetry.ts)
+            to_ms = max(to_ms, before[0].telemetry.ts + 1)
     certified_messages = tuple(
         CertifiedMessage(
             message.raw.decode("ascii"),
@@ -415,6 +484,7 @@ def build_certificate(
     keys = sorted(key_entries, key=lambda pair: pair[1])
     if not keys:
         raise CertificateError("device_keys", "no device key entries: the verifier needs them")
+    records: list[tuple[DeviceKey, int]] = []
     for entry, leaf_index in keys:
         try:
             record = parse_device_key_entry(entry)
@@ -424,6 +494,7 @@ def build_certificate(
             raise CertificateError(
                 "device_keys", f"leaf {leaf_index}: a record of {record.device_id}, not {device_id}"
             )
+        records.append((record, leaf_index))
     certified_keys = tuple(
         CertifiedKeyRecord(
             entry, leaf_index, _proven(f"device_keys[{i}]", entry, leaf_index, proof_source, cp)
@@ -437,5 +508,54 @@ def build_certificate(
         checkpoint=signed_checkpoint_text,
         device_keys=certified_keys,
         messages=certified_messages,
-        summary=summarize([message.telemetry for message, _ in parsed]),
+        summary=summarize(
+            [message.telemetry for message, _ in parsed], _device_anomalies(parsed, records)
+        ),
     )
+
+
+def _parsed_input(
+    raw: bytes, leaf_index: int, where: str, device_id: str
+) -> tuple[TelemetryMessage, int]:
+    try:
+        message = parse(raw)
+    except TelemetryError as exc:
+        raise CertificateError("messages", f"{where}: {exc}") from None
+    t = message.telemetry
+    if t.dev != device_id:
+        raise CertificateError("messages", f"{where}: from device {t.dev}, not {device_id}")
+    if t.kind is not DeviceKind.VEHICLE:
+        raise CertificateError("messages", f"{where}: not a vehicle message")
+    return message, leaf_index
+
+
+def _device_anomalies(
+    parsed: Sequence[tuple[TelemetryMessage, int]], records: Sequence[tuple[DeviceKey, int]]
+) -> dict[int, list[Anomaly]]:
+    """``chain_broken`` and ``sequenced_after_revocation``, by seq, as the verifier finds them."""
+    keys = effective_keys(record for record, _ in records)
+    revoked_at_leaf = revocation_leaves(records)
+    found: dict[int, list[Anomaly]] = {}
+    previous: TelemetryMessage | None = None
+    for i, (message, leaf_index) in enumerate(parsed):
+        key = signing_key(message.jws, keys)
+        if key is None:
+            raise CertificateError(
+                f"messages[{i}]",
+                f"seq {message.telemetry.seq} (leaf {leaf_index}): bad_signature: the signature "
+                f"verifies under none of the {len(keys)} key records",
+            )
+        here = [
+            anomaly
+            for anomaly in (
+                None if previous is None else chain_anomaly(previous, message),
+                revocation_anomaly(
+                    message, leaf_index, key, revoked_at_leaf.get(key.public_key.raw)
+                ),
+            )
+            if anomaly is not None
+        ]
+        if here:
+            found[message.telemetry.seq] = here
+        previous = message
+    return found

@@ -21,6 +21,16 @@ is fixed here and kept in integers wherever a comparison is made:
     :data:`HIGH_READING_FACTOR` times the straight line plus :data:`HIGH_READING_SLACK_MM`;
     checked only between consecutive seqs (roads bend, so this bound is loose on purpose).
 
+Two more anomalies need what only a certificate knows (the signed bytes, the leaf indices, the
+key records); :mod:`chain.certificate` computes them and passes them in as ``extra`` anomalies,
+listed at their message before the ones above:
+
+  - ``chain_broken``: ``b = a + 1`` and ``b``'s ``prev`` is not the hash of ``a``'s JWS (a
+    re-flashed or cloned device continuing the count);
+  - ``sequenced_after_revocation``: the message's leaf comes after the revocation record of
+    the key that signed it, although its ``ts`` is before the revocation (backdated with a
+    stolen key, or in flight when the key was revoked).
+
 The only floating point is the haversine of one leg; it is rounded to a millimetre before
 anything is added or compared, so two platforms disagree only if a leg lies within a few
 ulps of a half millimetre.
@@ -30,9 +40,9 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from typing import Protocol, TypeVar
 
 from chain.telemetry import Telemetry
 
@@ -46,6 +56,7 @@ __all__ = [
     "AnomalyKind",
     "Gap",
     "MileageSummary",
+    "SummaryBuilder",
     "gnss_distance_mm",
     "summarize",
 ]
@@ -69,6 +80,8 @@ class AnomalyKind(enum.StrEnum):
     CLOCK_ROLLBACK = "clock_rollback"
     ODOMETER_ROLLBACK = "odometer_rollback"
     ODOMETER_GNSS_MISMATCH = "odometer_gnss_mismatch"
+    CHAIN_BROKEN = "chain_broken"
+    SEQUENCED_AFTER_REVOCATION = "sequenced_after_revocation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,35 +169,94 @@ def _leg_anomalies(a: Telemetry, b: Telemetry, leg_mm: int) -> list[Anomaly]:
     return found
 
 
-def summarize(messages: Sequence[Telemetry]) -> MileageSummary:
+_T_contra = TypeVar("_T_contra", contravariant=True)
+
+
+class Sink(Protocol[_T_contra]):
+    """Where a :class:`SummaryBuilder` puts gaps or anomalies: a list, or a comparator."""
+
+    def append(self, item: _T_contra, /) -> None: ...
+
+
+class SummaryBuilder:
+    """:func:`summarize`, one message at a time, in memory independent of the message count.
+
+    Gaps and anomalies go to the given sinks as they are found (lists by default), so a
+    verifier can compare them with a stated summary as it goes instead of keeping them.
+    """
+
+    def __init__(
+        self, gaps: Sink[Gap] | None = None, anomalies: Sink[Anomaly] | None = None
+    ) -> None:
+        self.gaps: Sink[Gap] = [] if gaps is None else gaps
+        self.anomalies: Sink[Anomaly] = [] if anomalies is None else anomalies
+        self.first: Telemetry | None = None
+        self.last: Telemetry | None = None
+        self.count = 0
+        self._total_mm = 0
+
+    def add(self, message: Telemetry, extra: Sequence[Anomaly] = ()) -> None:
+        """Add the next message (seqs strictly increasing); ``extra`` anomalies are at it.
+
+        Raises ``ValueError`` for a seq out of order or an RSU message.
+        """
+        _odometer(message)
+        a, b = self.last, message
+        for anomaly in extra:
+            self.anomalies.append(anomaly)
+        if a is not None:
+            if b.seq <= a.seq:
+                raise ValueError(f"seq {b.seq} follows seq {a.seq}: not strictly increasing")
+            leg_mm = gnss_distance_mm(a.lat_e7, a.lon_e7, b.lat_e7, b.lon_e7)
+            self._total_mm += leg_mm
+            if b.seq != a.seq + 1:
+                self.gaps.append(Gap(a.seq, b.seq))
+            for anomaly in _leg_anomalies(a, b, leg_mm):
+                self.anomalies.append(anomaly)
+        else:
+            self.first = message
+        self.last = message
+        self.count += 1
+
+    @property
+    def gnss_distance_m(self) -> int:
+        return (self._total_mm + 500) // 1000
+
+    def scalars(self) -> dict[str, int]:
+        """The summary's integer fields, by name (raises ``ValueError`` before any message)."""
+        if self.first is None or self.last is None:
+            raise ValueError("no messages to summarize")
+        start, end = _odometer(self.first), _odometer(self.last)
+        return {
+            "first_seq": self.first.seq,
+            "last_seq": self.last.seq,
+            "message_count": self.count,
+            "odometer_start_m": start,
+            "odometer_end_m": end,
+            "distance_m": end - start,
+            "gnss_distance_m": self.gnss_distance_m,
+        }
+
+    def result(self) -> MileageSummary:
+        """The summary; only when the sinks are lists (the default)."""
+        if not isinstance(self.gaps, list) or not isinstance(self.anomalies, list):
+            raise TypeError("result() needs list sinks")
+        return MileageSummary(
+            **self.scalars(), gaps=tuple(self.gaps), anomalies=tuple(self.anomalies)
+        )
+
+
+def summarize(
+    messages: Sequence[Telemetry], extra: Mapping[int, Sequence[Anomaly]] | None = None
+) -> MileageSummary:
     """The summary of vehicle ``messages`` given in strictly increasing seq order.
 
+    ``extra`` maps a seq to anomalies found outside this module (``chain_broken``,
+    ``sequenced_after_revocation``); they are listed at that message before its own.
     Raises ``ValueError`` for no messages, seqs out of order, or an RSU message: a verifier
     checks those first and reports them itself.
     """
-    if not messages:
-        raise ValueError("no messages to summarize")
-    gaps: list[Gap] = []
-    anomalies: list[Anomaly] = []
-    total_mm = 0
-    for a, b in pairwise(messages):
-        if b.seq <= a.seq:
-            raise ValueError(f"seq {b.seq} follows seq {a.seq}: not strictly increasing")
-        leg_mm = gnss_distance_mm(a.lat_e7, a.lon_e7, b.lat_e7, b.lon_e7)
-        total_mm += leg_mm
-        if b.seq != a.seq + 1:
-            gaps.append(Gap(a.seq, b.seq))
-        anomalies.extend(_leg_anomalies(a, b, leg_mm))
-    first, last = messages[0], messages[-1]
-    start, end = _odometer(first), _odometer(last)
-    return MileageSummary(
-        first_seq=first.seq,
-        last_seq=last.seq,
-        message_count=len(messages),
-        odometer_start_m=start,
-        odometer_end_m=end,
-        distance_m=end - start,
-        gnss_distance_m=(total_mm + 500) // 1000,
-        gaps=tuple(gaps),
-        anomalies=tuple(anomalies),
-    )
+    builder = SummaryBuilder()
+    for message in messages:
+        builder.add(message, extra.get(message.seq, ()) if extra else ())
+    return builder.result()
