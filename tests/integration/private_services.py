@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from roadledger.services.kafka import KafkaService
 from roadledger.services.postgres import SERVER_USER, PostgresService, _bindir
-from roadledger.services.process import as_user, wait_for
+from roadledger.services.process import as_user, port_open, wait_for
 from roadledger.settings import Settings
 from tests.integration.conftest import free_port
 
@@ -58,7 +58,16 @@ class PrivateServices:
         os.kill(pid, signum)
         if signum == signal.SIGKILL:
             kafka = self.kafka
-            wait_for(lambda: kafka._pid() is None, "the killed Kafka to be gone", 30)
+            # Its pid goes before its sockets do: wait for the ports too.
+            wait_for(
+                lambda: (
+                    kafka._pid() is None
+                    and not port_open(kafka.endpoint.host, kafka.endpoint.port)
+                    and not port_open(kafka.controller.host, kafka.controller.port)
+                ),
+                "the killed Kafka to be gone",
+                30,
+            )
 
     def kafka_start(self) -> None:
         assert self.kafka is not None
