@@ -9,7 +9,12 @@ PostgreSQL, Kafka or MQTT, and each of them can go away for seconds or minutes. 
   is asked to stop. Any other exception is a bug and propagates.
 - The outage is logged once when it starts and once when it ends, with its length
   (:class:`Dependency`), never once per retry; ``Dependency.healthy`` is what health reports.
-- Every wait returns as soon as the stop event is set, so SIGTERM is honoured mid-outage.
+- A paused server refuses nothing; :func:`patiently` reports a call it has not answered for
+  a few seconds as the outage. A commit refused because the consumer group rebalanced
+  (:func:`is_rebalance`) is no outage: the records are read again.
+- Client libraries' own per-retry lines are folded (:func:`quiet_client_retries`).
+- Every wait returns as soon as the stop event is set, so SIGTERM is honoured mid-outage;
+  :func:`serve_until_stopped` bounds what is still stuck on a paused server after a stop.
 
 Callers retry only steps that are safe to repeat (idempotent writes, reads, reconnects).
 """
@@ -53,7 +58,9 @@ _DEAD_CONNECTION = ("connection is closed", "pool is closing", "connection was c
 def is_transient(exc: BaseException) -> bool:
     """True when ``exc`` means the dependency is unavailable, not that the request is wrong."""
     if isinstance(exc, StreamError):
-        return True  # the stream layer raises only for broker trouble or a lost group member
+        # Broker trouble or a lost group member. The stream layer also raises it for misuse
+        # (start() twice, send before start); those are retried too, with their one line.
+        return True
     if isinstance(exc, (OSError, asyncio.TimeoutError, EOFError)):
         return True  # refused, reset, unreachable, timed out (ConnectionError is an OSError)
     if isinstance(exc, asyncpg.InterfaceError):
