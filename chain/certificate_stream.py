@@ -30,7 +30,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from chain._json import _DECODER, _Rejected
 from chain.certificate import (
@@ -93,7 +93,7 @@ class CertificateHead:
 class _Text:
     """UTF-8 text of a binary stream, decoded chunk by chunk, read through a window."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
         self._decoder = codecs.getincrementaldecoder("utf-8")()
         self.buf = ""
@@ -102,6 +102,11 @@ class _Text:
         self._read = 0
         self._lines = 0  # newlines in text already dropped from the window
         self._column = 0  # characters after the last of them
+        size = _remaining(stream)
+        if size is not None and size > MAX_CERTIFICATE_BYTES:  # fail before reading anything
+            raise _format(
+                f"certificate: {size} bytes, larger than the limit of {MAX_CERTIFICATE_BYTES} bytes"
+            )
         self._fill(_CHUNK)
         if self.buf.startswith("\ufeff"):
             raise _format("certificate: not JSON: starts with a byte order mark")
@@ -190,7 +195,20 @@ class _Text:
         self._fill(held)  # doubling the window: linear, however the value is cut
 
 
-def _events(stream: BinaryIO) -> Iterator[tuple[str, int, Any]]:
+def _remaining(stream: IO[bytes]) -> int | None:
+    """Bytes from the stream's position to its end, if it can tell without reading."""
+    try:
+        if not stream.seekable():
+            return None
+        here = stream.tell()
+        end = stream.seek(0, io.SEEK_END)
+        stream.seek(here)
+    except OSError:
+        return None
+    return end - here
+
+
+def _events(stream: IO[bytes]) -> Iterator[tuple[str, int, Any]]:
     """``(member, -1, value)`` for scalar members, ``(array, i, element)`` for array elements.
 
     Also ``(array, _END, count)`` at the end of each array. Checks JSON syntax, duplicate
@@ -241,7 +259,7 @@ def _array(text: _Text, name: str) -> Iterator[tuple[str, int, Any]]:
     yield name, _END, count
 
 
-def read_head(stream: BinaryIO) -> CertificateHead:
+def read_head(stream: IO[bytes]) -> CertificateHead:
     """Validate the whole certificate in ``stream`` (from its current position); keep its head.
 
     Memory: the device keys, the summary and one element at a time, whatever the file's size.
@@ -283,7 +301,7 @@ def read_head(stream: BinaryIO) -> CertificateHead:
     )
 
 
-def iter_messages(stream: BinaryIO) -> Iterator[CertifiedMessage]:
+def iter_messages(stream: IO[bytes]) -> Iterator[CertifiedMessage]:
     """The messages of a certificate that :func:`read_head` accepted, read again from the
     stream's current position; one element in memory at a time."""
     for name, i, value in _events(stream):
@@ -291,6 +309,6 @@ def iter_messages(stream: BinaryIO) -> Iterator[CertifiedMessage]:
             yield message_from_dict(value, i)
 
 
-def open_bytes(data: bytes) -> BinaryIO:
+def open_bytes(data: bytes) -> IO[bytes]:
     """``data`` as a stream for :func:`read_head` / :func:`iter_messages`."""
     return io.BytesIO(data)

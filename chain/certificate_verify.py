@@ -48,7 +48,7 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
-from typing import BinaryIO, Generic, TypeVar
+from typing import IO, Generic, TypeVar
 
 from chain.certificate import (
     CertifiedKeyRecord,
@@ -234,7 +234,7 @@ def verify_certificate(
 
 
 def verify_certificate_file(
-    stream: BinaryIO,
+    stream: IO[bytes],
     log_verifiers: NoteVerifier | Sequence[NoteVerifier],
     witness_verifiers: Sequence[CosignatureVerifier],
     min_witnesses: int,

@@ -73,8 +73,10 @@ def test_valid_certificate(files: Files, capsys: pytest.CaptureFixture[str]) -> 
     size = files.scenario.log.size
     assert out.splitlines() == [
         f"OK mileage certificate for {DEVICE}",
+        "  vehicle:     VIN WVWZZZ1JZXW000001, class M1, owner fleet-berlin",
         "  range:       2026-01-01T00:00:00Z .. 2026-01-01T01:00:00Z (end excluded)",
         "  messages:    20, seq 1..21, 2026-01-01T00:00:05Z .. 2026-01-01T00:03:25Z",
+        "  uncovered:   5 s at the start, 56 min 35 s at the end of the range",
         "  distance:    2.420 km by odometer (48211350 m -> 48213770 m), 2.397 km by GNSS",
         "  gaps:        1, 1 message missing",
         "    seq 9",
@@ -123,8 +125,8 @@ def test_gaps_and_anomalies_are_listed(files: Files, capsys: pytest.CaptureFixtu
     code, out, _ = run(files.argv(files.write("rolled.json", rolled.text)), capsys)
     assert code == 0
     lines = out.splitlines()
-    assert lines[3].startswith("  distance:    -2.580 km by odometer")
-    assert lines[4:8] == [
+    assert lines[5].startswith("  distance:    -2.580 km by odometer")
+    assert lines[6:10] == [
         "  gaps:        1, 1 message missing",
         "    seq 9",
         "  anomalies:   1",
