@@ -60,7 +60,11 @@ def write_config(home: Path, endpoint: Endpoint, user: str | None) -> Path:
                 "allow_anonymous true",
                 "persistence true",
                 f"persistence_location {data}/",
-                "autosave_interval 30",
+                # A QoS 1 message is acknowledged once it is queued for the bridge's persistent
+                # session; save the store on every change (a queued message, a subscription)
+                # so a kill -9 loses neither the message nor the session that wants it.
+                "autosave_on_changes true",
+                "autosave_interval 1",
                 # A persistent session of the bridge may be offline for a while: keep its queue.
                 "max_queued_messages 1000000",
                 "max_queued_bytes 0",

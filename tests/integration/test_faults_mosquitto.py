@@ -31,6 +31,7 @@ pytestmark = [
 ]
 
 RATE = 500  # msg/s offered
+BROKER_WINDOW = 50  # messages acknowledged but not yet saved (0.1 s at RATE), at most
 
 
 async def test_mosquitto_sigkilled_and_restarted_under_load(
@@ -55,7 +56,15 @@ async def test_mosquitto_sigkilled_and_restarted_under_load(
         tally = await run.tally()
         print(f"{tally}\nthroughput back {recovery} s after the broker returned")
         run.check_recovered()  # alive, and never restarted from outside
-        assert tally.ok, str(tally)
+        # Mosquitto saves its store after every change (autosave_on_changes, interval 1), but
+        # it acknowledges a QoS 1 PUBLISH before the save that follows: a kill -9 in between
+        # loses what the publisher was told is safe. That window is all that may be lost, and
+        # only at the broker: everything that reached telemetry.raw is stored and sequenced.
+        # (With the earlier 30 s autosave, 511 of 15,000 were lost; now 5-10 in three runs.)
+        assert tally.duplicated == 0, str(tally)
+        assert not tally.problems, str(tally)
+        assert tally.lost == tally.published - tally.raw, f"lost past the broker: {tally}"
+        assert tally.lost <= BROKER_WINDOW, f"more than the broker's save window: {tally}"
         run.stop_all()  # and each stops on SIGTERM within seconds
         assert recovery is not None, "throughput never came back"
         assert recovery <= RECOVERY_FLOOR_S, f"throughput back only after {recovery:.1f} s"
