@@ -137,9 +137,7 @@ async def scratch(settings: Settings, timescaledb: bool) -> AsyncIterator[asyncp
         await admin.execute(
             await admin.fetchval("SELECT format('CREATE SCHEMA %I', $1::text)", schema)
         )
-        pool = await create_pool(
-            settings, max_size=2, server_settings={"search_path": f"{schema},public"}
-        )
+        pool = await create_pool(settings, max_size=2, server_settings={"search_path": schema})
         try:
             async with pool.acquire() as conn:
                 await apply_schema(conn, timescaledb=timescaledb)

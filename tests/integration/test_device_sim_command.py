@@ -44,7 +44,7 @@ async def _prepare(url: str) -> None:
 def scratch_url(postgres: Settings, mqtt: Settings) -> Iterator[str]:
     schema = f"scratch_{uuid.uuid4().hex[:12]}"
     asyncio.run(_ddl(postgres, f'CREATE SCHEMA "{schema}"'))
-    url = f"{postgres.database_url}?search_path={schema},public"
+    url = f"{postgres.database_url}?search_path={schema}"
     try:
         asyncio.run(_prepare(url))
         yield url

@@ -31,7 +31,7 @@ async def _prepare(url: str, schema: str) -> None:
         )
     finally:
         await admin.close()
-    conn = await asyncpg.connect(url, server_settings={"search_path": f"{schema},public"})
+    conn = await asyncpg.connect(url, server_settings={"search_path": schema})
     try:
         await apply_schema(conn, timescaledb=False)
         now = datetime.now(UTC)
@@ -58,7 +58,7 @@ async def _prepare(url: str, schema: str) -> None:
 
 
 async def _read_and_drop(url: str, schema: str) -> tuple[list[asyncpg.Record], int]:
-    conn = await asyncpg.connect(url, server_settings={"search_path": f"{schema},public"})
+    conn = await asyncpg.connect(url, server_settings={"search_path": schema})
     try:
         forecasts = await conn.fetch(
             "SELECT horizon_min, speed_kmh, speed_method FROM segment_forecasts ORDER BY 1"
@@ -81,9 +81,7 @@ def test_run_once_writes_forecasts(
     asyncio.run(_prepare(url, schema))
     try:
         separator = "&" if "?" in url else "?"
-        monkeypatch.setenv(
-            "ROADLEDGER_DATABASE_URL", f"{url}{separator}search_path={schema},public"
-        )
+        monkeypatch.setenv("ROADLEDGER_DATABASE_URL", f"{url}{separator}search_path={schema}")
         assert main(["forecast", "run", "--once", "--quiet"]) == 0
     finally:
         forecasts, vehicles = asyncio.run(_read_and_drop(url, schema))

@@ -32,7 +32,7 @@ DOC = {
 
 
 async def _schema(url: str, schema: str, *, drop: bool) -> int:
-    conn = await asyncpg.connect(url, server_settings={"search_path": f"{schema},public"})
+    conn = await asyncpg.connect(url, server_settings={"search_path": schema})
     try:
         if not drop:
             await conn.execute(
@@ -76,9 +76,7 @@ def test_keygen_sign_check_publish_list_show(
     asyncio.run(_schema(url, schema, drop=False))
     try:
         separator = "&" if "?" in url else "?"
-        monkeypatch.setenv(
-            "ROADLEDGER_DATABASE_URL", f"{url}{separator}search_path={schema},public"
-        )
+        monkeypatch.setenv("ROADLEDGER_DATABASE_URL", f"{url}{separator}search_path={schema}")
         # Unregistered organisation first: refused with the reason.
         assert main(["rules", "publish", str(signed)]) == 1
         assert "org_id: unknown organisation 'metro-police'" in capsys.readouterr().err

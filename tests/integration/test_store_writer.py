@@ -52,9 +52,7 @@ async def scratch_pool(settings: Settings, *, timescaledb: bool) -> AsyncIterato
         await admin.execute(
             await admin.fetchval("SELECT format('CREATE SCHEMA %I', $1::text)", schema)
         )
-        pool = await create_pool(
-            settings, max_size=6, server_settings={"search_path": f"{schema},public"}
-        )
+        pool = await create_pool(settings, max_size=6, server_settings={"search_path": schema})
         try:
             async with pool.acquire() as conn:
                 mode = await apply_schema(conn, timescaledb=timescaledb)
