@@ -83,6 +83,13 @@ class JwsHeader:
             raise TelemetryError(RejectReason.UNSUPPORTED_ALG, f"header: alg {self.alg!r:.66}")
         if self.kid is not None and (type(self.kid) is not str or not self.kid):
             raise TelemetryError(RejectReason.BAD_HEADER, "header: kid must be a non-empty string")
+        if self.kid is not None and len(self.kid) > MAX_KID_CHARS:
+            # A kid is a device id (at most 64 characters): anything longer is refused before
+            # a key lookup, a cache entry or a log line is spent on it.
+            raise TelemetryError(
+                RejectReason.BAD_HEADER,
+                f"header: kid of {len(self.kid)} characters, limit is {MAX_KID_CHARS}",
+            )
         if self.typ is not None and type(self.typ) is not str:
             raise TelemetryError(RejectReason.BAD_HEADER, "header: typ must be a string")
 
@@ -114,8 +121,12 @@ class JwsHeader:
 # Header segment -> parsed header. A device sends the same header with every message, so a
 # fleet has as many distinct headers as devices; the cache is bounded and cleared when full.
 # Only successful parses are kept (with the require_kid they passed), so a cached header is
-# exactly what parsing the same bytes again would return.
+# exactly what parsing the same bytes again would return. Nothing is authenticated yet when a
+# header is parsed, so only segments of a real header's size are kept: the cache holds at most
+# _HEADER_CACHE_LIMIT x _HEADER_CACHE_SEGMENT bytes of segments (about 26 MB), whatever is sent.
+MAX_KID_CHARS = 64
 _HEADER_CACHE_LIMIT = 100_000
+_HEADER_CACHE_SEGMENT = 256
 _headers: dict[tuple[bytes, bool], JwsHeader] = {}
 
 
@@ -124,6 +135,8 @@ def _header(segment: bytes, require_kid: bool) -> JwsHeader:
     if cached is not None:
         return cached
     header = JwsHeader.from_json(_b64url(segment, "header"), require_kid=require_kid)
+    if len(segment) > _HEADER_CACHE_SEGMENT:
+        return header
     if len(_headers) >= _HEADER_CACHE_LIMIT:
         _headers.clear()
     _headers[(segment, require_kid)] = header

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+import chain.jws as jws_module
+from chain._encoding import b64url_encode
 from chain.errors import EncodingError, RejectReason, SignatureError, TelemetryError
 from chain.jws import MAX_JWS_BYTES, CompactJws, JwsHeader, sign_compact
 from chain.keys import Ed25519PrivateKey, Ed25519PublicKey
@@ -320,3 +322,28 @@ def test_signer_refuses_what_verifier_rejects(
     with pytest.raises(TelemetryError) as info:
         sign_compact(SK, header, payload)
     assert info.value.reason is reason
+
+
+def _compact(header: bytes) -> bytes:
+    """A compact JWS with ``header`` (JSON) and a payload and signature that parse."""
+    parts = (header, b'{"v":1}', bytes(64))
+    return b".".join(b64url_encode(part).encode() for part in parts)
+
+
+def test_a_long_kid_is_refused_before_anything_is_spent_on_it() -> None:
+    with pytest.raises(TelemetryError) as caught:
+        CompactJws.from_bytes(_compact(b'{"alg":"Ed25519","kid":"' + b"k" * 11_000 + b'"}'))
+    assert caught.value.reason is RejectReason.BAD_HEADER
+    assert "kid of 11000 characters, limit is 64" in str(caught.value)
+
+
+def test_junk_headers_leave_the_header_cache_bounded() -> None:
+    # 20,000 distinct large headers (a valid kid, padded with typ) before any signature check:
+    # none of them may stay in memory.
+    jws_module._headers.clear()
+    for i in range(20_000):
+        header = {"alg": "Ed25519", "kid": f"junk-{i}", "typ": "x" * 2_000}
+        CompactJws.from_bytes(_compact(json.dumps(header).encode()))
+    assert len(jws_module._headers) == 0
+    CompactJws.from_bytes(_compact(b'{"alg":"Ed25519","kid":"veh-1"}'))
+    assert len(jws_module._headers) == 1, "real headers are still cached"
