@@ -45,15 +45,45 @@ def polygon_problem(polygon: Sequence[Vertex]) -> str | None:
     for i in range(n):
         if abs(polygon[i][1] - polygon[(i + 1) % n][1]) > 1_800_000_000:
             return f"edge {i} crosses the antimeridian"
-    for i in range(n):
-        for j in range(i + 1, n):
-            if j == i + 1 or (i == 0 and j == n - 1):
-                continue  # neighbouring edges share a vertex
-            if _segments_meet(polygon[i], polygon[(i + 1) % n], polygon[j], polygon[(j + 1) % n]):
-                return f"edges {i} and {j} intersect (the polygon must be simple)"
+    if crossing := _crossing_edges(polygon):
+        return f"edges {crossing[0]} and {crossing[1]} intersect (the polygon must be simple)"
     if _twice_area(polygon) == 0:
         return "has zero area"
     return None
+
+
+def _crossing_edges(polygon: Sequence[Vertex]) -> tuple[int, int] | None:
+    """The first pair of non-neighbouring edges (i < j) that meet, or None.
+
+    A sweep along longitude: edges sorted by their western end, each compared only with the
+    edges whose longitude span it overlaps. Realistic outlines (a zone, a district) give each
+    edge a few such neighbours, so this is O(n log n) where comparing every pair was O(n^2)
+    (34 zones of 1,000 vertices took 33 s). The smallest pair is kept, so the message names
+    the same edges as a pair-by-pair scan would.
+    """
+    n = len(polygon)
+    edges = sorted(
+        (
+            min(polygon[i][1], polygon[(i + 1) % n][1]),
+            max(polygon[i][1], polygon[(i + 1) % n][1]),
+            i,
+        )
+        for i in range(n)
+    )
+    active: list[tuple[int, int]] = []  # (eastern end, edge index)
+    found: tuple[int, int] | None = None
+    for west, east, i in edges:
+        active = [(e, j) for e, j in active if e >= west]
+        for _, j in active:
+            a, b = min(i, j), max(i, j)
+            if b == a + 1 or (a == 0 and b == n - 1):
+                continue  # neighbouring edges share a vertex
+            if (found is None or (a, b) < found) and _segments_meet(
+                polygon[a], polygon[a + 1], polygon[b], polygon[(b + 1) % n]
+            ):
+                found = (a, b)
+        active.append((east, i))
+    return found
 
 
 def _twice_area(polygon: Sequence[Vertex]) -> int:

@@ -14,8 +14,9 @@ from typing import Final
 from analytics.rules.model import RuleVersion
 from analytics.rules.parse import RulesError, parse_rules
 from chain._encoding import b64url_decode, b64url_encode
+from chain._json import loads_object
 from chain.entries import RULES_ENTRY_PREFIX
-from chain.errors import ChainError
+from chain.errors import ChainError, EncodingError
 from chain.jws import JwsHeader
 from chain.keys import SIGNATURE_SIZE, Ed25519PrivateKey, Ed25519PublicKey
 
@@ -61,6 +62,18 @@ class SignedRules:
             raise RulesError("signature", f"{len(signature)} bytes, not {SIGNATURE_SIZE}")
         assert header.kid is not None  # from_json requires it
         return cls(raw.strip(), header.kid, payload, signature)
+
+    def claimed_org(self) -> str:
+        """The ``org_id`` the unverified payload names: JSON read, nothing else checked, so an
+        unauthenticated document costs no geometry (the full parse follows :meth:`verify`)."""
+        try:
+            doc = loads_object(self.payload, "rules")
+        except EncodingError as exc:
+            raise RulesError("", str(exc)) from None
+        org_id = doc.get("org_id")
+        if type(org_id) is not str or not org_id:
+            raise RulesError("org_id", "expected a non-empty string")
+        return org_id
 
     def rules(self) -> RuleVersion:
         """The parsed payload (not verified), keeping these signed bytes."""

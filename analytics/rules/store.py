@@ -72,21 +72,21 @@ async def revoke_organisation_key(conn: Conn, org_id: str, key_id: str, at_ms: i
 async def publish_rules(conn: asyncpg.Connection, signed: bytes, now_ms: int) -> RuleVersion:
     """Verify, check and store one signed rules version; :class:`RulesError` says why not."""
     envelope = SignedRules.from_bytes(signed)
-    claimed = envelope.rules()  # the payload names the organisation whose key must sign it
+    # The payload names the organisation whose key must sign it; only that name is read
+    # before the signature is checked (the full parse, geometry included, comes after).
+    claimed = envelope.claimed_org()
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _PUBLISH_LOCK)
-        if not await conn.fetchval("SELECT 1 FROM organisations WHERE org_id = $1", claimed.org_id):
-            raise RulesError("org_id", f"unknown organisation {claimed.org_id!r}")
+        if not await conn.fetchval("SELECT 1 FROM organisations WHERE org_id = $1", claimed):
+            raise RulesError("org_id", f"unknown organisation {claimed!r}")
         key = await conn.fetchrow(
             "SELECT public_key, valid_from_ms, revoked_at_ms FROM organisation_keys "
             "WHERE org_id = $1 AND key_id = $2",
-            claimed.org_id,
+            claimed,
             envelope.kid,
         )
         if key is None:
-            raise RulesError(
-                "signature.header.kid", f"{claimed.org_id!r} has no key {envelope.kid!r}"
-            )
+            raise RulesError("signature.header.kid", f"{claimed!r} has no key {envelope.kid!r}")
         if key["revoked_at_ms"] is not None and key["revoked_at_ms"] <= now_ms:
             raise RulesError("signature.header.kid", f"key {envelope.kid!r} is revoked")
         if key["valid_from_ms"] > now_ms:
