@@ -16,7 +16,11 @@ call it directly. Checks run in this order and the first failure decides the rea
    members, types, ranges, ``kid`` = ``dev``), and ``schema`` if the message's kind (vehicle or
    RSU) differs from the kind of the key that signed it;
 7. ``revoked_key``: the key that signed it was not valid at the message's ``ts`` (revoked
-   before it, or not yet valid). A message from before the revocation stays valid. Needs a
+   before it, or not yet valid), or it arrived more than ``revocation_grace_ms`` after the
+   key's revocation. A message from before the revocation stays valid only if it arrives
+   within that grace: a device's clock is its own, so a thief holding a stolen key can sign
+   any ``ts`` before the revocation, and what arrives after it is judged by what was known
+   then (the grace is for messages a genuine device buffered while offline). Needs a
    schema-valid ``ts``, hence after 6, as in :meth:`chain.device_keys.DeviceKey.verify_message`;
 8. ``clock_skew``: ``ts`` more than ``clock_skew_ms`` after the receive time, or the message
    more than ``max_message_age_ms`` old when received.
@@ -63,11 +67,15 @@ class Limits:
 
     clock_skew_ms: int
     max_message_age_ms: int
+    revocation_grace_ms: int = 300_000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
-        """The limits configured by ``ROADLEDGER_CLOCK_SKEW_MS`` / ``_MAX_MESSAGE_AGE_MS``."""
-        return cls(settings.clock_skew_ms, settings.max_message_age_ms)
+        """The limits configured by ``ROADLEDGER_CLOCK_SKEW_MS``, ``_MAX_MESSAGE_AGE_MS`` and
+        ``_REVOCATION_GRACE_MS``."""
+        return cls(
+            settings.clock_skew_ms, settings.max_message_age_ms, settings.revocation_grace_ms
+        )
 
 
 class ClassifyInput(NamedTuple):
@@ -174,6 +182,16 @@ def _signing_key(jws: CompactJws, keys: Sequence[DeviceKey]) -> DeviceKey:
     )
 
 
+def _check_arrival_after_revocation(key: DeviceKey, ts: int, recv_ms: int, limits: Limits) -> None:
+    revoked = key.revoked_at_ms
+    if revoked is not None and recv_ms >= revoked + limits.revocation_grace_ms:
+        raise TelemetryError(
+            RejectReason.REVOKED_KEY,
+            f"{key.device_id}: key {key.key_id} revoked at {revoked}; message ts {ts} arrived at "
+            f"{recv_ms}, past the {limits.revocation_grace_ms} ms grace for buffered messages",
+        )
+
+
 def _check_clock(ts: int, recv_ms: int, limits: Limits) -> None:
     if ts > recv_ms + limits.clock_skew_ms:
         raise TelemetryError(
@@ -210,6 +228,7 @@ def _classify(
                 f"{telemetry.kind} message signed by the {key.kind} key {key.key_id}",
             )
         key.check_valid_at(telemetry.ts)
+        _check_arrival_after_revocation(key, telemetry.ts, recv_ms, limits)
         _check_clock(telemetry.ts, recv_ms, limits)
     except TelemetryError as exc:
         return Rejected(exc.reason, one_line(exc.detail))

@@ -134,6 +134,12 @@ class Settings(BaseSettings):
         gt=0,
         description="How old a buffered message may be when it arrives.",
     )
+    revocation_grace_ms: int = Field(
+        default=300_000,
+        ge=0,
+        description="How long after a key's revocation a message signed before it (buffered "
+        "by the device) is still accepted; later arrivals are revoked_key.",
+    )
     verify_workers: int = Field(
         default=2, ge=0, le=64, description="Signature-verifying processes (0: in-process)."
     )

@@ -303,6 +303,21 @@ def test_revoked_key_rejects_messages_from_the_revocation_on() -> None:
     assert_rejected(verdict, R.REVOKED_KEY, f"revoked at {T0}")
 
 
+def test_backdated_messages_arriving_after_the_revocation_and_its_grace_are_refused() -> None:
+    # A thief with a stolen key signs ts = T-60 s long after the key was revoked at T: judged
+    # by what was known when it arrived, it is revoked_key. A genuine device's buffered message
+    # arriving within the grace still counts.
+    device = Device("dev-1")
+    revoked = [device.record.revoke(T0)]
+    backdated = device.message(T0 - 60_000)
+    grace = LIMITS.revocation_grace_ms
+    assert isinstance(classify(backdated, device, keys=revoked, recv_ms=T0 + grace - 1), Accepted)
+    verdict = classify(backdated, device, keys=revoked, recv_ms=T0 + grace)
+    assert_rejected(verdict, R.REVOKED_KEY, "past the 300000 ms grace for buffered messages")
+    days_later = classify(backdated, device, keys=revoked, recv_ms=T0 + 20 * DAY_MS)
+    assert_rejected(days_later, R.REVOKED_KEY, f"revoked at {T0}")
+
+
 def test_a_message_older_than_its_key_is_revoked_key() -> None:
     device = Device("dev-1", valid_from_ms=T0)
     assert_rejected(classify(device.message(T0 - 1), device), R.REVOKED_KEY, "not valid before")
@@ -348,13 +363,20 @@ def test_the_key_valid_at_ts_is_tried_first_when_one_key_has_two_windows() -> No
 
 
 def test_a_compromised_old_key_cannot_sign_new_messages_with_a_backdated_ts() -> None:
-    # Backdating into the old key's window is indistinguishable from an old message (that is
-    # what "earlier ones stay valid" means); the clock check bounds how far back it can go.
+    # Backdating into the old key's window looks like an old message, but it arrives long
+    # after the rotation revoked that key: revoked_key (it used to pass as far as the clock
+    # check, which bounds only how old a message may be).
     device = Device("dev-1", key_name="k1", valid_from_ms=T0 - 60 * DAY_MS)
     old_key = device.key
     device.rotate(T0 - 40 * DAY_MS, "k2")
     backdated = device.message(T0 - 41 * DAY_MS, key=old_key)
-    assert_rejected(classify(backdated, device), R.CLOCK_SKEW)
+    assert_rejected(classify(backdated, device), R.REVOKED_KEY, "grace for buffered messages")
+    # Within max_message_age_ms the old code accepted it outright.
+    thief = Device("dev-2", key_name="k1", valid_from_ms=T0 - 60 * DAY_MS)
+    stolen = thief.key
+    thief.rotate(T0 - 10 * DAY_MS, "k2")
+    backdated = thief.message(T0 - 11 * DAY_MS, key=stolen)
+    assert_rejected(classify(backdated, thief), R.REVOKED_KEY, "grace for buffered messages")
 
 
 # --- clock_skew -------------------------------------------------------------------------------
