@@ -45,7 +45,8 @@ async def test_register_rotate_revoke_show(
     assert out.startswith("veh-1: registered, key ")
     code, out, _ = await _cli(
         capsys, "devices", "register", "veh-1", "--owner", "fleet-a", "--kind", "vehicle",
-        "--public-key", public_key.strip(), "--valid-from", "1764000000000",
+        # '=': a base64url key starting with '-' would read as an option (1 key in 64).
+        f"--public-key={public_key.strip()}", "--valid-from", "1764000000000",
     )  # fmt: skip
     assert "already registered (unchanged)" in out
     await _cli(capsys, "devices", "keygen", "--out", str(tmp_path / "k2"))

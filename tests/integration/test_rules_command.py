@@ -64,7 +64,7 @@ def test_keygen_sign_check_publish_list_show(
     assert main(["rules", "check", str(doc)]) == 0
     assert main(["rules", "sign", str(doc), "--key-file", str(key), "--kid", "k1",
                  "--out", str(signed)]) == 0  # fmt: skip
-    assert main(["rules", "check", str(signed), "--public-key", public_key]) == 0
+    assert main(["rules", "check", str(signed), f"--public-key={public_key}"]) == 0
     assert "signature verifies (kid k1): metro-police/city@1" in capsys.readouterr().out
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({**DOC, "speed_limits": [{"road_class": "lane", "max_kmh": 3}]}))
