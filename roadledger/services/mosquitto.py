@@ -60,11 +60,10 @@ def write_config(home: Path, endpoint: Endpoint, user: str | None) -> Path:
                 "allow_anonymous true",
                 "persistence true",
                 f"persistence_location {data}/",
-                # A QoS 1 message is acknowledged once it is queued for the bridge's persistent
-                # session; save the store on every change (a queued message, a subscription)
-                # so a kill -9 loses neither the message nor the session that wants it.
-                "autosave_on_changes true",
-                "autosave_interval 1",
+                # Saved every 30 s: a kill -9 loses what was queued since (docs/pipeline.md).
+                # autosave_on_changes was tried and reverted: with it, Mosquitto 2.0 handed a
+                # persistent session's acknowledged messages out again to its next connection.
+                "autosave_interval 30",
                 # A persistent session of the bridge may be offline for a while: keep its queue.
                 "max_queued_messages 1000000",
                 "max_queued_bytes 0",

@@ -34,6 +34,14 @@ RATE = 500  # msg/s offered
 BROKER_WINDOW = 50  # messages acknowledged but not yet saved (0.1 s at RATE), at most
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="Mosquitto saves its store every 30 s: a kill -9 loses the acknowledged messages "
+    "queued since and the bridge's session (511 of 15,000 at 500 msg/s). Saving on every change "
+    "cut that to 5-10 but made the broker hand a session's acknowledged messages out again "
+    "(test_bridge), so it was reverted; closing the window needs an application-level "
+    "acknowledgement (issue 9, open)",
+)
 async def test_mosquitto_sigkilled_and_restarted_under_load(
     settings: Settings, tmp_path: Path
 ) -> None:
