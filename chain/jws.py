@@ -122,11 +122,17 @@ class JwsHeader:
 # fleet has as many distinct headers as devices; the cache is bounded and cleared when full.
 # Only successful parses are kept (with the require_kid they passed), so a cached header is
 # exactly what parsing the same bytes again would return. Nothing is authenticated yet when a
-# header is parsed, so only segments of a real header's size are kept: the cache holds at most
-# _HEADER_CACHE_LIMIT x _HEADER_CACHE_SEGMENT bytes of segments (about 26 MB), whatever is sent.
+# header is parsed, so only segments of a real header's size are kept (the largest real one,
+# '{"alg": "Ed25519", "kid": <64 characters>, "typ": "JWT"}', is 143 bytes): filled with
+# junk of the largest size kept, the cache holds about 19 MB (measured with tracemalloc,
+# tests/unit/chain/test_jws.py), in each process that parses (the verifier and its workers).
+# A process that sees more distinct devices than the limit only parses some headers again.
 MAX_KID_CHARS = 64
-_HEADER_CACHE_LIMIT = 100_000
-_HEADER_CACHE_SEGMENT = 256
+# A header segment longer than this is bad_header before it is even decoded: the largest real
+# header is 143 bytes, and an unauthenticated 11 KB one must not cost a decode and a parse.
+MAX_HEADER_SEGMENT_BYTES = 1024
+_HEADER_CACHE_LIMIT = 32_768
+_HEADER_CACHE_SEGMENT = 160
 _headers: dict[tuple[bytes, bool], JwsHeader] = {}
 
 
@@ -134,6 +140,11 @@ def _header(segment: bytes, require_kid: bool) -> JwsHeader:
     cached = _headers.get((segment, require_kid))
     if cached is not None:
         return cached
+    if len(segment) > MAX_HEADER_SEGMENT_BYTES:
+        raise TelemetryError(
+            RejectReason.BAD_HEADER,
+            f"header: {len(segment)} bytes encoded, limit is {MAX_HEADER_SEGMENT_BYTES}",
+        )
     header = JwsHeader.from_json(_b64url(segment, "header"), require_kid=require_kid)
     if len(segment) > _HEADER_CACHE_SEGMENT:
         return header

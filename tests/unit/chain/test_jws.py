@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import gc
 import json
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -190,7 +193,9 @@ HEADERS: dict[str, tuple[bytes, RejectReason]] = {
     "string": (b'"Ed25519"', RejectReason.MALFORMED),
     "null": (b"null", RejectReason.MALFORMED),
     "NaN": (b'{"alg":"Ed25519","kid":"v","x":NaN}', RejectReason.MALFORMED),
-    "deep nesting": (b'{"alg":' + b"[" * 5000 + b"]" * 5000 + b"}", RejectReason.MALFORMED),
+    # over MAX_HEADER_SEGMENT_BYTES: refused before it is decoded (the payload's own deep
+    # nesting case is in test_telemetry.py)
+    "deep nesting": (b'{"alg":' + b"[" * 5000 + b"]" * 5000 + b"}", RejectReason.BAD_HEADER),
     "alg none": (b'{"alg":"none","kid":"v"}', RejectReason.UNSUPPORTED_ALG),
     "alg HS256": (b'{"alg":"HS256","kid":"v"}', RejectReason.UNSUPPORTED_ALG),
     "alg ES256": (b'{"alg":"ES256","kid":"v"}', RejectReason.UNSUPPORTED_ALG),
@@ -334,16 +339,86 @@ def test_a_long_kid_is_refused_before_anything_is_spent_on_it() -> None:
     with pytest.raises(TelemetryError) as caught:
         CompactJws.from_bytes(_compact(b'{"alg":"Ed25519","kid":"' + b"k" * 11_000 + b'"}'))
     assert caught.value.reason is RejectReason.BAD_HEADER
-    assert "kid of 11000 characters, limit is 64" in str(caught.value)
+    assert "14702 bytes encoded, limit is 1024" in str(caught.value), "by size, not decoded"
+    with pytest.raises(TelemetryError) as caught:
+        CompactJws.from_bytes(_compact(b'{"alg":"Ed25519","kid":"' + b"k" * 65 + b'"}'))
+    assert caught.value.reason is RejectReason.BAD_HEADER
+    assert "kid of 65 characters, limit is 64" in str(caught.value)
 
 
 def test_junk_headers_leave_the_header_cache_bounded() -> None:
-    # 20,000 distinct large headers (a valid kid, padded with typ) before any signature check:
-    # none of them may stay in memory.
+    # 20,000 distinct headers larger than a real one (a valid kid, padded with typ) before any
+    # signature check: they parse, and none of them may stay in memory.
     jws_module._headers.clear()
     for i in range(20_000):
-        header = {"alg": "Ed25519", "kid": f"junk-{i}", "typ": "x" * 2_000}
+        header = {"alg": "Ed25519", "kid": f"junk-{i}", "typ": "x" * 500}
         CompactJws.from_bytes(_compact(json.dumps(header).encode()))
     assert len(jws_module._headers) == 0
     CompactJws.from_bytes(_compact(b'{"alg":"Ed25519","kid":"veh-1"}'))
     assert len(jws_module._headers) == 1, "real headers are still cached"
+
+
+def _retained_bytes(action: Callable[[], None]) -> int:
+    """Bytes still allocated after ``action`` (tracemalloc), its garbage collected."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        action()
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_header_over_the_size_limit_is_refused_before_it_is_decoded() -> None:
+    limit = jws_module.MAX_HEADER_SEGMENT_BYTES
+    fits = b'{"alg":"Ed25519","kid":"v","typ":"' + b"x" * 700 + b'"}'
+    assert len(b64url_encode(fits)) <= limit
+    CompactJws.from_bytes(_compact(fits))
+    big = _compact(b'{"alg":"Ed25519","kid":"v","typ":"' + b"x" * 800 + b'"}')
+    with pytest.raises(TelemetryError) as caught:
+        CompactJws.from_bytes(big)
+    assert caught.value.reason is RejectReason.BAD_HEADER
+    assert f"limit is {limit}" in str(caught.value)
+    # not even decoded: invalid base64 of that size is bad_header too, not malformed
+    with pytest.raises(TelemetryError) as caught:
+        CompactJws.from_bytes(b"*" * (limit + 1) + b"." + big.split(b".", 1)[1])
+    assert caught.value.reason is RejectReason.BAD_HEADER
+
+
+def test_twenty_thousand_junk_messages_with_large_kids_retain_nothing() -> None:
+    # The issue's attack: an 11 KB kid per message (20,000 of them cost +498 MB). Refused as
+    # bad_header before any cache entry, so memory does not grow at all.
+    jws_module._headers.clear()
+
+    def send() -> None:
+        for i in range(20_000):
+            kid = f"{i:06d}" + "k" * 11_000
+            with pytest.raises(TelemetryError):
+                CompactJws.from_bytes(_compact(b'{"alg":"Ed25519","kid":"%s"}' % kid.encode()))
+
+    assert _retained_bytes(send) < 256 * 1024
+    assert len(jws_module._headers) == 0
+
+
+def test_the_header_cache_at_capacity_holds_a_bounded_amount_of_memory() -> None:
+    # The worst junk can do: fill the cache with distinct headers of the largest size kept.
+    jws_module._headers.clear()
+    limit = jws_module._HEADER_CACHE_LIMIT
+
+    def header(i: int) -> bytes:
+        raw = json.dumps({"alg": "Ed25519", "kid": f"{i:064d}", "typ": "x" * 14}).encode()
+        assert len(b64url_encode(raw)) <= jws_module._HEADER_CACHE_SEGMENT
+        return _compact(raw)
+
+    def fill() -> None:
+        for i in range(limit):
+            CompactJws.from_bytes(header(i))
+
+    retained = _retained_bytes(fill)
+    assert len(jws_module._headers) == limit
+    assert retained < 24 * 1024 * 1024, f"{retained / 1e6:.1f} MB at capacity"
+    CompactJws.from_bytes(header(limit))  # one more: cleared, never past the limit
+    assert len(jws_module._headers) == 1
+    jws_module._headers.clear()
