@@ -26,7 +26,9 @@ call it directly. Checks run in this order and the first failure decides the rea
    more than ``max_message_age_ms`` old when received.
 
 What passes is :class:`Accepted`: the device, seq and hash that deduplication
-(:mod:`ingest.dedupe`) decides on next (``duplicate``, ``conflict``, or forwarded).
+(:mod:`ingest.dedupe`) decides on next (``duplicate``, ``conflict``, or forwarded), with the
+``prev`` link, the signing key and ``ts`` that the hash-chain check and the rule on claims of
+revoked keys need (:mod:`ingest.chain_links`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
+from chain._encoding import b64url_decode
 from chain.device_keys import DeviceKey
 from chain.errors import RejectReason, TelemetryError
 from chain.jws import MAX_JWS_BYTES, CompactJws
@@ -91,11 +94,18 @@ class ClassifyInput(NamedTuple):
 
 
 class Accepted(NamedTuple):
-    """Passed every per-message check; deduplication decides what happens next."""
+    """Passed every per-message check; deduplication decides what happens next.
+
+    ``prev``: the 32-byte hash the message names as its predecessor (empty for seq 1);
+    ``key_id``: the key that signed it; ``ts``: its device time.
+    """
 
     device_id: str
     seq: int
     message_hash: bytes
+    prev: bytes = b""
+    key_id: str = ""
+    ts: int = 0
 
 
 class Rejected(NamedTuple):
@@ -232,7 +242,10 @@ def _classify(
         _check_clock(telemetry.ts, recv_ms, limits)
     except TelemetryError as exc:
         return Rejected(exc.reason, one_line(exc.detail))
-    return Accepted(telemetry.dev, telemetry.seq, message.message_hash)
+    prev = b64url_decode(telemetry.prev, "prev") if telemetry.prev else b""
+    return Accepted(
+        telemetry.dev, telemetry.seq, message.message_hash, prev, key.key_id, telemetry.ts
+    )
 
 
 def classify_message(

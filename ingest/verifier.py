@@ -6,7 +6,11 @@ Each batch from the consumer group ``roadledger-verifier`` goes through four ste
    known device, signature, schema and kind, key validity at ``ts``, clock), in worker
    processes (:mod:`ingest.classifier_pool`), with keys from a :class:`~ingest.key_cache.KeyCache`;
 2. **claim** the accepted ones in ``device_messages`` (:mod:`ingest.dedupe`, one round trip):
-   new, our own replay, duplicate or conflict;
+   new, our own replay, duplicate or conflict; a conflict with a *void* claim (its key revoked
+   from before its ``ts``) supersedes it, and each forwarded message's hash-chain links to
+   its stored neighbours are checked (:mod:`ingest.chain_links`: a broken link is forwarded
+   with a ``chain_broken`` header, not quarantined; the verdicts come from the stored rows,
+   so a re-read after a crash repeats them);
 3. **produce** every record to exactly one topic and await every acknowledgement: forwarded
    ones verbatim to ``telemetry.verified`` (key = device id, headers ``recv_ms``, ``src``),
    the others verbatim to ``telemetry.quarantine`` (key = record key, headers ``reason``,
@@ -23,7 +27,11 @@ Why this order survives a SIGKILL anywhere (at least once, nothing lost, no wron
   forwards again; so the row written before the produce never turns a message into a
   ``duplicate`` and never loses it. A real duplicate has another source, so it stays a
   duplicate, and a conflict stays a conflict: every verdict after a restart is the one the
-  first run made.
+  first run made. A superseding claim finds its own row too (a replay), and the chain flags
+  come from the same stored rows. The one exception is the registry changing in between: a
+  key revoked (from before a record's ``ts``) between the first read and the re-read turns an
+  acceptance into ``revoked_key``, or a ``conflict`` with the key's claim into a supersession;
+  the record is then in both topics, with the same ``src``, each verdict right when made.
 - Killed between the produce (3) and the commit (4): the batch is produced again. Forwarded
   records appear twice in ``telemetry.verified``, quarantined ones twice in
   ``telemetry.quarantine``, each copy with the same ``src`` header. This is the documented
@@ -69,6 +77,7 @@ import asyncpg
 
 from chain.errors import RejectReason
 from chain.jws import MAX_JWS_BYTES
+from ingest.chain_links import ChainBreak, header_value, settle_claims
 from ingest.classifier_pool import ClassifierPool
 from ingest.classify import (
     Accepted,
@@ -86,7 +95,6 @@ from ingest.dedupe import (
     PostgresDeviceMessages,
     Source,
     describe,
-    resolve,
 )
 from ingest.key_cache import KeyCache, KeyLookup
 from roadledger.resilience import Dependency, RetryPolicy, is_rebalance, patiently
@@ -105,6 +113,7 @@ from roadledger.topics import QUARANTINE, RAW, VERIFIED
 
 __all__ = [
     "GROUP_ID",
+    "HEADER_CHAIN_BROKEN",
     "HEADER_DETAIL",
     "HEADER_REASON",
     "HEADER_RECV_MS",
@@ -123,6 +132,9 @@ HEADER_RECV_MS: Final = "recv_ms"
 HEADER_SRC: Final = "src"
 HEADER_REASON: Final = "reason"
 HEADER_DETAIL: Final = "detail"
+# On a forwarded record: the hash-chain links through it that are broken ("9->10,10->11"),
+# with the explanation in HEADER_DETAIL (ingest/chain_links.py).
+HEADER_CHAIN_BROKEN: Final = "chain_broken"
 HEADER_OVERSIZE: Final = "oversize"  # set by the bridge when it dropped the payload
 HEADER_PAYLOAD_SHA256: Final = "payload_sha256"
 _POLL_MS: Final = 250
@@ -162,6 +174,7 @@ class Decision:
     reason: RejectReason | None
     detail: str = ""
     replay: bool = False
+    chain_breaks: tuple[ChainBreak, ...] = ()
 
     @property
     def source(self) -> Source:
@@ -174,6 +187,13 @@ class Decision:
             (HEADER_SRC, str(self.source).encode()),
         ]
         if self.reason is None:
+            if self.chain_breaks:
+                links, detail = header_value(self.chain_breaks)
+                return [
+                    (HEADER_CHAIN_BROKEN, links.encode()),
+                    (HEADER_DETAIL, one_line(detail, 600).encode("utf-8", "backslashreplace")),
+                    *common,
+                ]
             return common
         return [
             (HEADER_REASON, self.reason.value.encode()),
@@ -189,6 +209,7 @@ class VerifierStats:
     received: int = 0
     forwarded: int = 0
     replayed: int = 0
+    chain_broken: int = 0
     batches: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
 
@@ -199,6 +220,7 @@ class VerifierStats:
             if decision.reason is None:
                 self.forwarded += 1
                 self.replayed += decision.replay
+                self.chain_broken += len(decision.chain_breaks)
             else:
                 self.rejected[decision.reason.value] += 1
 
@@ -208,6 +230,7 @@ class VerifierStats:
             "received": self.received,
             "forwarded": self.forwarded,
             "replayed": self.replayed,
+            "chain_broken": self.chain_broken,
             "quarantined": sum(self.rejected.values()),
             "batches": self.batches,
         }
@@ -422,10 +445,13 @@ class Verifier:
                         verdict.seq,
                         verdict.message_hash,
                         Source(record.partition, record.offset),
+                        verdict.prev,
+                        verdict.key_id,
+                        verdict.ts,
                     )
                 )
-        stored = await self.messages.claim(claims) if claims else {}
-        outcomes = iter(zip(claims, resolve(claims, stored), strict=True))
+        keys = await self.keys.keys_for({c.device_id for c in claims}) if claims else {}
+        outcomes = iter(await settle_claims(self.messages, claims, keys))
 
         decisions = []
         for record, verdict in zip(records, verdicts, strict=True):
@@ -440,14 +466,17 @@ class Verifier:
                     )
                 decisions.append(Decision(record, recv_ms, verdict.reason, verdict.detail))
                 continue
-            claim, outcome = next(outcomes)
+            settled = next(outcomes)
+            outcome = settled.outcome
             if outcome.forwards:
-                decisions.append(Decision(record, recv_ms, None, replay=outcome is Outcome.REPLAY))
+                replay = outcome is Outcome.REPLAY
+                links = settled.chain_breaks
+                decisions.append(Decision(record, recv_ms, None, replay=replay, chain_breaks=links))
             else:
                 reason = (
                     RejectReason.CONFLICT if outcome is Outcome.CONFLICT else RejectReason.DUPLICATE
                 )
-                detail = one_line(describe(claim, stored[claim.key], outcome))
+                detail = one_line(describe(settled.claim, settled.row, outcome))
                 decisions.append(Decision(record, recv_ms, reason, detail))
         return decisions
 

@@ -30,6 +30,10 @@ From the quarantine, per rejected record (reason -> warning):
   conditions that reject every message, so one warning per device and 10-minute window
   (from the first such record to the window's end; that record is the evidence).
 
+From a verified record the verifier flagged (its ``chain_broken`` header, see
+``ingest/chain_links.py``): ``chain_broken``, one per broken link of a device's hash chain
+(a re-flashed device, a message slipped in between), the flagged record as evidence.
+
 Every threshold comes from the rules in force at the record's own time, and the warning cites
 the label of the rules version that set it.
 """
@@ -55,6 +59,7 @@ __all__ = [
     "RuleSource",
     "RulesInForce",
     "TelemetryDetector",
+    "chain_broken_warning",
     "quarantine_warning",
 ]
 
@@ -386,4 +391,26 @@ def quarantine_warning(
         label,
         (Evidence(record.device_id, record.seq, None, record.src),),
         detail,
+    )
+
+
+def chain_broken_warning(
+    evidence: Evidence, ts_ms: int, from_seq: int, detail: str, rules: RuleSource
+) -> Warning:
+    """The ``chain_broken`` warning of the link ``from_seq`` -> ``from_seq + 1`` that the
+    verifier flagged on a verified record (``evidence``, stamped ``ts_ms``).
+
+    One warning per link (its id names the link), whichever end of it was flagged.
+    """
+    return Warning(
+        warning_id(WarningType.CHAIN_BROKEN, evidence.device_id, f"link:{from_seq}"),
+        WarningType.CHAIN_BROKEN,
+        Severity.CRITICAL,
+        evidence.device_id,
+        None,
+        ts_ms,
+        ts_ms,
+        rules.in_force(ts_ms).label,
+        (evidence,),
+        {"from_seq": from_seq, "to_seq": from_seq + 1, "detail": detail},
     )

@@ -48,10 +48,11 @@ from analytics.warnings.detectors import (
     QuarantinedRecord,
     RuleSource,
     TelemetryDetector,
+    chain_broken_warning,
     quarantine_warning,
 )
 from analytics.warnings.geofencing import GeofenceCheck
-from analytics.warnings.model import Warning
+from analytics.warnings.model import Evidence, Warning
 from analytics.warnings.odometer_gnss import OdometerGnssCheck
 from analytics.warnings.rsu_contradiction import RsuContradictionCheck
 from analytics.warnings.speeding import SpeedingCheck
@@ -66,8 +67,15 @@ from chain._hashing import leaf_hash
 from chain.entries import DEVICE_KEY_ENTRY_PREFIX, RULES_ENTRY_PREFIX
 from chain.errors import TelemetryError
 from chain.telemetry import parse
+from ingest.chain_links import parse_links
 from ingest.map_matching import SegmentIndex
-from ingest.verifier import HEADER_REASON, HEADER_SRC, recv_ms_of
+from ingest.verifier import (
+    HEADER_CHAIN_BROKEN,
+    HEADER_DETAIL,
+    HEADER_REASON,
+    HEADER_SRC,
+    recv_ms_of,
+)
 from roadledger.resilience import Dependency, RetryPolicy, is_rebalance, patiently
 from roadledger.roads import RoadSegment, load_segments
 from roadledger.settings import Settings
@@ -393,6 +401,7 @@ class AnalyticsEngine:
             # A rules version was just published: apply it now, not at the next refresh.
             await self._retrying(self.refresh_rules, self.database)
         quarantined: list[QuarantinedRecord] = []
+        found_in_stream: list[Warning] = []
         points: list[Point] = []
         reports: list[RsuReport] = []
         for record in records:
@@ -400,6 +409,16 @@ class AnalyticsEngine:
                 quarantined.append(decode_quarantined(record))
                 continue
             decoded = decode_verified(record)
+            link = _header_text(record, HEADER_CHAIN_BROKEN)
+            if decoded is not None and link is not None:
+                # Before the warm-up skip: the flag is in the stream, not in the stored rows.
+                ev = Evidence(decoded.device_id, decoded.seq, decoded.leaf_hash, decoded.src)
+                detail = _header_text(record, HEADER_DETAIL) or ""
+                rules = self.detector.rules
+                for seq in parse_links(link):
+                    found_in_stream.append(
+                        chain_broken_warning(ev, decoded.ts_ms, seq, detail, rules)
+                    )
             if decoded is None or self._seen_in_warm_up(
                 decoded.device_id, decoded.seq, decoded.recv_ms
             ):
@@ -408,7 +427,7 @@ class AnalyticsEngine:
                 points.append(decoded)
             else:
                 reports.append(decoded)
-        found = await self._judge(points, reports)
+        found = found_in_stream + await self._judge(points, reports)
         accepted = await self._accepted(
             [(q.device_id, q.seq) for q in quarantined if q.reason == "bad_signature" and q.seq]
         )

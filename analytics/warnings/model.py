@@ -37,6 +37,7 @@ class WarningType(StrEnum):
     UNKNOWN_DEVICE = "unknown_device"
     REVOKED_KEY_USE = "revoked_key_use"
     CLOCK_SKEW = "clock_skew"
+    CHAIN_BROKEN = "chain_broken"
 
 
 class Severity(StrEnum):

@@ -20,7 +20,8 @@ Registry tables: ``organisations``, ``devices`` and ``device_keys`` (every key a
 had, with its validity window and its canonical record), and ``ledger_outbox`` (registry
 records waiting to be published into the device's ledger; written in the same transaction as
 the change, so no change is ever missing from the ledger). ``device_messages``: the verifier's
-record of the first bytes accepted for each (device, seq), for dedupe and conflicts.
+record of the first bytes accepted for each (device, seq), for dedupe and conflicts, with each
+message's ``prev`` link, signing key and ``ts`` for the hash-chain check (``ingest/chain_links``).
 
 Road network: ``road_segments`` (``roadledger/roads.py``). Telemetry tables, with their
 TimescaleDB and plain-PostgreSQL variants: ``roadledger/db/telemetry_schema.py``, applied from
@@ -40,7 +41,7 @@ import asyncpg
 __all__ = ["LEDGER_TABLES", "NODE_MIN_STORED_LEVEL", "SCHEMA_VERSION", "apply_schema"]
 
 # Bump when any DDL here or in telemetry_schema changes, so existing databases get it.
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 
 NODE_MIN_STORED_LEVEL: Final = 4
 
@@ -167,6 +168,13 @@ _REGISTRY_DDL: Final = (
         PRIMARY KEY (device_id, seq)
     )
     """,
+    # Schema 6: the message's prev link (empty for seq 1), signing key and device time, for the
+    # verifier's hash-chain check and its rule on claims of revoked keys (ingest/chain_links).
+    # NULL in older rows: those take part in neither.
+    "ALTER TABLE device_messages ADD COLUMN IF NOT EXISTS prev bytea "
+    "CHECK (length(prev) IN (0, 32))",
+    "ALTER TABLE device_messages ADD COLUMN IF NOT EXISTS key_id text",
+    "ALTER TABLE device_messages ADD COLUMN IF NOT EXISTS signed_ts bigint",
     """
     CREATE TABLE IF NOT EXISTS road_segments (
         segment_id       integer PRIMARY KEY,

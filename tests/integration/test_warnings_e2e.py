@@ -86,8 +86,11 @@ async def test_warnings_of_every_scenario_are_found_and_right(
         assert report.below(0.95) == [], report.table()
         # Every type is in the run, so none passes by having nothing to find; a drift along
         # the vehicle's own road (3 dry runs in 30) or an RSU that no one passes may not be.
+        # The simulator has no scenario that breaks a device's hash chain (chain_broken is
+        # tested in tests/integration/test_chain_pipeline.py); here it must not appear at all.
         events = {w.type for w in truth.warnings}
-        assert set(WarningType) - events <= {"drift_off_road", "rsu_contradiction"}, events
+        assert set(WarningType) - events <= {"drift_off_road", "rsu_contradiction", "chain_broken"}
+        assert not [w for w in warnings if w.type is WarningType.CHAIN_BROKEN], report.table()
 
         # The evidence is in the ledger: every verified record a warning rests on gets a leaf
         # index once the sequencer reaches it, and `analytics show` prints it.

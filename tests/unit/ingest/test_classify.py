@@ -68,7 +68,13 @@ def test_a_valid_message_is_accepted_with_its_hash(kind: DeviceKind) -> None:
     device = Device("dev-1", kind)
     raw = device.message(T0)
     verdict = classify(raw, device)
-    assert verdict == Accepted("dev-1", 1, hashlib.sha256(raw).digest())
+    key_id = device.record.key_id
+    assert verdict == Accepted("dev-1", 1, hashlib.sha256(raw).digest(), b"", key_id, T0)
+    # the next one carries its link, decoded, for the hash-chain check
+    second = device.message(T0 + 1000)
+    assert classify(second, device) == Accepted(
+        "dev-1", 2, hashlib.sha256(second).digest(), hashlib.sha256(raw).digest(), key_id, T0 + 1000
+    )
 
 
 def test_the_wire_format_example_is_accepted() -> None:
@@ -86,7 +92,8 @@ def test_the_wire_format_example_is_accepted() -> None:
         valid_from_ms=T0 - DAY_MS,
     )
     verdict = classify_message(raw, b"veh-0042", [record], T0 + 1000, LIMITS)
-    assert verdict == Accepted("veh-0042", 1, hashlib.sha256(raw).digest())
+    digest = hashlib.sha256(raw).digest()
+    assert verdict == Accepted("veh-0042", 1, digest, b"", record.key_id, 1767225600000)
 
 
 # --- oversize, malformed, unsupported_alg, bad_header (envelope) ------------------------------
