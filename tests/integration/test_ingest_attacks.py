@@ -1,4 +1,4 @@
-"""Attacks 1 and 3 through the real Kafka, PostgreSQL and device registry.
+"""Attacks 1, 2 and 3 of issue 9 through the real Kafka, PostgreSQL and device registry.
 
 Raw records -> the verifier (its real loop, the registry as key source) -> the verified and
 quarantine topics -> the analytics engine -> stored warnings.
@@ -6,6 +6,8 @@ quarantine topics -> the analytics engine -> stored warnings.
 1. A re-flashed vehicle continues at seq 11 with a made-up ``prev`` and an odometer 50,000 km
    lower: forwarded with a ``chain_broken`` header, and a ``chain_broken`` warning is stored
    (beside ``odometer_rollback``).
+2. A key revoked at T; messages signed with ts = T - 60 s: one arriving within the buffering
+   grace is forwarded, one arriving 10 minutes after T is ``revoked_key``.
 3. A thief squats seq 11..1010 with the stolen key; the operator rotates the key dated back to
    the theft (``roadledger devices rotate --at``); the device's seq 11..15 under the new key
    are forwarded, not quarantined as ``conflict``.
@@ -169,3 +171,22 @@ async def test_squatted_seqs_do_not_block_the_rotated_key(
         car.device_id,
     )
     assert [r[0] for r in rows] == [stolen_at] * 5, "the new key holds seq 11..15"
+
+
+async def test_backdated_messages_arriving_after_the_revocation_grace_are_refused(
+    env: tuple[Settings, asyncpg.Pool],
+) -> None:
+    settings, pool = env
+    revoked_at = NOW - 900_000
+    car = Device("veh-stolen", valid_from_ms=T0 - DAY_MS)
+    registry = await _register(pool, car)
+    await registry.revoke(car.device_id, revoked_at)  # roadledger devices revoke --at
+    buffered = car.message(revoked_at - 60_000)  # genuinely buffered, arrives 1 min after T
+    backdated = car.message(revoked_at - 59_000)  # a thief's, arriving 10 min after T
+    await _publish(settings, car.device_id, [buffered], revoked_at + 60_000)
+    await _publish(settings, car.device_id, [backdated], revoked_at + 600_000)
+    await _verify(settings, pool, 2)
+    assert [v for v, _ in await _topic(settings, VERIFIED)] == [buffered]
+    quarantined = await _topic(settings, QUARANTINE)
+    assert [(v, h["reason"]) for v, h in quarantined] == [(backdated, b"revoked_key")]
+    assert b"grace for buffered messages" in quarantined[0][1]["detail"]
