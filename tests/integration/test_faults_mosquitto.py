@@ -31,17 +31,8 @@ pytestmark = [
 ]
 
 RATE = 500  # msg/s offered
-BROKER_WINDOW = 50  # messages acknowledged but not yet saved (0.1 s at RATE), at most
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Mosquitto saves its store every 30 s: a kill -9 loses the acknowledged messages "
-    "queued since and the bridge's session (511 of 15,000 at 500 msg/s). Saving on every change "
-    "cut that to 5-10 but made the broker hand a session's acknowledged messages out again "
-    "(test_bridge), so it was reverted; closing the window needs an application-level "
-    "acknowledgement (issue 9, open)",
-)
 async def test_mosquitto_sigkilled_and_restarted_under_load(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -64,15 +55,11 @@ async def test_mosquitto_sigkilled_and_restarted_under_load(
         tally = await run.tally()
         print(f"{tally}\nthroughput back {recovery} s after the broker returned")
         run.check_recovered()  # alive, and never restarted from outside
-        # Mosquitto saves its store after every change (autosave_on_changes, interval 1), but
-        # it acknowledges a QoS 1 PUBLISH before the save that follows: a kill -9 in between
-        # loses what the publisher was told is safe. That window is all that may be lost, and
-        # only at the broker: everything that reached telemetry.raw is stored and sequenced.
-        # (With the earlier 30 s autosave, 511 of 15,000 were lost; now 5-10 in three runs.)
-        assert tally.duplicated == 0, str(tally)
-        assert not tally.problems, str(tally)
-        assert tally.lost == tally.published - tally.raw, f"lost past the broker: {tally}"
-        assert tally.lost <= BROKER_WINDOW, f"more than the broker's save window: {tally}"
+        # Fails today (issue 9, open): Mosquitto saves its store every 30 s, so a kill -9
+        # loses what it acknowledged since, and the bridge's session (511 of 15,000 at 500
+        # msg/s; saving on every change left 5-10 and was reverted for test_bridge). The
+        # promise is 0 lost, so the test asks for 0, not for the size of the window.
+        assert tally.ok, str(tally)
         run.stop_all()  # and each stops on SIGTERM within seconds
         assert recovery is not None, "throughput never came back"
         assert recovery <= RECOVERY_FLOOR_S, f"throughput back only after {recovery:.1f} s"
