@@ -9,7 +9,8 @@ the ground truth for scoring (:mod:`~device_sim.truth`), and an MQTT publisher
     simulation = Simulation(SimulationConfig(vehicles=200, rsus=10, rate=210, duration_s=60,
                                              scenarios=tuple(parse_scenario_flag("all"))))
     await register_simulation(pool, simulation.registration(), simulation.end_ms)
-    publisher = MqttPublisher(settings.mqtt, rate=simulation.rate, realtime=True)
+    publisher = MqttPublisher(settings.mqtt, account=sim_account(settings),
+                              rate=simulation.rate, realtime=True)
     result = run_simulation(simulation, truth_path=Path("truth.jsonl"), publisher=publisher)
 """
 

@@ -30,6 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from device_sim.emitter import Outgoing
 from device_sim.errors import PublishError
+from roadledger.mqtt_auth import MqttAccount
 from roadledger.settings import Endpoint
 
 __all__ = ["MqttPublisher", "PublishProgress", "PublishReport", "TokenBucket"]
@@ -108,12 +109,16 @@ def _wall_ms() -> int:
 
 
 class MqttPublisher:
-    """Publishes :class:`~device_sim.simulation.Outgoing` messages to one broker."""
+    """Publishes :class:`~device_sim.simulation.Outgoing` messages to one broker, as
+    ``account``: the simulator's service account (``roadledger.mqtt_auth.sim_account``, which
+    may publish for every device of the simulated fleet) or one device's own credential (which
+    may publish only to that device's topic)."""
 
     def __init__(
         self,
         endpoint: Endpoint,
         *,
+        account: MqttAccount | None = None,
         rate: float | None = None,
         realtime: bool = False,
         max_inflight: int = 5000,
@@ -142,6 +147,8 @@ class MqttPublisher:
             clean_session=True,
             protocol=mqtt.MQTTv311,
         )
+        if account is not None:  # the broker refuses anonymous clients
+            self._client.username_pw_set(account.username, account.password)
         self._client.max_inflight_messages_set(0)  # unlimited in paho: the window is ours
         self._client.max_queued_messages_set(0)
         self._client.on_connect = self._on_connect

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from ingest.ack_order import AckWindow, Pending, Released
 from ingest.mqtt_link import MqttLink, PahoLink
 from roadledger import topics
+from roadledger.mqtt_auth import bridge_account
 from roadledger.resilience import Dependency, RetryPolicy
 from roadledger.stream.base import OutgoingRecord
 from roadledger.stream.errors import StreamError
@@ -120,6 +121,7 @@ class Bridge:
             settings.mqtt,
             client_id=self.client_id,
             topic_filter=topic_filter,
+            account=bridge_account(settings),
             tls=settings.mqtt_url.startswith("mqtts://"),
             keepalive=keepalive,
         )

@@ -41,6 +41,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from roadledger.resilience import Dependency
 
 if TYPE_CHECKING:
+    from roadledger.mqtt_auth import MqttAccount
     from roadledger.settings import Endpoint
 
 __all__ = ["ClientFactory", "MessageHandler", "MqttLink", "PahoLink", "end_session", "paho_client"]
@@ -84,17 +85,27 @@ def paho_client(client_id: str) -> mqtt.Client:
     )
 
 
-def end_session(host: str, port: int, client_id: str, *, timeout_s: float = 10.0) -> bool:
+def end_session(
+    host: str,
+    port: int,
+    client_id: str,
+    *,
+    account: MqttAccount | None = None,
+    timeout_s: float = 10.0,
+) -> bool:
     """Discard the broker's persistent session of ``client_id`` (MQTT 3.1.1: a connection with
     a clean session ends the old one, and nothing is kept after it). For bridges that will
     never come back, e.g. a scratch pipeline's: the broker otherwise queues every message for
-    them forever. True once the broker accepted the connection."""
+    them forever. ``account``: the bridge's credentials. True once the broker accepted the
+    connection."""
     client = mqtt.Client(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=client_id,
         clean_session=True,
         protocol=mqtt.MQTTv311,
     )
+    if account is not None:
+        client.username_pw_set(account.username, account.password)
     accepted: list[bool] = []
     client.on_connect = lambda c, u, flags, reason, props: accepted.append(not reason.is_failure)
     deadline = time.monotonic() + timeout_s
@@ -116,6 +127,7 @@ class PahoLink:
         *,
         client_id: str,
         topic_filter: str,
+        account: MqttAccount | None = None,
         tls: bool = False,
         keepalive: int = 60,
         reconnect_min_s: float = 1.0,
@@ -126,6 +138,7 @@ class PahoLink:
         self.endpoint = endpoint
         self.client_id = client_id
         self.topic_filter = topic_filter
+        self._account = account  # the broker refuses anonymous clients
         self._tls = tls
         self._keepalive = keepalive
         self._reconnect_min_s = reconnect_min_s
@@ -176,6 +189,8 @@ class PahoLink:
         client.on_socket_close = self._on_socket_close
         client.on_socket_register_write = self._on_register_write
         client.on_socket_unregister_write = self._on_unregister_write
+        if self._account is not None:
+            client.username_pw_set(self._account.username, self._account.password)
         if self._tls:
             client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
         client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=self._keepalive)
@@ -278,9 +293,10 @@ class PahoLink:
     ) -> None:
         if reason.is_failure:
             log.warning(
-                "bridge %s: MQTT broker %s refused the connection: %s",
+                "bridge %s: MQTT broker %s refused the connection as %s: %s",
                 self.client_id,
                 self.endpoint,
+                self._account.username if self._account else "anonymous",
                 reason,
             )
             return

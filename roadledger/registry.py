@@ -8,11 +8,16 @@ Every change is written in one transaction with its ledger entry
 (:func:`chain.entries.device_key_entry`) into ``ledger_outbox``; the outbox relay publishes
 those into the device's log, so the key history an insurer checks offline is on the ledger and
 no change can be missing from it.
+
+:class:`DeviceCredentials` issues each device its MQTT credential (the broker's password file,
+:mod:`roadledger.mqtt_auth`) and takes it away again when the device's key is rotated or
+revoked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 import asyncpg
 
@@ -20,7 +25,7 @@ from chain.device_keys import DeviceKey
 from chain.entries import device_key_entry
 from chain.keys import Ed25519PublicKey
 
-__all__ = ["DeviceRegistry", "RegistryError"]
+__all__ = ["CredentialStore", "DeviceCredentials", "DeviceRegistry", "RegistryError"]
 
 
 class RegistryError(Exception):
@@ -224,3 +229,62 @@ class DeviceRegistry:
 
 def _valid_at_or_after(key: DeviceKey, at_ms: int) -> bool:
     return key.revoked_at_ms is None or key.revoked_at_ms > at_ms
+
+
+class CredentialStore(Protocol):
+    """Where MQTT credentials live (:class:`roadledger.mqtt_auth.PasswordFile`)."""
+
+    def issue(self, username: str) -> str: ...
+
+    def remove(self, username: str) -> bool: ...
+
+
+class DeviceCredentials:
+    """Each device's MQTT credential (username = device id), kept in step with the registry.
+
+    Only a device with a key valid now gets one; rotating a device's key replaces it (the old
+    password stops working), revoking the device removes it. ``reload`` makes the broker read
+    the store again (SIGHUP; False when the broker is elsewhere and its operator must reload
+    it); a reload also disconnects a device that is connected with a removed credential.
+    ``reserved`` are the service accounts' usernames, never given to a device.
+    """
+
+    def __init__(
+        self,
+        registry: DeviceRegistry,
+        store: CredentialStore,
+        reload: Callable[[], bool],
+        *,
+        reserved: Iterable[str] = (),
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self._reload = reload
+        self._reserved = frozenset(reserved)
+
+    async def issue(self, device_id: str, *, now_ms: int) -> tuple[str, bool]:
+        """A new password for ``device_id`` (shown once) and whether the broker was reloaded.
+
+        Raises:
+            RegistryError: the device is unknown, has no key valid at ``now_ms``, or its id is
+                a service account's username.
+        """
+        if device_id in self._reserved:
+            raise RegistryError(f"device {device_id}: that id is a service account's username")
+        keys = await self.registry.keys(device_id)
+        if not keys:
+            raise RegistryError(f"device {device_id} is not registered")
+        if not any(key.valid_from_ms <= now_ms and _valid_at_or_after(key, now_ms) for key in keys):
+            raise RegistryError(
+                f"device {device_id} has no key valid now (revoked?); rotate in a new key first"
+            )
+        password = self.store.issue(device_id)
+        return password, self._reload()
+
+    def revoke(self, device_id: str) -> tuple[bool, bool]:
+        """Remove ``device_id``'s credential: (whether it had one, whether the broker was
+        reloaded)."""
+        if device_id in self._reserved:
+            raise RegistryError(f"device {device_id}: that id is a service account's username")
+        removed = self.store.remove(device_id)
+        return removed, self._reload() if removed else False

@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ingest.mqtt_link import end_session
 from roadledger.db.scratch import scratch_schema_pool
+from roadledger.mqtt_auth import bridge_account
 from roadledger.services.kafka import delete_topics, ensure_topics
 from roadledger.settings import Settings
 
@@ -152,7 +153,11 @@ async def pipeline_env(base: Settings, tmp_path: Path) -> AsyncIterator[Pipeline
                 component.stop()
             if "bridge" in pipeline.components:  # else the broker queues for it forever
                 await asyncio.to_thread(
-                    end_session, settings.mqtt.host, settings.mqtt.port, settings.bridge_client_id
+                    end_session,
+                    settings.mqtt.host,
+                    settings.mqtt.port,
+                    settings.bridge_client_id,
+                    account=bridge_account(settings),
                 )
             await delete_topics(settings)
 

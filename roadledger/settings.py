@@ -24,6 +24,8 @@ ENV_PREFIX = "ROADLEDGER_"
 # Read by the shell scripts, not by Settings; allowed so the typo check does not refuse them.
 SCRIPT_VARIABLES = frozenset({"ROADLEDGER_PYTHON"})
 DEV_DATABASE_PASSWORD = "roadledger-dev"  # noqa: S105 - the local-only default, refused in production
+DEV_MQTT_BRIDGE_PASSWORD = "roadledger-bridge-dev"  # noqa: S105 - local-only, refused in production
+DEV_MQTT_SIM_PASSWORD = "roadledger-sim-dev"  # noqa: S105 - local-only, refused in production
 
 
 class SettingsError(ValueError):
@@ -152,6 +154,27 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9._-]*$",
         description="Prefix of every Kafka topic name (several environments on one cluster).",
     )
+    # --- MQTT credentials (roadledger/mqtt_auth.py; devices get theirs from the registry) ---
+    mqtt_bridge_username: str = Field(
+        default="roadledger-bridge",
+        pattern=r"^[A-Za-z0-9._-]{1,128}$",
+        description="The bridge's MQTT account: reads every device's telemetry topic.",
+    )
+    mqtt_bridge_password: str = Field(default=DEV_MQTT_BRIDGE_PASSWORD, min_length=1)
+    mqtt_sim_username: str = Field(
+        default="roadledger-sim",
+        pattern=r"^[A-Za-z0-9._-]{1,128}$",
+        description="The simulator's MQTT account: publishes for a whole simulated fleet.",
+    )
+    mqtt_sim_password: str = Field(
+        default=DEV_MQTT_SIM_PASSWORD,
+        description="Empty: no simulator account on the broker (production).",
+    )
+    mqtt_password_file: Path | None = Field(
+        default=None,
+        description="The broker's password file (mosquitto_passwd format) the registry writes "
+        "device credentials into; default <data_dir>/mosquitto/passwd.",
+    )
     bridge_client_id: str = Field(
         default="roadledger-bridge",
         pattern=r"^[A-Za-z0-9._-]{1,64}$",
@@ -203,6 +226,16 @@ class Settings(BaseSettings):
                     "database_url uses the development password (or none); "
                     "set ROADLEDGER_DATABASE_URL with a real secret in production"
                 )
+            if self.mqtt_bridge_password == DEV_MQTT_BRIDGE_PASSWORD:
+                raise ValueError(
+                    "ROADLEDGER_MQTT_BRIDGE_PASSWORD is the development password; set a real "
+                    "secret in production"
+                )
+            if self.mqtt_sim_password == DEV_MQTT_SIM_PASSWORD:
+                raise ValueError(
+                    "ROADLEDGER_MQTT_SIM_PASSWORD is the development password; set a real "
+                    "secret, or set it empty for no simulator account"
+                )
         return self
 
     @property
@@ -240,6 +273,13 @@ class Settings(BaseSettings):
     @property
     def database_password(self) -> str:
         return urlsplit(self.database_url).password or ""
+
+    @property
+    def mqtt_password_path(self) -> Path:
+        """Where device credentials are written for the broker (``mqtt_password_file``)."""
+        if self.mqtt_password_file is not None:
+            return self.mqtt_password_file
+        return self.data_dir / "mosquitto" / "passwd"
 
     @property
     def mqtt(self) -> Endpoint:

@@ -15,6 +15,7 @@ from roadledger.settings import Settings
 
 if TYPE_CHECKING:
     from chain.keys import Ed25519PublicKey
+    from roadledger.registry import DeviceCredentials, DeviceRegistry
 
 HELP = "register devices and rotate or revoke their keys (the device registry)"
 DESCRIPTION = """\
@@ -23,12 +24,21 @@ time from which (and, once rotated or revoked, until which) the key is valid. Me
 judged by the key valid at the message's own time: revoking a key rejects the device's later
 messages and keeps its earlier ones. Every change is also written into the device's ledger.
 
+MQTT: `register` and `rotate` issue the device its broker credential (username = device id,
+a new random password printed once; the broker's password file keeps only its hash), and
+`revoke` removes it. A device may publish only to roadledger/v1/telemetry/<its device id>.
+The broker that `roadledger services` runs is reloaded at once (SIGHUP; a device connected
+with a removed credential is disconnected); a broker elsewhere must read the same password
+file (ROADLEDGER_MQTT_PASSWORD_FILE) and be sent SIGHUP by its operator.
+
 examples:
   roadledger devices keygen --out veh-1.key          # a key pair for a new device
   roadledger devices register veh-1 --owner fleet-a --kind vehicle \\
       --public-key 11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo --vin WVWZZZ1JZXW000001
   roadledger devices rotate veh-1 --public-key NEW_KEY
   roadledger devices revoke veh-1 --at 1764000000000
+  roadledger devices mqtt-credentials veh-1             # a new MQTT password (the old one ends)
+  roadledger devices broker-files .local/docker-mosquitto --readable   # for docker compose
   roadledger devices show veh-1
   roadledger devices list --owner fleet-a"""
 
@@ -67,6 +77,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--at", type=non_negative_int, metavar="MS", help="ms since epoch (default: now)"
     )
 
+    creds = actions.add_parser(
+        "mqtt-credentials", help="issue the device a new MQTT password (or --revoke it)"
+    )
+    creds.add_argument("device_id")
+    creds.add_argument(
+        "--revoke", action="store_true", help="remove its MQTT credential instead (keys stay)"
+    )
+
+    files = actions.add_parser(
+        "broker-files",
+        help="write the ACL and the service accounts into DIR for a broker run elsewhere",
+    )
+    files.add_argument("directory", type=Path, metavar="DIR")
+    files.add_argument(
+        "--readable",
+        action="store_true",
+        help="make the password file world-readable (a container's broker runs as a user we "
+        "cannot give it to; it holds only hashes)",
+    )
+
     show = actions.add_parser("show", help="print a device's key history")
     show.add_argument("device_id")
 
@@ -85,6 +115,8 @@ def _key_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "keygen":
         return _keygen(args.out)
+    if args.action == "broker-files":
+        return _broker_files(args.directory, settings, readable=args.readable)
     return asyncio.run(_run_registry(args, settings))
 
 
@@ -101,6 +133,22 @@ def _keygen(out: Path) -> int:
     with os.fdopen(fd, "w") as handle:
         handle.write(key.to_b64url() + "\n")
     print(key.public_key.to_b64url())
+    return 0
+
+
+def _broker_files(directory: Path, settings: Settings, *, readable: bool) -> int:
+    from roadledger.mqtt_auth import MqttAuthError
+    from roadledger.services.mosquitto import write_auth_files
+
+    try:
+        passwd, acl = write_auth_files(
+            directory, settings, user=None, mode=0o644 if readable else 0o600
+        )
+    except (MqttAuthError, OSError) as exc:
+        raise CommandError(str(exc), 2) from None
+    print(f"{passwd}: the service accounts (device lines kept)\n{acl}: the ACL")
+    if passwd.resolve() != settings.mqtt_password_path.resolve():
+        print(f"  set ROADLEDGER_MQTT_PASSWORD_FILE={passwd} so that device credentials go there")
     return 0
 
 
@@ -126,6 +174,7 @@ async def _run_registry(args: argparse.Namespace, settings: Settings) -> int:
     from chain.telemetry import DeviceKind
     from roadledger.db.pool import create_pool
     from roadledger.db.schema import apply_schema
+    from roadledger.mqtt_auth import MqttAuthError
     from roadledger.registry import DeviceRegistry, RegistryError
 
     now = time.time_ns() // 1_000_000
@@ -134,6 +183,7 @@ async def _run_registry(args: argparse.Namespace, settings: Settings) -> int:
         async with pool.acquire() as conn:
             await apply_schema(conn)
         registry = DeviceRegistry(pool)
+        credentials = _credentials(registry, settings)
         if args.action == "register":
             key = _public_key(args)
             try:
@@ -154,16 +204,28 @@ async def _run_registry(args: argparse.Namespace, settings: Settings) -> int:
             new = await registry.register(record)
             verb = "registered" if new else "already registered (unchanged)"
             print(f"{record.device_id}: {verb}, key {record.key_id} from {record.valid_from_ms}")
+            if new:
+                await _issue(credentials, record.device_id, now, settings)
+            else:
+                print(f"  (MQTT credential unchanged; `devices mqtt-credentials {args.device_id}` "
+                      "issues a new one)")  # fmt: skip
         elif args.action == "rotate":
             key = _public_key(args)
             record = await registry.rotate(args.device_id, key, now if args.at is None else args.at)
             print(f"{record.device_id}: key {record.key_id} valid from {record.valid_from_ms}")
+            await _issue(credentials, record.device_id, now, settings)  # the old password ends
         elif args.action == "revoke":
             ended = await registry.revoke(args.device_id, now if args.at is None else args.at)
             for record in ended:
                 print(f"{record.device_id}: key {record.key_id} revoked at {record.revoked_at_ms}")
             if not ended:
                 print(f"{args.device_id}: every key had already ended")
+            _remove(credentials, args.device_id, settings)
+        elif args.action == "mqtt-credentials":
+            if args.revoke:
+                _remove(credentials, args.device_id, settings)
+            else:
+                await _issue(credentials, args.device_id, now, settings)
         elif args.action == "show":
             keys = await registry.keys(args.device_id)
             if not keys:
@@ -177,8 +239,44 @@ async def _run_registry(args: argparse.Namespace, settings: Settings) -> int:
         else:
             for device_id, owner, kind in await registry.devices(args.owner):
                 print(f"{device_id}\t{kind}\t{owner}")
-    except RegistryError as exc:
+    except (RegistryError, MqttAuthError) as exc:
         raise CommandError(str(exc)) from None
     finally:
         await pool.close()
     return 0
+
+
+def _credentials(registry: DeviceRegistry, settings: Settings) -> DeviceCredentials:
+    from roadledger.registry import DeviceCredentials
+    from roadledger.services.mosquitto import MosquittoService, broker_password_file
+
+    return DeviceCredentials(
+        registry,
+        broker_password_file(settings),
+        MosquittoService(settings).reload,
+        reserved=(settings.mqtt_bridge_username, settings.mqtt_sim_username),
+    )
+
+
+async def _issue(credentials: DeviceCredentials, device_id: str, now: int, s: Settings) -> None:
+    password, reloaded = await credentials.issue(device_id, now_ms=now)
+    print(f"{device_id}: MQTT username {device_id} password {password}")
+    print("  (shown only now: the broker keeps only its hash; any earlier password has ended)")
+    _reload_note(reloaded, s)
+
+
+def _remove(credentials: DeviceCredentials, device_id: str, settings: Settings) -> None:
+    removed, reloaded = credentials.revoke(device_id)
+    if not removed:
+        print(f"{device_id}: no MQTT credential to remove")
+        return
+    print(f"{device_id}: MQTT credential removed")
+    _reload_note(reloaded, settings)
+
+
+def _reload_note(reloaded: bool, settings: Settings) -> None:
+    if reloaded:
+        print("  the broker has reloaded its password file")
+    else:
+        print(f"  password file {settings.mqtt_password_path}: make the broker read it again "
+              "(SIGHUP, e.g. `docker compose kill -s HUP mosquitto`)")  # fmt: skip

@@ -208,6 +208,7 @@ def _publish(
 
     from device_sim.publisher import MqttPublisher, PublishProgress
     from device_sim.runner import run_simulation
+    from roadledger.mqtt_auth import sim_account
 
     expected = simulation.expected_genuine_messages()
     columns = (
@@ -233,7 +234,7 @@ def _publish(
         if not args.dry_run:
             publish_rate = args.rate if args.publish_rate is None else args.publish_rate or None
             publisher = MqttPublisher(
-                settings.mqtt, rate=publish_rate, realtime=paced,
+                settings.mqtt, account=sim_account(settings), rate=publish_rate, realtime=paced,
                 max_inflight=max(1, args.max_inflight), progress=on_progress,
             )  # fmt: skip
         return run_simulation(

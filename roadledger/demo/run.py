@@ -228,6 +228,7 @@ async def _publish(
 
     from device_sim.publisher import MqttPublisher
     from device_sim.runner import run_simulation
+    from roadledger.mqtt_auth import sim_account
 
     truth_path = config.truth_path or (
         settings.data_dir / "demo" / f"truth-{config.seed}-{simulation.start_ms}.jsonl"
@@ -238,6 +239,7 @@ async def _publish(
     publisher = _Stoppable(
         MqttPublisher(
             settings.mqtt,
+            account=sim_account(settings),
             rate=simulation.rate,
             realtime=True,
             max_inflight=1000,

@@ -1,7 +1,16 @@
-"""Mosquitto from Debian's packages on loopback, with persistence on.
+"""Mosquitto from Debian's packages on loopback: durable for QoS 1, anonymous refused.
 
-Persistence means QoS 1 messages queued for an offline persistent session survive a broker
-restart. The broker drops root privileges to the ``mosquitto`` user, which owns its directory.
+Persistence: the store is saved after every change (``autosave_on_changes``), so a QoS 1
+message the broker acknowledged survives a kill -9 -- except in the moment between its PUBACK
+and the save that follows in the same turn of the broker's loop (docs/pipeline.md).
+
+Authentication: ``allow_anonymous false``, a password file (``<home>/passwd`` unless
+``ROADLEDGER_MQTT_PASSWORD_FILE`` says otherwise) holding the bridge's and the simulator's
+accounts from settings and each device's credential issued by the registry, and an ACL
+(``<home>/acl``) so a device publishes only to its own topic (:mod:`roadledger.mqtt_auth`).
+:meth:`MosquittoService.reload` makes the running broker read both again (SIGHUP).
+
+The broker drops root privileges to the ``mosquitto`` user, which owns its directory.
 """
 
 from __future__ import annotations
@@ -11,6 +20,14 @@ import shutil
 import socket
 from pathlib import Path
 
+from roadledger.mqtt_auth import (
+    MqttAccount,
+    PasswordFile,
+    acl_text,
+    bridge_account,
+    reload_broker,
+    sim_account,
+)
 from roadledger.services.base import ServiceStatus
 from roadledger.services.packages import ensure_packages
 from roadledger.services.process import (
@@ -24,9 +41,17 @@ from roadledger.services.process import (
 )
 from roadledger.settings import Endpoint, Settings
 
-__all__ = ["MosquittoService", "mqtt_ready", "write_config"]
+__all__ = [
+    "MosquittoService",
+    "broker_password_file",
+    "mqtt_ready",
+    "service_accounts",
+    "write_auth_files",
+    "write_config",
+]
 
 SERVER_USER = "mosquitto"
+_LARGE_STORE_BYTES = 64 << 20
 _PROBE_ID = b"roadledger-probe"
 # MQTT 3.1.1 CONNECT: protocol "MQTT" level 4, clean session, keep-alive 10 s, client id.
 _CONNECT_BODY = b"\x00\x04MQTT\x04\x02\x00\x0a" + len(_PROBE_ID).to_bytes(2, "big") + _PROBE_ID
@@ -34,7 +59,8 @@ _CONNECT = bytes([0x10, len(_CONNECT_BODY)]) + _CONNECT_BODY
 
 
 def mqtt_ready(endpoint: Endpoint, timeout: float = 1.0) -> bool:
-    """True when the broker answers an MQTT CONNECT with an accepting CONNACK."""
+    """True when the broker answers an MQTT CONNECT with a CONNACK: accepted, or refused for
+    want of credentials (this probe has none; the broker is up either way)."""
     try:
         with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout) as sock:
             sock.sendall(_CONNECT)
@@ -42,28 +68,78 @@ def mqtt_ready(endpoint: Endpoint, timeout: float = 1.0) -> bool:
             sock.sendall(b"\xe0\x00")  # DISCONNECT
     except OSError:
         return False
-    return reply == b"\x20\x02\x00\x00"
+    # 0: accepted; 4: bad user name or password; 5: not authorized
+    return reply in (b"\x20\x02\x00\x00", b"\x20\x02\x00\x04", b"\x20\x02\x00\x05")
 
 
-def write_config(home: Path, endpoint: Endpoint, user: str | None) -> Path:
-    """Write a broker configuration for ``endpoint`` with its state under ``home``."""
+def service_accounts(settings: Settings) -> list[MqttAccount]:
+    """The bridge's account and, unless its password is empty, the simulator's."""
+    sim = sim_account(settings)
+    return [bridge_account(settings), *([sim] if sim else [])]
+
+
+def broker_password_file(settings: Settings) -> PasswordFile:
+    """The password file the broker of ``settings`` reads (owned by its user when we are root)."""
+    return PasswordFile(
+        settings.mqtt_password_path, owner=SERVER_USER if os.geteuid() == 0 else None
+    )
+
+
+def write_auth_files(
+    directory: Path,
+    settings: Settings,
+    *,
+    user: str | None,
+    password_file: Path | None = None,
+    mode: int = 0o600,
+) -> tuple[Path, Path]:
+    """Write the ACL (``<directory>/acl``) and add the service accounts of ``settings`` to the
+    password file (``<directory>/passwd`` unless given), keeping the device lines it holds.
+    Returns both paths. ``user``: the broker's user, who gets to own them (we are root)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    passwd = PasswordFile(password_file or directory / "passwd", owner=user, mode=mode)
+    passwd.set_many(service_accounts(settings))
+    if mode != 0o600:
+        passwd.path.chmod(mode)
+    acl = directory / "acl"
+    sim = sim_account(settings)
+    acl.write_text(acl_text(settings.mqtt_bridge_username, sim.username if sim else None))
+    if user is not None:
+        shutil.chown(acl, user, user)
+    return passwd.path, acl
+
+
+def write_config(
+    home: Path,
+    endpoint: Endpoint,
+    user: str | None,
+    settings: Settings,
+    *,
+    password_file: Path | None = None,
+) -> Path:
+    """Write a broker configuration for ``endpoint`` with its state under ``home``: the ACL,
+    and the service accounts of ``settings`` added to the password file (``<home>/passwd``
+    unless given; device lines already there are kept)."""
     data = home / "data"
     data.mkdir(parents=True, exist_ok=True)
     if user is not None:
         shutil.chown(data, user, user)
+    passwd, acl = write_auth_files(home, settings, user=user, password_file=password_file)
     conf = home / "mosquitto.conf"
     conf.write_text(
         "\n".join(
             [
                 "# Written by `roadledger services up`; edits are overwritten.",
                 f"listener {endpoint.port} {endpoint.host}",
-                "allow_anonymous true",
+                "allow_anonymous false",
+                f"password_file {passwd}",
+                f"acl_file {acl}",
                 "persistence true",
                 f"persistence_location {data}/",
-                # Saved every 30 s: a kill -9 loses what was queued since (docs/pipeline.md).
-                # autosave_on_changes was tried and reverted: with it, Mosquitto 2.0 handed a
-                # persistent session's acknowledged messages out again to its next connection.
-                "autosave_interval 30",
+                # Saved after every change, so an acknowledged QoS 1 message survives a kill -9
+                # (the remaining window and the cost: docs/pipeline.md).
+                "autosave_on_changes true",
+                "autosave_interval 1",
                 # A persistent session of the bridge may be offline for a while: keep its queue.
                 "max_queued_messages 1000000",
                 "max_queued_bytes 0",
@@ -112,7 +188,22 @@ class MosquittoService:
         user = SERVER_USER if os.geteuid() == 0 else None
         real = owned_dir(self.home, SERVER_USER) if user else self.home
         real.mkdir(parents=True, exist_ok=True)
-        conf = write_config(real, self.endpoint, user)
+        conf = write_config(
+            real,
+            self.endpoint,
+            user,
+            self.settings,
+            password_file=self.settings.mqtt_password_path.resolve(),
+        )
+        store = real / "data" / "mosquitto.db"
+        if store.exists() and store.stat().st_size > _LARGE_STORE_BYTES:
+            # Every save rewrites the whole store, and it is saved after every change.
+            print(
+                f"mosquitto: warning: its store {store} holds {store.stat().st_size >> 20} MiB "
+                "(abandoned persistent sessions?); each save rewrites all of it, which slows "
+                "the broker down. See docs/pipeline.md (MQTT).",
+                flush=True,
+            )
         print(f"mosquitto: starting on {self.endpoint}", flush=True)
         process = spawn([binary, "-c", str(conf)], real / "mosquitto.log")
         (self.home / "mosquitto.pid").write_text(f"{process.pid}\n")
@@ -124,6 +215,12 @@ class MosquittoService:
             log=real / "mosquitto.log",
         )
         return self.status()
+
+    def reload(self) -> bool:
+        """Make the running broker read its password and ACL files again (SIGHUP). False when
+        this machine runs no broker for these settings (a broker elsewhere is reloaded by its
+        operator)."""
+        return reload_broker(self._pid() if self.managed else None)
 
     def down(self) -> ServiceStatus:
         pid = self._pid() if self.managed else None
@@ -140,4 +237,5 @@ class MosquittoService:
         if pid is None:
             return ServiceStatus(self.name, "stopped", where)
         ready = "ready" if mqtt_ready(self.endpoint) else "not answering MQTT"
-        return ServiceStatus(self.name, "running", f"{where} pid {pid}, {ready}, persistence on")
+        detail = f"{where} pid {pid}, {ready}, saves on every change, password + ACL"
+        return ServiceStatus(self.name, "running", detail)

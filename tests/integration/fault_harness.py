@@ -56,6 +56,7 @@ from device_sim.truth import TruthFile, read_truth
 from roadledger.db.ledger_check import check_ledger
 from roadledger.db.ledger_store import PostgresLedgerStore
 from roadledger.log_key import load_log_key
+from roadledger.mqtt_auth import sim_account
 from roadledger.scratch_pipeline import (
     ROADLEDGER,
     KafkaProbe,
@@ -233,7 +234,10 @@ class FaultRun:
         (a message published before that would reach no subscriber)."""
         raw = self.settings.topic(RAW)
         probe = MqttTestClient(
-            self.settings.mqtt, f"probe-{uuid.uuid4().hex[:8]}", clean_session=True
+            self.settings.mqtt,
+            f"probe-{uuid.uuid4().hex[:8]}",
+            clean_session=True,
+            account=sim_account(self.settings),
         ).connect()
         try:
 

@@ -9,14 +9,23 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from roadledger.mqtt_auth import MqttAccount
 from roadledger.settings import Endpoint
 
 
 class MqttTestClient:
     """Connects, subscribes and collects messages into a queue."""
 
-    def __init__(self, endpoint: Endpoint, client_id: str, *, clean_session: bool) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        client_id: str,
+        *,
+        clean_session: bool,
+        account: MqttAccount | None = None,
+    ) -> None:
         self.endpoint = endpoint
+        self.refused: str | None = None
         self.messages: queue.Queue[tuple[str, bytes, int]] = queue.Queue()
         self._connected = threading.Event()
         self._subscribed = threading.Event()
@@ -27,14 +36,17 @@ class MqttTestClient:
             clean_session=clean_session,
             protocol=mqtt.MQTTv311,
         )
+        if account is not None:
+            self.client.username_pw_set(account.username, account.password)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         self.session_present = bool(flags.session_present)
-        if not rc.is_failure:
-            self._connected.set()
+        if rc.is_failure:
+            self.refused = str(rc)
+        self._connected.set()
 
     def _on_subscribe(self, client: Any, userdata: Any, mid: Any, rcs: Any, props: Any) -> None:
         self._subscribed.set()
@@ -47,6 +59,9 @@ class MqttTestClient:
         self.client.loop_start()
         if not self._connected.wait(timeout):
             raise TimeoutError(f"no CONNACK from {self.endpoint} within {timeout}s")
+        if self.refused is not None:
+            self.client.loop_stop()
+            raise ConnectionRefusedError(f"{self.endpoint} refused the connection: {self.refused}")
         return self
 
     def subscribe(self, topic: str, timeout: float = 10) -> None:

@@ -22,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.bridge import Bridge
+from roadledger.mqtt_auth import bridge_account, sim_account
 from roadledger.settings import Settings
 from roadledger.stream.base import StreamRecord
 from roadledger.stream.kafka import KafkaStream
@@ -41,8 +42,10 @@ def services(mqtt: Settings, kafka: Settings) -> Settings:
 
 @pytest.fixture
 def prefix() -> str:
-    """An MQTT topic prefix no other test publishes under."""
-    return f"roadledger/test/bridge-{uuid.uuid4().hex[:10]}"
+    """An MQTT topic prefix no other test publishes under (in the telemetry tree, which the
+    broker's ACL opens to the bridge and simulator accounts; a level deeper than any device's
+    topic, so no other bridge hears it)."""
+    return f"roadledger/v1/telemetry/test-bridge-{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture
@@ -50,7 +53,9 @@ def client_id(services: Settings) -> Iterator[str]:
     """A bridge session id; the persistent session is removed from the broker afterwards."""
     name = f"test-bridge-{uuid.uuid4().hex[:10]}"
     yield name
-    MqttTestClient(services.mqtt, name, clean_session=True).connect().disconnect()
+    MqttTestClient(
+        services.mqtt, name, clean_session=True, account=bridge_account(services)
+    ).connect().disconnect()
 
 
 async def _scratch_topic(settings: Settings, name: str) -> AsyncIterator[str]:
@@ -79,7 +84,10 @@ def _messages(prefix: str, count: int, devices: int = 5) -> list[tuple[str, byte
 
 
 def _publish(settings: Settings, messages: list[tuple[str, bytes]]) -> None:
-    publisher = MqttTestClient(settings.mqtt, f"pub-{uuid.uuid4().hex[:8]}", clean_session=True)
+    publisher = MqttTestClient(
+        settings.mqtt, f"pub-{uuid.uuid4().hex[:8]}", clean_session=True,
+        account=sim_account(settings),
+    )  # fmt: skip
     publisher.connect()
     try:
         for topic, payload in messages:
@@ -259,6 +267,8 @@ def _take_over_session(settings: Settings, client_id: str) -> None:
         protocol=mqtt.MQTTv311,
         manual_ack=True,
     )
+    account = bridge_account(settings)
+    intruder.username_pw_set(account.username, account.password)
     intruder.on_connect = lambda *args: connected.set()
     intruder.connect(settings.mqtt.host, settings.mqtt.port)
     intruder.loop_start()

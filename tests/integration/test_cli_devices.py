@@ -10,13 +10,18 @@ import pytest
 
 from roadledger.cli import main
 from roadledger.db.scratch import scratch_schema_pool
+from roadledger.mqtt_auth import PasswordFile
 from roadledger.settings import Settings
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-async def scratch_url(postgres: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+async def scratch_url(
+    postgres: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> AsyncIterator[str]:
+    # Device MQTT credentials go to a private password file; no broker here to reload.
+    monkeypatch.setenv("ROADLEDGER_DATA_DIR", str(tmp_path / "data"))
     async with scratch_schema_pool(postgres) as pool:
         schema = await pool.fetchval("SELECT current_schema()")
         url = f"{postgres.database_url}?search_path={schema}"
@@ -43,6 +48,11 @@ async def test_register_rotate_revoke_show(
     )  # fmt: skip
     assert code == 0
     assert out.startswith("veh-1: registered, key ")
+    issued = out.splitlines()[1].split()
+    assert issued[:4] == ["veh-1:", "MQTT", "username", "veh-1"], out
+    passwd = PasswordFile(tmp_path / "data" / "mosquitto" / "passwd")
+    assert passwd.check("veh-1", issued[-1]), "the broker's file holds its hash"
+    assert issued[-1] not in passwd.path.read_text(), "and only its hash"
     code, out, _ = await _cli(
         capsys, "devices", "register", "veh-1", "--owner", "fleet-a", "--kind", "vehicle",
         # '=': a base64url key starting with '-' would read as an option (1 key in 64).
@@ -55,9 +65,14 @@ async def test_register_rotate_revoke_show(
         "--at", "1764000100000",
     )  # fmt: skip
     assert code == 0
-    assert out.strip().endswith("valid from 1764000100000")
+    assert out.splitlines()[0].endswith("valid from 1764000100000")
+    rotated = out.splitlines()[1].split()[-1]
+    assert passwd.check("veh-1", rotated)
+    assert not passwd.check("veh-1", issued[-1])
     code, out, _ = await _cli(capsys, "devices", "revoke", "veh-1", "--at", "1764000200000")
     assert "revoked at 1764000200000" in out
+    assert "veh-1: MQTT credential removed" in out
+    assert not passwd.has("veh-1")
     code, out, _ = await _cli(capsys, "devices", "show", "veh-1")
     lines = out.splitlines()
     assert lines[0] == "veh-1: vehicle of fleet-a"

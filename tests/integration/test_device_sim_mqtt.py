@@ -22,6 +22,7 @@ from device_sim.runner import run_simulation
 from device_sim.scenarios import parse_scenario_flag
 from device_sim.simulation import Outgoing, Simulation, SimulationConfig
 from device_sim.truth import read_truth
+from roadledger.mqtt_auth import bridge_account, sim_account
 from roadledger.settings import Settings
 from roadledger.topics import MQTT_TELEMETRY_FILTER, mqtt_telemetry_topic
 from tests.integration.mqtt_client import MqttTestClient
@@ -44,7 +45,10 @@ def collect(subscriber: MqttTestClient, prefix: str, count: int) -> list[tuple[s
 
 @pytest.fixture
 def subscriber(mqtt: Settings) -> Iterator[MqttTestClient]:
-    client = MqttTestClient(mqtt.mqtt, f"sim-sub-{uuid.uuid4().hex[:8]}", clean_session=True)
+    client = MqttTestClient(
+        mqtt.mqtt, f"sim-sub-{uuid.uuid4().hex[:8]}", clean_session=True,
+        account=bridge_account(mqtt),
+    )  # fmt: skip
     client.connect().subscribe(MQTT_TELEMETRY_FILTER)
     yield client
     client.disconnect()
@@ -60,7 +64,10 @@ def test_a_presigned_run_with_every_scenario_arrives_complete(
     )  # fmt: skip
     simulation = Simulation(config)
     progress: list[PublishProgress] = []
-    publisher = MqttPublisher(mqtt.mqtt, rate=None, max_inflight=500, progress=progress.append)
+    publisher = MqttPublisher(
+        mqtt.mqtt, account=sim_account(mqtt), rate=None, max_inflight=500,
+        progress=progress.append,
+    )  # fmt: skip
     result = run_simulation(
         simulation, truth_path=tmp_path / "truth.jsonl", publisher=publisher, presign=True
     )
@@ -85,12 +92,12 @@ def test_publishing_is_paced_by_rate_and_by_the_wall_clock(
     now_ms = time.time_ns() // 1_000_000
     batch = [Outgoing(topic, b"rate %d" % i, now_ms - 1000) for i in range(300)]
     started = time.monotonic()
-    report = MqttPublisher(mqtt.mqtt, rate=1000.0).publish(batch)
+    report = MqttPublisher(mqtt.mqtt, account=sim_account(mqtt), rate=1000.0).publish(batch)
     assert time.monotonic() - started >= (300 - 100 - 1) / 1000  # burst of 100, then 1000/s
     assert report.acked == 300
     later = [Outgoing(topic, b"later %d" % i, time.time_ns() // 1_000_000 + 400) for i in range(5)]
     started = time.monotonic()
-    MqttPublisher(mqtt.mqtt, realtime=True).publish(later)
+    MqttPublisher(mqtt.mqtt, account=sim_account(mqtt), realtime=True).publish(later)
     assert time.monotonic() - started >= 0.35
     payloads = [p for _, p, _ in collect(subscriber, prefix, 305)]
     assert payloads == [m.payload for m in batch + later]  # QoS 1 from one client keeps order

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from roadledger.mqtt_auth import bridge_account, sim_account
 from roadledger.services.mosquitto import mqtt_ready, write_config
 from roadledger.services.process import owned_dir, spawn, stop_pid, wait_for
 from roadledger.settings import Endpoint, Settings
@@ -20,9 +21,13 @@ pytestmark = pytest.mark.mqtt
 
 
 def test_qos1_publish_subscribe_round_trip(mqtt: Settings) -> None:
-    topic = f"roadledger/test/{uuid.uuid4().hex}"
-    subscriber = MqttTestClient(mqtt.mqtt, f"sub-{uuid.uuid4().hex[:8]}", clean_session=True)
-    publisher = MqttTestClient(mqtt.mqtt, f"pub-{uuid.uuid4().hex[:8]}", clean_session=True)
+    topic = f"roadledger/v1/telemetry/test-{uuid.uuid4().hex}/x"
+    subscriber = MqttTestClient(
+        mqtt.mqtt, f"sub-{uuid.uuid4().hex[:8]}", clean_session=True, account=bridge_account(mqtt)
+    )
+    publisher = MqttTestClient(
+        mqtt.mqtt, f"pub-{uuid.uuid4().hex[:8]}", clean_session=True, account=sim_account(mqtt)
+    )
     subscriber.connect().subscribe(topic)
     publisher.connect()
     try:
@@ -38,18 +43,21 @@ def test_qos1_publish_subscribe_round_trip(mqtt: Settings) -> None:
 
 
 def test_offline_persistent_session_receives_queued_messages(mqtt: Settings) -> None:
-    topic = f"roadledger/test/{uuid.uuid4().hex}"
+    topic = f"roadledger/v1/telemetry/test-{uuid.uuid4().hex}/x"
     client_id = f"bridge-{uuid.uuid4().hex[:8]}"
-    subscriber = MqttTestClient(mqtt.mqtt, client_id, clean_session=False)
+    bridge = bridge_account(mqtt)
+    subscriber = MqttTestClient(mqtt.mqtt, client_id, clean_session=False, account=bridge)
     subscriber.connect().subscribe(topic)
     subscriber.disconnect()
 
-    publisher = MqttTestClient(mqtt.mqtt, f"pub-{uuid.uuid4().hex[:8]}", clean_session=True)
+    publisher = MqttTestClient(
+        mqtt.mqtt, f"pub-{uuid.uuid4().hex[:8]}", clean_session=True, account=sim_account(mqtt)
+    )
     publisher.connect()
     publisher.publish(topic, b"while you were away")
     publisher.disconnect()
 
-    returning = MqttTestClient(mqtt.mqtt, client_id, clean_session=False).connect()
+    returning = MqttTestClient(mqtt.mqtt, client_id, clean_session=False, account=bridge).connect()
     try:
         assert returning.session_present is True
         assert returning.receive(1) == [(topic, b"while you were away", 1)]
@@ -57,7 +65,7 @@ def test_offline_persistent_session_receives_queued_messages(mqtt: Settings) -> 
         returning.disconnect()
 
 
-def test_queued_qos1_message_survives_broker_restart(tmp_path: Path) -> None:
+def test_queued_qos1_message_survives_broker_restart(settings: Settings, tmp_path: Path) -> None:
     """A private broker with the project's configuration, restarted between publish and
     reconnect: the offline session and its queued message must come back from disk."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -66,7 +74,8 @@ def test_queued_qos1_message_survives_broker_restart(tmp_path: Path) -> None:
     endpoint = Endpoint("127.0.0.1", free_port())
     user = "mosquitto" if os.geteuid() == 0 else None
     home = owned_dir(tmp_path / "broker", "mosquitto") if user else tmp_path / "broker"
-    conf = write_config(home, endpoint, user)
+    conf = write_config(home, endpoint, user, settings)
+    bridge, device = bridge_account(settings), sim_account(settings)
 
     def start() -> int:
         process = spawn([binary, "-c", str(conf)], home / "broker.log")
@@ -80,12 +89,14 @@ def test_queued_qos1_message_survives_broker_restart(tmp_path: Path) -> None:
         return process.pid
 
     pid = start()
-    topic, client_id = "roadledger/test/restart", f"bridge-{uuid.uuid4().hex[:8]}"
+    topic, client_id = "roadledger/v1/telemetry/test-restart/x", f"bridge-{uuid.uuid4().hex[:8]}"
     try:
-        subscriber = MqttTestClient(endpoint, client_id, clean_session=False)
+        subscriber = MqttTestClient(endpoint, client_id, clean_session=False, account=bridge)
         subscriber.connect().subscribe(topic)
         subscriber.disconnect()
-        publisher = MqttTestClient(endpoint, "publisher", clean_session=True).connect()
+        publisher = MqttTestClient(
+            endpoint, "publisher", clean_session=True, account=device
+        ).connect()
         publisher.publish(topic, b"kept across restart")
         publisher.disconnect()
 
@@ -93,7 +104,9 @@ def test_queued_qos1_message_survives_broker_restart(tmp_path: Path) -> None:
         assert list((home / "data").glob("*.db")), "broker wrote no persistence file"
         pid = start()
 
-        returning = MqttTestClient(endpoint, client_id, clean_session=False).connect()
+        returning = MqttTestClient(
+            endpoint, client_id, clean_session=False, account=bridge
+        ).connect()
         try:
             assert returning.session_present is True
             assert returning.receive(1) == [(topic, b"kept across restart", 1)]

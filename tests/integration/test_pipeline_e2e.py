@@ -27,6 +27,7 @@ from chain.note import Ed25519Verifier
 from device_sim.truth import read_truth
 from roadledger.db.ledger_store import PostgresLedgerStore
 from roadledger.log_key import load_log_key
+from roadledger.mqtt_auth import sim_account
 from roadledger.scratch_pipeline import (
     ROADLEDGER,
     KafkaProbe,
@@ -44,8 +45,10 @@ pytestmark = [pytest.mark.postgres, pytest.mark.mqtt, pytest.mark.kafka, pytest.
 async def _open_front_door(pipeline: PipelineEnv, kafka: KafkaProbe) -> None:
     """Publish a probe until it reaches telemetry.raw: the bridge's session is subscribed."""
     raw = pipeline.settings.topic(RAW)
-    probe = MqttTestClient(pipeline.settings.mqtt, f"probe-{uuid.uuid4().hex[:8]}",
-                           clean_session=True).connect()  # fmt: skip
+    probe = MqttTestClient(
+        pipeline.settings.mqtt, f"probe-{uuid.uuid4().hex[:8]}", clean_session=True,
+        account=sim_account(pipeline.settings),
+    ).connect()  # fmt: skip
     try:
 
         async def arrived() -> bool:

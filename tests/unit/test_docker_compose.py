@@ -80,11 +80,18 @@ def test_mosquitto_config_matches_local_broker(compose: dict[str, Any], tmp_path
     from roadledger.services.mosquitto import write_config
     from roadledger.settings import Endpoint
 
-    local = write_config(tmp_path, Endpoint("127.0.0.1", 1883), None).read_text().splitlines()
+    local = write_config(tmp_path, Endpoint("127.0.0.1", 1883), None, Settings())
     docker = (ROOT / "docker" / "mosquitto.conf").read_text().splitlines()
 
     def essentials(lines: list[str]) -> set[str]:
         keys = ("persistence ", "allow_anonymous", "max_queued", "max_inflight", "autosave")
-        return {line for line in lines if line.startswith(keys)}
+        files = {line.split()[0] for line in lines if line.startswith(("password_", "acl_"))}
+        return {line for line in lines if line.startswith(keys)} | files
 
-    assert essentials(local) == essentials(docker)
+    assert essentials(local.read_text().splitlines()) == essentials(docker)
+    assert "allow_anonymous false" in docker
+    # The auth files docker's broker reads are where compose mounts what broker-files writes.
+    assert "password_file /mosquitto/auth/passwd" in docker
+    assert "acl_file /mosquitto/auth/acl" in docker
+    volumes = compose["services"]["mosquitto"]["volumes"]
+    assert any(v.endswith(":/mosquitto/auth:ro") for v in volumes)

@@ -67,6 +67,12 @@ def test_production_refuses_the_development_password(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv(
         "ROADLEDGER_DATABASE_URL", "postgresql://rl:s3cret-from-vault@db.internal:5432/roadledger"
     )
+    with pytest.raises(SettingsError, match="MQTT_BRIDGE_PASSWORD is the development password"):
+        load_settings()
+    monkeypatch.setenv("ROADLEDGER_MQTT_BRIDGE_PASSWORD", "bridge-s3cret")
+    with pytest.raises(SettingsError, match="MQTT_SIM_PASSWORD is the development password"):
+        load_settings()
+    monkeypatch.setenv("ROADLEDGER_MQTT_SIM_PASSWORD", "")  # no simulator account
     assert load_settings().env == "production"
 
 
