@@ -266,8 +266,7 @@ FROM device_messages AS m JOIN input AS i USING (device_id, seq)
 UNION ALL
 SELECT {", ".join("m." + c for c in _COLUMNS.split(", "))}, 'near'
 FROM device_messages AS m
-JOIN (SELECT DISTINCT i.device_id, i.seq + d.step AS seq
-        FROM input AS i CROSS JOIN (VALUES (-1), (1)) AS d (step)) AS n USING (device_id, seq)
+JOIN unnest($9::text[], $10::bigint[]) AS n (device_id, seq) USING (device_id, seq)
 """  # noqa: S608 - constants only
 
 # Compare and swap: the row is replaced only if it still holds the void claim's hash.
@@ -334,17 +333,20 @@ class PostgresDeviceMessages:
         pending = first_claims(claims)
         result: dict[tuple[str, int], StoredMessage] = {}
         near: dict[tuple[str, int], StoredMessage] = {}
-        wanted_near = _neighbour_keys(pending)
+        # Only the neighbours outside the batch are read: a device's run of consecutive seqs
+        # in one batch needs two lookups, not two per message.
+        wanted_near = sorted(_neighbour_keys(pending))
+        near_arrays = [[k[0] for k in wanted_near], [k[1] for k in wanted_near]]
         for _ in range(_MAX_ATTEMPTS):
             if not pending:
                 return Claimed(result, near)
             async with self.pool.acquire() as conn:
-                rows = await conn.fetch(_CLAIM_SQL, *_arrays(pending))
+                rows = await conn.fetch(_CLAIM_SQL, *_arrays(pending), *near_arrays)
+                near_arrays = [[], []]  # read once; a retry is for the claims alone
             for row in rows:
                 key = (row[0], row[1])
                 if row[8] == "near":
-                    if key in wanted_near:
-                        near[key] = _row(row, new=False)
+                    near[key] = _row(row, new=False)
                 else:
                     result[key] = _row(row, new=row[8] == "new")
             pending = [c for c in pending if c.key not in result]
