@@ -64,7 +64,11 @@ def telemetry_rows() -> list[tuple[object, ...]]:
 
 async def bring_aggregate_up_to_date(conn: asyncpg.Connection) -> None:
     if await telemetry_schema.storage_mode(conn) == telemetry_schema.MODE_TIMESCALEDB:
-        await conn.execute("CALL refresh_continuous_aggregate('segment_speed_5m', NULL, NULL)")
+        # TimescaleDB's functions are not on the scratch schema's search_path.
+        ext = await telemetry_schema.timescaledb_schema(conn)
+        await conn.execute(
+            f"CALL {ext}.refresh_continuous_aggregate('segment_speed_5m', NULL, NULL)"
+        )
         return
     # Partitioned mode: what the store writer adds in the same statement as the rows.
     await conn.execute(
@@ -90,8 +94,9 @@ async def pool(request: pytest.FixtureRequest, postgres: Settings) -> AsyncItera
     async with scratch_schema_pool(postgres, timescaledb=timescaledb) as scratch:
         async with scratch.acquire() as conn:
             if timescaledb:  # the test refreshes the aggregate itself, once all rows are in
+                ext = await telemetry_schema.timescaledb_schema(conn)
                 await conn.execute(
-                    "SELECT alter_job(job_id, scheduled => false) "
+                    f"SELECT {ext}.alter_job(job_id, scheduled => false) "  # noqa: S608 - ext: format('%I')
                     "FROM timescaledb_information.jobs WHERE hypertable_schema = current_schema() "
                     "AND proc_name = 'policy_refresh_continuous_aggregate'"
                 )

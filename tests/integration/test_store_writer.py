@@ -58,8 +58,10 @@ async def scratch_pool(settings: Settings, *, timescaledb: bool) -> AsyncIterato
                 mode = await apply_schema(conn, timescaledb=timescaledb)
                 assert mode == (MODE_TIMESCALEDB if timescaledb else MODE_PARTITIONED)
                 if timescaledb:  # tests refresh the aggregate themselves
+                    # TimescaleDB's functions are not on the scratch schema's search_path.
+                    ext = await telemetry_schema.timescaledb_schema(conn)
                     await conn.execute(
-                        "SELECT alter_job(job_id, scheduled => false) "
+                        f"SELECT {ext}.alter_job(job_id, scheduled => false) "  # noqa: S608 - ext: format('%I')
                         "FROM timescaledb_information.jobs WHERE hypertable_schema = $1 "
                         "AND proc_name = 'policy_refresh_continuous_aggregate'",
                         schema,
@@ -160,7 +162,8 @@ async def aggregate_rows(conn: asyncpg.Connection) -> set[tuple[object, ...]]:
         for attempt in range(100):
             try:
                 await conn.execute(
-                    "CALL refresh_continuous_aggregate('segment_speed_5m', NULL, NULL)"
+                    f"CALL {await telemetry_schema.timescaledb_schema(conn)}"
+                    ".refresh_continuous_aggregate('segment_speed_5m', NULL, NULL)"
                 )
                 break
             except asyncpg.LockNotAvailableError:  # the policy's own refresh is running
@@ -523,8 +526,9 @@ async def test_timescaledb_policies_and_compressed_chunks(timescaledb_pool: asyn
     raws = drive([car], 20, start)
     await write(pool, raws)
     async with pool.acquire() as conn:
+        ext = await telemetry_schema.timescaledb_schema(conn)
         compressed = await conn.fetch(
-            "SELECT compress_chunk(c) FROM show_chunks($1::regclass) c",
+            f"SELECT {ext}.compress_chunk(c) FROM {ext}.show_chunks($1::regclass) c",  # noqa: S608 - ext is quoted by format('%I')
             await conn.fetchval("SELECT format('%I.telemetry', current_schema())"),
         )
         assert compressed
