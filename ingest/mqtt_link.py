@@ -160,6 +160,7 @@ class PahoLink:
         self._closing = False
         self._lost = asyncio.Event()
         self._subscribed = asyncio.Event()
+        self._suback = asyncio.Event()  # any SUBACK: the broker read everything sent before
         self._connector: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
         # Broker outages: one line when the connection is lost or refused, one when it is back.
@@ -239,6 +240,7 @@ class PahoLink:
         client = self._client
         if client is None or self._sock is None:
             return
+        await self._round_trip(client, grace_s)
         self._lost.clear()
         client.disconnect()  # queued after the PUBACKs; paho closes once it is written
         try:
@@ -251,6 +253,29 @@ class PahoLink:
             self._forget(sock, sock.fileno())
             with contextlib.suppress(OSError):
                 sock.close()
+
+    async def _round_trip(self, client: mqtt.Client, grace_s: float) -> None:
+        """Subscribe again (a no-op for the session) and wait for the SUBACK: the broker reads
+        a connection's packets in order, so by then it has processed every PUBACK written
+        before. Without it, a next connection of this client id can take the session over
+        while PUBACKs still wait unread in the old socket, and the broker hands those messages
+        out again (it reads one packet per turn of its loop, and saving after every change
+        makes each turn slow)."""
+        sock, loop = self._sock, self._loop
+        if not self._connected or sock is None or loop is None:
+            return
+        self._suback.clear()
+        client.subscribe(self.topic_filter, qos=1)
+        loop.add_reader(sock, self._readable)  # messages read now are never acknowledged
+        try:
+            async with asyncio.timeout(grace_s):
+                await self._suback.wait()
+        except TimeoutError:
+            log.warning("bridge %s: no SUBACK before closing; some PUBACKs may be lost "
+                        "and their messages delivered again", self.client_id)  # fmt: skip
+        finally:
+            if self._sock is sock:
+                loop.remove_reader(sock)
 
     # --- connection management (event loop) ---------------------------------------------------
 
@@ -326,6 +351,9 @@ class PahoLink:
                 refused,
             )
             return
+        self._suback.set()
+        if self._subscribed.is_set():
+            return  # the round trip of close(), or a reconnect's: said once
         log.info("bridge %s: subscribed to %s", self.client_id, self.topic_filter)
         self._subscribed.set()
 
