@@ -2,7 +2,8 @@
 
 Every refusal is a :class:`RulesError` whose ``path`` names the field, e.g.
 ``geofences[2].windows[0].start_min``. Unknown fields, wrong types, non-integers (floats,
-booleans), bad polygons and unknown threshold names are refused.
+booleans), bad polygons and unknown threshold names are refused, and so is a document over a
+bound of ``limits.py``: its size before it is decoded, its counts before any item is checked.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from typing import Any, Final, TypeVar
 
+from analytics.rules import limits
 from analytics.rules.geometry import Vertex, polygon_problem
 from analytics.rules.model import GEOFENCE_KINDS, Geofence, RuleVersion, SpeedLimit, TimeWindow
 from analytics.rules.thresholds import THRESHOLDS
@@ -39,6 +41,8 @@ class RulesError(ValueError):
 
 def parse_rules(data: bytes) -> RuleVersion:
     """Parse and check one rules document (the signed payload); ``signed`` is left empty."""
+    if len(data) > limits.MAX_DOCUMENT_BYTES:
+        raise RulesError("", f"{len(data)} bytes, limit is {limits.MAX_DOCUMENT_BYTES}")
     try:
         doc = loads_object(data, "rules")
     except EncodingError as exc:
@@ -52,7 +56,12 @@ def parse_rules(data: bytes) -> RuleVersion:
     if doc["format"] != FORMAT:
         raise RulesError("format", f"must be {FORMAT!r}")
     if "description" in doc:
-        _str(doc["description"], "description")
+        text = _str(doc["description"], "description")
+        if len(text) > limits.MAX_DESCRIPTION_CHARS:
+            raise RulesError(
+                "description", f"{len(text)} characters, limit is {limits.MAX_DESCRIPTION_CHARS}"
+            )
+    _check_counts(doc)
     speed = _list(doc.get("speed_limits", []), "speed_limits", _speed_limit)
     fences = _list(doc.get("geofences", []), "geofences", _geofence)
     seen: set[str] = set()
@@ -155,9 +164,40 @@ def _ident(value: Any, path: str) -> str:
     return text
 
 
-def _list(value: Any, path: str, item: Callable[[Any, str], T]) -> list[T]:
+def _check_counts(doc: dict[str, Any]) -> None:
+    """The document's counts against ``limits``, before any item is checked (a polygon's
+    simplicity is the costly check: every bound on it is known before the first one runs)."""
+    _count(doc.get("speed_limits"), "speed_limits", limits.MAX_SPEED_LIMITS)
+    fences = doc.get("geofences")
+    _count(fences, "geofences", limits.MAX_GEOFENCES)
+    if type(fences) is not list:
+        return  # the type is refused with the field's other checks
+    total = 0
+    for i, fence in enumerate(fences):
+        polygon = fence.get("polygon") if isinstance(fence, dict) else None
+        total += _count(polygon, f"geofences[{i}].polygon", limits.MAX_VERTICES, "vertices")
+    if total > limits.MAX_TOTAL_VERTICES:
+        raise RulesError(
+            "geofences", f"{total} vertices in all, limit is {limits.MAX_TOTAL_VERTICES}"
+        )
+
+
+def _count(value: Any, path: str, limit: int, what: str = "items") -> int:
+    """``len(value)`` if it is a list within ``limit`` (0 for anything else)."""
+    if type(value) is not list:
+        return 0
+    if len(value) > limit:
+        raise RulesError(path, f"{len(value)} {what}, limit is {limit}")
+    return len(value)
+
+
+def _list(
+    value: Any, path: str, item: Callable[[Any, str], T], limit: int | None = None
+) -> list[T]:
     if type(value) is not list:
         raise RulesError(path, f"must be a list, got {type(value).__name__}")
+    if limit is not None:
+        _count(value, path, limit)
     return [item(v, f"{path}[{i}]") for i, v in enumerate(value)]
 
 
@@ -231,14 +271,21 @@ def _geofence(obj: Any, path: str) -> Geofence:
     polygon = tuple(_list(obj["polygon"], f"{path}.polygon", _vertex))
     if problem := polygon_problem(polygon):
         raise RulesError(f"{path}.polygon", problem)
-    classes = _list(obj.get("vehicle_classes", []), f"{path}.vehicle_classes", _ident)
+    classes = _list(
+        obj.get("vehicle_classes", []),
+        f"{path}.vehicle_classes",
+        _ident,
+        limits.MAX_VEHICLE_CLASSES,
+    )
     return Geofence(
         id=_ident(obj["id"], f"{path}.id"),
         kind=kind,
         polygon=polygon,
         max_speed_kmh=max_speed,
         vehicle_classes=frozenset(classes),
-        windows=tuple(_list(obj.get("windows", []), f"{path}.windows", _window)),
+        windows=tuple(
+            _list(obj.get("windows", []), f"{path}.windows", _window, limits.MAX_WINDOWS)
+        ),
     )
 
 

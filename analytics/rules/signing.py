@@ -3,7 +3,12 @@
 Header ``{"alg":"Ed25519","kid":<organisation key id>,"typ":"roadledger-rules"}``; the payload
 is the rules document's exact bytes. The ledger entry is :data:`RULES_ENTRY_PREFIX` followed by
 the JWS bytes, so anyone can check a published version offline with the organisation's key.
-Unlike telemetry (16 KiB), a signed rules document may be up to 1 MiB (geofence polygons).
+Unlike telemetry (16 KiB), a signed rules document may be up to 1016 KiB (geofence polygons;
+``limits.py``).
+
+Nothing in an unverified payload is read: :meth:`SignedRules.signed_by` checks the signature
+over the raw bytes, and only :meth:`SignedRules.verify` (signature first) or an explicit
+:meth:`SignedRules.rules` parses the document.
 """
 
 from __future__ import annotations
@@ -11,12 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Final
 
+from analytics.rules.limits import MAX_DOCUMENT_BYTES, MAX_SIGNED_BYTES
 from analytics.rules.model import RuleVersion
 from analytics.rules.parse import RulesError, parse_rules
 from chain._encoding import b64url_decode, b64url_encode
-from chain._json import loads_object
 from chain.entries import RULES_ENTRY_PREFIX
-from chain.errors import ChainError, EncodingError
+from chain.errors import ChainError
 from chain.jws import JwsHeader
 from chain.keys import SIGNATURE_SIZE, Ed25519PrivateKey, Ed25519PublicKey
 
@@ -30,7 +35,6 @@ __all__ = [
 ]
 
 RULES_TYP: Final = "roadledger-rules"
-MAX_SIGNED_BYTES: Final = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,8 @@ class SignedRules:
         parts = raw.strip().split(b".")
         if len(parts) != 3 or not all(parts):
             raise RulesError("signature", "not a compact JWS (unsigned rules are refused)")
+        if len(parts[1]) * 3 // 4 > MAX_DOCUMENT_BYTES:  # base64url: 3 bytes per 4 characters
+            raise RulesError("", f"{len(parts[1]) * 3 // 4} bytes, limit is {MAX_DOCUMENT_BYTES}")
         try:
             header = JwsHeader.from_json(b64url_decode(parts[0].decode("ascii")))
             payload = b64url_decode(parts[1].decode("ascii"))
@@ -63,26 +69,21 @@ class SignedRules:
         assert header.kid is not None  # from_json requires it
         return cls(raw.strip(), header.kid, payload, signature)
 
-    def claimed_org(self) -> str:
-        """The ``org_id`` the unverified payload names: JSON read, nothing else checked, so an
-        unauthenticated document costs no geometry (the full parse follows :meth:`verify`)."""
-        try:
-            doc = loads_object(self.payload, "rules")
-        except EncodingError as exc:
-            raise RulesError("", str(exc)) from None
-        org_id = doc.get("org_id")
-        if type(org_id) is not str or not org_id:
-            raise RulesError("org_id", "expected a non-empty string")
-        return org_id
+    def signed_by(self, public_key: Ed25519PublicKey) -> bool:
+        """Whether the signature verifies under ``public_key``; the payload is not read."""
+        signing_input = self.raw[: self.raw.rindex(b".")]
+        return public_key.is_valid_signature(self.signature, signing_input)
 
     def rules(self) -> RuleVersion:
-        """The parsed payload (not verified), keeping these signed bytes."""
+        """The parsed payload, keeping these signed bytes. Not verified: call it on a
+        document whose signature was checked (:meth:`verify` does both), or offline on one's
+        own document."""
         return replace(parse_rules(self.payload), signed=self.raw)
 
     def verify(self, public_key: Ed25519PublicKey) -> RuleVersion:
-        """The rules if the signature verifies under ``public_key``; else :class:`RulesError`."""
-        signing_input = self.raw[: self.raw.rindex(b".")]
-        if not public_key.is_valid_signature(self.signature, signing_input):
+        """The rules if the signature verifies under ``public_key`` (checked before the
+        payload is parsed); else :class:`RulesError`."""
+        if not self.signed_by(public_key):
             raise RulesError("signature", f"does not verify under key {self.kid!r}")
         return self.rules()
 

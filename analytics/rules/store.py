@@ -4,6 +4,10 @@
 refuses a version that does not increase, and stores the version and its ledger entry (into
 ``ledger_outbox``, keyed ``rules:<org_id>``) in one transaction, like the device registry does
 for device keys: no accepted version can be missing from the ledger.
+
+The signature is checked over the raw bytes before anything in the document is read, both
+when publishing and when loading: an unauthenticated document costs a signature check (linear
+in its bytes, bounded by ``limits.MAX_SIGNED_BYTES``), never a parse.
 """
 
 from __future__ import annotations
@@ -70,28 +74,41 @@ async def revoke_organisation_key(conn: Conn, org_id: str, key_id: str, at_ms: i
 
 
 async def publish_rules(conn: asyncpg.Connection, signed: bytes, now_ms: int) -> RuleVersion:
-    """Verify, check and store one signed rules version; :class:`RulesError` says why not."""
+    """Verify, check and store one signed rules version; :class:`RulesError` says why not.
+
+    The signer is found by the signature alone: the registered keys with the header's ``kid``
+    (one per organisation that uses that id) are tried on the raw bytes, and the document is
+    parsed only once one verifies; its ``org_id`` must then be that key's organisation.
+    """
     envelope = SignedRules.from_bytes(signed)
-    # The payload names the organisation whose key must sign it; only that name is read
-    # before the signature is checked (the full parse, geometry included, comes after).
-    claimed = envelope.claimed_org()
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _PUBLISH_LOCK)
-        if not await conn.fetchval("SELECT 1 FROM organisations WHERE org_id = $1", claimed):
-            raise RulesError("org_id", f"unknown organisation {claimed!r}")
-        key = await conn.fetchrow(
-            "SELECT public_key, valid_from_ms, revoked_at_ms FROM organisation_keys "
-            "WHERE org_id = $1 AND key_id = $2",
-            claimed,
+        keys = await conn.fetch(
+            "SELECT org_id, public_key, valid_from_ms, revoked_at_ms FROM organisation_keys "
+            "WHERE key_id = $1 ORDER BY org_id",
             envelope.kid,
         )
+        if not keys:
+            raise RulesError("signature.header.kid", f"no organisation has a key {envelope.kid!r}")
+        key = next(
+            (k for k in keys if envelope.signed_by(Ed25519PublicKey.from_bytes(k["public_key"]))),
+            None,
+        )
         if key is None:
-            raise RulesError("signature.header.kid", f"{claimed!r} has no key {envelope.kid!r}")
+            raise RulesError(
+                "signature", f"does not verify under any registered key {envelope.kid!r}"
+            )
         if key["revoked_at_ms"] is not None and key["revoked_at_ms"] <= now_ms:
             raise RulesError("signature.header.kid", f"key {envelope.kid!r} is revoked")
         if key["valid_from_ms"] > now_ms:
             raise RulesError("signature.header.kid", f"key {envelope.kid!r} is not valid yet")
-        rules = envelope.verify(Ed25519PublicKey.from_bytes(bytes(key["public_key"])))
+        rules = envelope.rules()  # authenticated: now it may cost a parse
+        if rules.org_id != key["org_id"]:
+            raise RulesError(
+                "org_id",
+                f"{rules.org_id!r}, but the document is signed with key {envelope.kid!r} "
+                f"of {key['org_id']!r}",
+            )
         latest = await conn.fetchval(
             "SELECT max(version) FROM rule_versions WHERE org_id = $1 AND rule_set = $2",
             rules.org_id,
@@ -121,10 +138,30 @@ async def publish_rules(conn: asyncpg.Connection, signed: bytes, now_ms: int) ->
 
 
 async def list_rule_versions(conn: Conn) -> list[RuleVersion]:
-    """Every accepted version, by organisation, rule set and version."""
-    rows = await conn.fetch("SELECT signed FROM rule_versions ORDER BY org_id, rule_set, version")
-    # Re-parse what was verified at publication: the stored bytes are the only source.
-    return [SignedRules.from_bytes(bytes(r["signed"])).rules() for r in rows]
+    """Every accepted version, by organisation, rule set and version.
+
+    Each is verified again under the key it was published with before it is parsed (the
+    stored bytes are the only source), so a row changed in the database is refused with
+    :class:`RulesError` rather than applied.
+    """
+    rows = await conn.fetch(
+        "SELECT v.org_id, v.rule_set, v.version, v.key_id, v.signed, k.public_key "
+        "FROM rule_versions v JOIN organisation_keys k USING (org_id, key_id) "
+        "ORDER BY v.org_id, v.rule_set, v.version"
+    )
+    versions = []
+    for r in rows:
+        label = f"{r['org_id']}/{r['rule_set']}@{r['version']}"
+        envelope = SignedRules.from_bytes(bytes(r["signed"]))
+        if envelope.kid != r["key_id"] or not envelope.signed_by(
+            Ed25519PublicKey.from_bytes(r["public_key"])
+        ):
+            raise RulesError("signature", f"stored {label} does not verify under {r['key_id']!r}")
+        rules = envelope.rules()
+        if rules.label != label:
+            raise RulesError("", f"stored as {label}, the signed document is {rules.label}")
+        versions.append(rules)
+    return versions
 
 
 async def load_rulebook(conn: Conn) -> RuleBook:

@@ -84,7 +84,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return _sign(args)
     if args.action == "check":
         return _check(args)
-    return asyncio.run(_run_db(args, settings))
+    # Read before connecting: a file refused for its size costs no database work.
+    signed = _read_rules(args.signed).strip() if args.action == "publish" else b""
+    return asyncio.run(_run_db(args, settings, signed))
 
 
 def _read(path: Path) -> bytes:
@@ -92,6 +94,23 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise CommandError(f"cannot read {path}: {exc.strerror}", 2) from None
+
+
+def _read_rules(path: Path) -> bytes:
+    """A rules document or signed rules, refused unread past ``MAX_SIGNED_BYTES`` (the larger
+    limit; each form is then held to its own by the parser)."""
+    from analytics.rules.limits import MAX_SIGNED_BYTES
+
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_SIGNED_BYTES + 1)
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}", 2) from None
+    if len(data) > MAX_SIGNED_BYTES:
+        raise CommandError(
+            f"{path}: refused: over {MAX_SIGNED_BYTES} bytes, the limit of signed rules", 1
+        )
+    return data
 
 
 def _private_key(path: Path) -> Ed25519PrivateKey:
@@ -122,7 +141,7 @@ def _sign(args: argparse.Namespace) -> int:
 
     key = _private_key(args.key_file)
     try:
-        signed = sign_rules(key, args.kid, _read(args.rules))
+        signed = sign_rules(key, args.kid, _read_rules(args.rules))
     except RulesError as exc:
         raise CommandError(f"{args.rules}: {exc}", 1) from None
     try:
@@ -137,7 +156,7 @@ def _check(args: argparse.Namespace) -> int:
     from analytics.rules.parse import RulesError, parse_rules
     from analytics.rules.signing import SignedRules
 
-    data = _read(args.file)
+    data = _read_rules(args.file)
     try:
         if data.lstrip().startswith(b"{"):
             if args.public_key:
@@ -155,7 +174,7 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run_db(args: argparse.Namespace, settings: Settings) -> int:
+async def _run_db(args: argparse.Namespace, settings: Settings, signed: bytes) -> int:
     from analytics.rules import store
     from analytics.rules.parse import RulesError
     from roadledger.db.pool import create_pool
@@ -181,7 +200,7 @@ async def _run_db(args: argparse.Namespace, settings: Settings) -> int:
                     await store.revoke_organisation_key(conn, args.org_id, args.key_id, at)
                     print(f"revoked key {args.key_id} of {args.org_id} from {at}")
                 elif args.action == "publish":
-                    rules = await store.publish_rules(conn, _read(args.signed).strip(), now)
+                    rules = await store.publish_rules(conn, signed, now)
                     print(f"published {rules.label}, in force from {rules.effective_from_ms}")
                 elif args.action == "list":
                     for v in await store.list_rule_versions(conn):

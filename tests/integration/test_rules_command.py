@@ -79,7 +79,7 @@ def test_keygen_sign_check_publish_list_show(
         monkeypatch.setenv("ROADLEDGER_DATABASE_URL", f"{url}{separator}search_path={schema}")
         # Unregistered organisation first: refused with the reason.
         assert main(["rules", "publish", str(signed)]) == 1
-        assert "org_id: unknown organisation 'metro-police'" in capsys.readouterr().err
+        assert "signature.header.kid: no organisation has a key 'k1'" in capsys.readouterr().err
         assert main(["rules", "register-key", "metro-police", "k1", "--key-file", str(key),
                      "--valid-from", "0"]) == 0  # fmt: skip
         assert main(["rules", "publish", str(signed)]) == 0
@@ -97,3 +97,26 @@ def test_keygen_sign_check_publish_list_show(
     finally:
         outbox = asyncio.run(_schema(url, schema, drop=True))
     assert outbox == 1
+
+
+def test_an_oversize_file_is_refused_unread(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Read up to the signed limit and no further: a 1 GiB (sparse) file is refused at once,
+    before any database work (the database here is unreachable)."""
+    from analytics.rules.limits import MAX_DOCUMENT_BYTES, MAX_SIGNED_BYTES
+
+    monkeypatch.setenv("ROADLEDGER_DATABASE_URL", "postgresql://nobody:secret@127.0.0.1:9/none")
+
+    huge = tmp_path / "huge.jws"
+    with huge.open("wb") as file:
+        file.truncate(1 << 30)
+    for action in ("check", "publish"):
+        assert main(["rules", action, str(huge)]) == 1
+        assert f"over {MAX_SIGNED_BYTES} bytes" in capsys.readouterr().err
+    # Under the signed limit but over the document's: the parser names its own limit.
+    doc = tmp_path / "big.json"
+    text = json.dumps(DOC)
+    doc.write_text(text[:-1] + " " * (MAX_DOCUMENT_BYTES - len(text) + 1) + "}")
+    assert main(["rules", "check", str(doc)]) == 1
+    assert f"limit is {MAX_DOCUMENT_BYTES}" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ async def test_publish_two_versions_refuse_bad_ones_and_ledger_them(
                     await publish_rules(conn, signed, NOW)
                 assert caught.value.path == expected, (field, caught.value)
             # The key of one organisation does not sign for another.
-            with pytest.raises(RulesError, match="has no key"):
+            with pytest.raises(RulesError, match="signed with key 'k1' of 'metro-police'"):
                 await publish_rules(conn, sign_rules(KEY, "k1", _doc(1, NOW, "other")), NOW)
 
             await revoke_organisation_key(conn, "metro-police", "k1", NOW + 10)
@@ -130,3 +131,49 @@ async def test_publish_two_versions_refuse_bad_ones_and_ledger_them(
         # Offline: the entry alone and the organisation's public key check the rules.
         offline = SignedRules.from_bytes(entry.removeprefix(RULES_ENTRY_PREFIX))
         assert offline.verify(KEY.public_key).signed == signed
+
+
+def _unparsed(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """From the call on, decoding any JSON text over 1 KiB (a document, not a JWS header)
+    fails the test; the returned function lifts the ban."""
+    real = json.JSONDecoder.decode
+
+    def guarded(self: json.JSONDecoder, text: str, *args: Any, **kwargs: Any) -> Any:
+        if len(text) > 1024:
+            raise AssertionError("a document was parsed before its signature was verified")
+        return real(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(json.JSONDecoder, "decode", guarded)
+    return monkeypatch.undo
+
+
+async def test_a_document_is_parsed_only_once_its_signature_verifies(
+    postgres: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stranger = Ed25519PrivateKey.generate()
+    padding = {"description": "x" * 2000}  # over the 1 KiB that the guard lets through
+    forged = sign_rules(stranger, "k1", _doc(1, NOW, **padding))
+    unknown_kid = sign_rules(KEY, "k7", _doc(1, NOW, **padding))
+    genuine = sign_rules(KEY, "k1", _doc(1, NOW, **padding))
+    async with scratch_schema_pool(postgres) as pool:
+        await DeviceRegistry(pool).ensure_organisation("metro-police", "Metro Police", "authority")
+        await DeviceRegistry(pool).ensure_organisation("other", "Other", "authority")
+        await add_organisation_key(pool, "metro-police", "k1", KEY.public_key, NOW - 1)
+        # Another organisation's key of the same id is tried too, and does not verify either.
+        await add_organisation_key(pool, "other", "k1", Ed25519PrivateKey.generate().public_key, 0)
+        async with pool.acquire() as conn:
+            allow = _unparsed(monkeypatch)
+            with pytest.raises(RulesError, match="does not verify under any registered key"):
+                await publish_rules(conn, forged, NOW)
+            with pytest.raises(RulesError, match="no organisation has a key 'k7'"):
+                await publish_rules(conn, unknown_kid, NOW)
+            allow()
+            assert (await publish_rules(conn, genuine, NOW)).label == "metro-police/city@1"
+
+            # Loading checks the stored bytes again before parsing them: a row changed in the
+            # database is refused, not applied.
+            await conn.execute("UPDATE rule_versions SET signed = $1", forged)
+            _unparsed(monkeypatch)
+            with pytest.raises(RulesError, match="does not verify") as caught:
+                await load_rulebook(conn)
+            assert caught.value.path == "signature"

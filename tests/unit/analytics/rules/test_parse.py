@@ -66,7 +66,13 @@ def _drop(doc: dict[str, Any], path: list[Any]) -> None:
             ["geofences", 0, "polygon"],
             [[0, 0], [5, 5], [10, 10]],
             "geofences[0].polygon",
-            "zero area",
+            "overlap",  # the last edge runs back along the first two
+        ),
+        (
+            ["geofences", 0, "polygon"],
+            [[0, 0], [0, 10], [10, 10], [0, 5]],  # the last edge runs back along the first
+            "geofences[0].polygon",
+            "overlap",
         ),
         (
             ["geofences", 0, "polygon"],
