@@ -22,7 +22,7 @@ from analytics.rules.parse import RulesError, parse_rules
 from chain._encoding import b64url_decode, b64url_encode
 from chain.entries import RULES_ENTRY_PREFIX
 from chain.errors import ChainError
-from chain.jws import JwsHeader
+from chain.jws import MAX_HEADER_SEGMENT_BYTES, JwsHeader
 from chain.keys import SIGNATURE_SIZE, Ed25519PrivateKey, Ed25519PublicKey
 
 __all__ = [
@@ -54,6 +54,11 @@ class SignedRules:
         parts = raw.strip().split(b".")
         if len(parts) != 3 or not all(parts):
             raise RulesError("signature", "not a compact JWS (unsigned rules are refused)")
+        if len(parts[0]) > MAX_HEADER_SEGMENT_BYTES:  # decoded and parsed before the signature
+            raise RulesError(
+                "signature.header",
+                f"{len(parts[0])} bytes encoded, limit is {MAX_HEADER_SEGMENT_BYTES}",
+            )
         if len(parts[1]) * 3 // 4 > MAX_DOCUMENT_BYTES:  # base64url: 3 bytes per 4 characters
             raise RulesError("", f"{len(parts[1]) * 3 // 4} bytes, limit is {MAX_DOCUMENT_BYTES}")
         try:

@@ -1,5 +1,6 @@
 """Rules versions reach a log through the real Kafka: outbox relay -> topic -> ledger writer,
-then the entry has an inclusion proof that verifies and a signature anyone can check offline."""
+then the entry has an inclusion proof that verifies and a signature anyone can check offline.
+A document of the largest size allowed goes through too (``limits.py``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from analytics.rules.limits import MAX_DOCUMENT_BYTES
 from analytics.rules.signing import RULES_ENTRY_PREFIX, SignedRules, rules_entry, sign_rules
 from analytics.rules.store import add_organisation_key, publish_rules
 from chain._hashing import leaf_hash
@@ -44,7 +46,10 @@ async def scratch_topic(kafka: Settings) -> AsyncIterator[str]:
 async def test_published_rules_are_in_a_log_with_a_verifying_proof(
     kafka: Settings, postgres: Settings, scratch_topic: str, tmp_path: Path
 ) -> None:
-    versions = [sign_rules(KEY, "k1", _doc(n, NOW + n)) for n in (1, 2)]
+    # The second is as large as a document may be: its entry must still fit a Kafka message.
+    largest = _doc(2, NOW + 2)
+    largest = largest[:-1] + b" " * (MAX_DOCUMENT_BYTES - len(largest)) + b"}"
+    versions = [sign_rules(KEY, "k1", _doc(1, NOW + 1)), sign_rules(KEY, "k1", largest)]
     stream = KafkaStream(kafka)
     async with scratch_schema_pool(postgres) as pool:
         await DeviceRegistry(pool).ensure_organisation("metro-police", "Metro Police", "authority")

@@ -68,6 +68,13 @@ def test_oversize_signed_rules_are_refused_before_anything_is_decoded(no_work: N
         SignedRules.from_bytes(raw)
 
 
+def test_an_oversize_header_is_refused_before_it_is_decoded(no_work: None) -> None:
+    header = b64url_encode(b'{"alg":"Ed25519","kid":"' + b"k" * 2000 + b'"}').encode()
+    with pytest.raises(RulesError, match="limit is 1024") as caught:
+        SignedRules.from_bytes(b".".join((header, b"e30", b"A" * 86)))
+    assert caught.value.path == "signature.header"
+
+
 def test_the_largest_document_fits_the_signed_limit() -> None:
     """A document at its limit, signed under a 64-character kid, is within the envelope's."""
     data = compact(document())
