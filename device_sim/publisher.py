@@ -12,10 +12,19 @@ with ``realtime`` no message before its ``publish_at_ms`` on the wall clock. A m
 cannot be sent because the connection dropped stays queued in paho and is resent (DUP) after
 the automatic reconnect; the run fails with :class:`PublishError` only if the broker stays
 away or stops acknowledging.
+
+Durable, not just acknowledged: Mosquitto sends a PUBACK before the save that follows it in the
+same turn of its loop, so a broker killed in that instant loses a message it acknowledged. It
+reads one packet per connection per turn, so a message is known saved once the PUBACK of a
+message *sent after its own PUBACK arrived* is back (or the SUBACK of a subscription sent after
+it: the end of a run). Until then the publisher keeps it, and publishes it again after a
+reconnect (a duplicate, which ingest's dedupe absorbs). A run ends only when every message is
+known saved.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import select
 import socket
@@ -36,6 +45,9 @@ from roadledger.settings import Endpoint
 __all__ = ["MqttPublisher", "PublishProgress", "PublishReport", "TokenBucket"]
 
 _BATCH = 256  # publishes between two looks at the socket
+# Subscribed to once at the end of a run, only for the broker's SUBACK (nothing is sent there;
+# the broker's ACL refuses it to a publishing account, which answers just as well).
+_BARRIER_TOPIC = "roadledger/v1/durability-barrier"
 _OK = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN)
 
 
@@ -62,6 +74,7 @@ class PublishReport:
     acked: int
     elapsed_s: float
     reconnects: int
+    resent: int = 0  # acknowledged but not known saved when the connection dropped: sent again
 
     @property
     def rate(self) -> float:
@@ -137,7 +150,14 @@ class MqttPublisher:
         self._progress_every_s = progress_every_s
         self._timeout_s = timeout_s
         self._wall_ms = wall_ms
-        self._acked = 0
+        self._acked = 0  # first PUBACKs of distinct messages
+        self._acks = 0  # every PUBACK (progress)
+        self._sent = 0  # publishes written, resends included: their send numbers
+        self._in_flight: dict[int, tuple[int, Outgoing, bool]] = {}  # mid -> (send no, msg, resend)
+        # PUBACKed, not yet known saved: (publishes sent when its PUBACK came, message)
+        self._unsaved: collections.deque[tuple[int, Outgoing]] = collections.deque()
+        self._barrier: int | None = None  # mid of the SUBSCRIBE that ends a run
+        self._resent = 0
         self._connected = False
         self._refused: str | None = None
         self._reconnects = 0
@@ -154,6 +174,7 @@ class MqttPublisher:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
+        self._client.on_subscribe = self._on_subscribe
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
@@ -167,7 +188,43 @@ class MqttPublisher:
         self._connected = False
 
     def _on_publish(self, client: Any, userdata: Any, mid: Any, reason: Any, props: Any) -> None:
-        self._acked += 1
+        self._acks += 1
+        entry = self._in_flight.pop(mid, None)
+        if entry is None:
+            return
+        number, message, resend = entry
+        if not resend:
+            self._acked += 1
+        self._saved_before(number)
+        self._unsaved.append((self._sent, message))
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: Any, reasons: Any, props: Any) -> None:
+        if mid == self._barrier:  # refused or not, the broker has finished every earlier turn
+            self._barrier = None
+            self._unsaved.clear()
+
+    def _saved_before(self, number: int) -> None:
+        """The PUBACK of send number ``number`` is back: every message whose PUBACK arrived
+        before that publish was sent is saved (see the module docstring)."""
+        unsaved = self._unsaved
+        while unsaved and unsaved[0][0] <= number:
+            unsaved.popleft()
+
+    def _send(self, message: Outgoing, *, resend: bool = False) -> None:
+        info = self._client.publish(message.topic, message.payload, qos=1)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            raise PublishError(f"publish to {message.topic} failed: {mqtt.error_string(info.rc)}")
+        self._in_flight[info.mid] = (self._sent, message, resend)
+        self._sent += 1
+
+    def _resend_unsaved(self) -> None:
+        """After a reconnect: what was acknowledged but not known saved may have died with the
+        broker; publish it again."""
+        unsaved, self._unsaved = self._unsaved, collections.deque()
+        self._barrier = None
+        for _, message in unsaved:
+            self._send(message, resend=True)
+            self._resent += 1
 
     def _pump(self, timeout: float, *, wake_on_ack: bool = True) -> None:
         """Wait up to ``timeout`` for the socket, then read PUBACKs and write what is queued.
@@ -236,14 +293,17 @@ class MqttPublisher:
         nxt = next(pending, None)
         published = 0
         last_progress, last_ack, last_ack_at = started, 0, started
-        publish = self._client.publish
-        while nxt is not None or self._acked < published:
+        while nxt is not None or self._in_flight or self._unsaved:
             if not self._connected:
                 self._reconnects += 1
                 self._connect(time.monotonic() + self._timeout_s)
+                self._resend_unsaved()
                 continue
+            if nxt is None and not self._in_flight and self._barrier is None:
+                # All acknowledged: one round trip after them proves them saved.
+                self._barrier = self._client.subscribe(_BARRIER_TOPIC, qos=1)[1]
             tokens = bucket.available(time.monotonic())
-            budget = min(tokens, self.max_inflight - (published - self._acked), _BATCH)
+            budget = min(tokens, self.max_inflight - len(self._in_flight), _BATCH)
             sent, wait = 0, 0.5  # wait: until the next message is due (realtime)
             if budget > 0 and nxt is not None:
                 wall = self._wall_ms() if self.realtime else 0
@@ -252,14 +312,7 @@ class MqttPublisher:
                     if self.realtime and nxt.publish_at_ms > wall:
                         wait = max(0.001, (nxt.publish_at_ms - wall) / 1000)
                         break
-                    info = publish(nxt.topic, nxt.payload, qos=1)
-                    if info.rc not in (
-                        MQTTErrorCode.MQTT_ERR_SUCCESS,
-                        MQTTErrorCode.MQTT_ERR_NO_CONN,
-                    ):
-                        raise PublishError(
-                            f"publish to {nxt.topic} failed: {mqtt.error_string(info.rc)}"
-                        )
+                    self._send(nxt)
                     sent += 1
                     nxt = next(pending, None)
                 self._cork(False)
@@ -268,7 +321,7 @@ class MqttPublisher:
             # Room to send more: poll the socket if a batch of tokens is there, else sleep
             # until it is (acks wait in the socket buffer meanwhile). Otherwise sleep until a
             # PUBACK arrives or the next message is due.
-            room = self.max_inflight - (published - self._acked)
+            room = self.max_inflight - len(self._in_flight)
             if nxt is not None and wait == 0.5 and room > 0:
                 bucket.available(time.monotonic())
                 need = bucket.wait_s(bucket.batch)
@@ -276,11 +329,12 @@ class MqttPublisher:
             else:
                 self._pump(min(wait, 0.5))
             now = time.monotonic()
-            if self._acked != last_ack:
-                last_ack, last_ack_at = self._acked, now
-            elif self._acked < published and now - last_ack_at > self._timeout_s:
+            waiting = bool(self._in_flight) or self._barrier is not None
+            if self._acks != last_ack or not waiting:
+                last_ack, last_ack_at = self._acks, now
+            elif now - last_ack_at > self._timeout_s:
                 raise PublishError(
-                    f"{published - self._acked} messages not acknowledged by {self.endpoint} "
+                    f"{len(self._in_flight)} messages not acknowledged by {self.endpoint} "
                     f"within {self._timeout_s:g} s"
                 )
             if self._progress is not None and now - last_progress >= self._progress_every_s:
@@ -290,4 +344,4 @@ class MqttPublisher:
         self._client.disconnect()
         if self._progress is not None:
             self._progress(PublishProgress(published, self._acked, total, elapsed))
-        return PublishReport(published, self._acked, elapsed, self._reconnects)
+        return PublishReport(published, self._acked, elapsed, self._reconnects, self._resent)

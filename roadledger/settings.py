@@ -170,6 +170,13 @@ class Settings(BaseSettings):
         default=DEV_MQTT_SIM_PASSWORD,
         description="Empty: no simulator account on the broker (production).",
     )
+    mqtt_autosave_changes: int = Field(
+        default=1,
+        ge=1,
+        description="The broker `roadledger services` runs saves its store after this many "
+        "changes: 1 = every acknowledged QoS 1 message survives a kill -9 (costly with a "
+        "backlog or one busy connection: docs/pipeline.md); N: up to N may be lost.",
+    )
     mqtt_password_file: Path | None = Field(
         default=None,
         description="The broker's password file (mosquitto_passwd format) the registry writes "

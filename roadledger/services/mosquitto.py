@@ -139,7 +139,7 @@ def write_config(
                 # Saved after every change, so an acknowledged QoS 1 message survives a kill -9
                 # (the remaining window and the cost: docs/pipeline.md).
                 "autosave_on_changes true",
-                "autosave_interval 1",
+                f"autosave_interval {settings.mqtt_autosave_changes}",
                 # A persistent session of the bridge may be offline for a while: keep its queue.
                 "max_queued_messages 1000000",
                 "max_queued_bytes 0",
