@@ -33,12 +33,13 @@ pytestmark = [
 RATE = 500  # msg/s offered
 
 
-# The test asks for 0 lost and fails today; it is a strict expected failure so that the suite
-# (and CI) can land while the loss is open, and turns red the day Mosquitto's loss is fixed.
+# The test asks for 0 lost. Publisher keep-until-saved and the bridge fix (bf7dd88) gave 0 lost
+# in the runs seen, a kill in Mosquitto's last loop turn has lost 5 before; until that is shown
+# gone over many runs the test may fail without failing the suite (not strict).
 @pytest.mark.xfail(
-    strict=True,
-    reason="issue 9, open: Mosquitto saves its store every 30 s, so a kill -9 loses the "
-    "acknowledged messages queued since and the bridge's session (511 of 15,000 at 500 msg/s)",
+    strict=False,
+    reason="issue 9, open: a kill -9 in Mosquitto's last loop turn (PUBACK before save) has lost "
+    "5 of 15,016 acknowledged messages; 0 since the publisher keeps messages until saved",
 )
 async def test_mosquitto_sigkilled_and_restarted_under_load(
     settings: Settings, tmp_path: Path
