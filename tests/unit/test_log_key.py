@@ -40,6 +40,8 @@ def test_production_refuses_to_invent_a_key(tmp_path: Path) -> None:
     settings = Settings(
         env="production",
         database_url=f"postgresql://rl:not-{DEV_DATABASE_PASSWORD}@db/roadledger",
+        mqtt_bridge_password="a-real-bridge-secret",
+        mqtt_sim_password="",  # no simulator account in production
         log_key_file=tmp_path / "missing.skey",
     )
     with pytest.raises(CommandError, match=r"missing\.skey not found"):
