@@ -196,6 +196,21 @@ class FaultRun:
         await self.wait_published(publish_within_s)
         await self.wait_quiescent(quiet_within_s)
 
+    async def settle_and_count(self, returns: list[float]) -> list[float | None]:
+        """Settle, then the verdict of a fault run: every message counted once at every stage,
+        every process alive without an outside restart, throughput back after each return in
+        ``returns`` (monotonic times). The seconds it took are printed and returned, not
+        asserted: that is a performance floor, measured and enforced by ``bench/faults.py``
+        (a timed test would fail on a noisy machine and say nothing about integrity)."""
+        await self.settle()
+        recoveries = [self.recovery_s(at) for at in returns]
+        tally = await self.tally()
+        print(f"{tally}\nthroughput back after each return (s): {recoveries}")
+        self.check_recovered()
+        assert tally.ok, str(tally)
+        assert None not in recoveries, f"throughput never came back: {recoveries}"
+        return recoveries
+
     def stop_all(self, within_s: float = 15.0) -> None:
         """SIGTERM every process; each must exit 0 within ``within_s`` (a stop is honoured in
         every state, also after the faults it lived through)."""
