@@ -142,6 +142,8 @@ async def pipeline_env(base: Settings, tmp_path: Path) -> AsyncIterator[Pipeline
             "ROADLEDGER_TOPIC_PREFIX": settings.topic_prefix,
             "ROADLEDGER_BRIDGE_CLIENT_ID": settings.bridge_client_id,
             "ROADLEDGER_LOG_KEY_FILE": str(settings.log_key_path),
+            # One process per role, restarted under its name as a supervisor would.
+            "ROADLEDGER_KAFKA_GROUP_INSTANCE": f"e2e-{run}",
         }
         log_dir = tmp_path / "logs"
         log_dir.mkdir()

@@ -115,6 +115,15 @@ class Settings(BaseSettings):
     kafka_fetch_max_wait_ms: int = Field(
         default=100, ge=0, le=5000, description="...or after this wait."
     )
+    kafka_group_instance: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description="A stable name for this process in its consumer groups (Kafka static "
+        "membership, KIP-345): restarted under the same name, a killed process takes its "
+        "partitions back at once instead of waiting out the session timeout (10 s) for Kafka "
+        "to drop its old member. Unique per process (two live processes with one name fence "
+        "each other); unset: dynamic membership.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # --- the pipeline ---------------------------------------------------------------------

@@ -104,6 +104,7 @@ class KafkaStream:
         # when idle, at most the wait more latency per stage.
         self.fetch_min_bytes = settings.kafka_fetch_min_bytes
         self.fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
+        self.group_instance = settings.kafka_group_instance
 
     def producer(self, *, client_id: str) -> KafkaProducer:
         return KafkaProducer(self, client_id)
@@ -304,9 +305,12 @@ class KafkaConsumer:
     async def start(self) -> None:
         if self._consumer is not None:
             raise StreamError(f"{self._describe()}: start() called twice")
+        instance = self._stream.group_instance
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._stream.bootstrap,
             group_id=self.group_id,
+            # Per role, so one name serves a process's several consumers (ingest has two).
+            group_instance_id=f"{instance}.{self.client_id}" if instance else None,
             client_id=self.client_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
