@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -112,14 +113,12 @@ class LedgerWriter:
             return
         try:
             while not stop.is_set():
-                try:
-                    records = await consumer.getmany(
-                        timeout_ms=200, max_records=self.settings.batch_size
-                    )
-                except StreamError as exc:
-                    self.kafka.down(exc)
-                    await self._retry.pause(self.kafka, stop)
-                    continue
+                fetch = functools.partial(
+                    consumer.getmany, timeout_ms=200, max_records=self.settings.batch_size
+                )
+                records = await self._retry.call(fetch, self.kafka, stop)
+                if records is None:  # stopped while Kafka was away
+                    break
                 await self._submit(records)
                 await self._settle(keep=_IN_FLIGHT - 1)
             await self._settle(keep=0)

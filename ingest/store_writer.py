@@ -25,6 +25,7 @@ tables: ``roadledger/db/telemetry_schema.py`` and ``docs/storage.md``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import time
@@ -395,15 +396,12 @@ class StoreWriter:
             return
         try:
             while not stop.is_set():
-                try:
-                    records = await consumer.getmany(
-                        timeout_ms=_POLL_MS, max_records=self.settings.batch_size
-                    )
-                except StreamError as exc:
-                    self.kafka.down(exc, "fetch")
-                    await self._retry.pause(self.kafka, stop)
-                    continue
-                self.kafka.up("fetch")
+                fetch = functools.partial(
+                    consumer.getmany, timeout_ms=_POLL_MS, max_records=self.settings.batch_size
+                )
+                records = await self._retry.call(fetch, self.kafka, stop)
+                if records is None:  # stopped while Kafka was away
+                    break
                 if records:
                     async with self._batch_lock:
                         counts = await self._write_retrying(records, stop)

@@ -344,15 +344,12 @@ class Verifier:
         finishing: asyncio.Task[None] | None = None
         try:
             while not stop.is_set():
-                try:
-                    records = await consumer.getmany(
-                        timeout_ms=_POLL_MS, max_records=self.settings.batch_size
-                    )
-                except StreamError as exc:
-                    self.kafka.down(exc, "fetch")
-                    await self._retry.pause(self.kafka, stop)
-                    continue
-                self.kafka.up("fetch")
+                fetch = functools.partial(
+                    consumer.getmany, timeout_ms=_POLL_MS, max_records=self.settings.batch_size
+                )
+                records = await self._retry.call(fetch, self.kafka, stop)
+                if records is None:  # stopped while Kafka was away
+                    break
                 if records:
                     self._open_batches += 1
                     classified = await self._retry.call(

@@ -301,15 +301,12 @@ class AnalyticsEngine:
                     if time.monotonic() - refreshed >= every:
                         await self._retrying(self.refresh_rules, self.database)
                         refreshed = time.monotonic()
-                    try:
-                        records = await consumer.getmany(
-                            timeout_ms=_POLL_MS, max_records=self.settings.batch_size
-                        )
-                    except StreamError as exc:
-                        self.kafka.down(exc, "fetch")
-                        await self._retry.pause(self.kafka, stop)
-                        continue
-                    self.kafka.up("fetch")
+                    fetch = functools.partial(
+                        consumer.getmany, timeout_ms=_POLL_MS, max_records=self.settings.batch_size
+                    )
+                    records = await self._retry.call(fetch, self.kafka, stop)
+                    if records is None:  # stopped while Kafka was away
+                        break
                     if not records:
                         continue
                     warnings = await self.detect(records)
