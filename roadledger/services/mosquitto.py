@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from pathlib import Path
 
 from roadledger.mqtt_auth import (
@@ -32,6 +31,7 @@ from roadledger.services.base import ServiceStatus
 from roadledger.services.packages import ensure_packages
 from roadledger.services.process import (
     ServiceError,
+    connect_tcp,
     owned_dir,
     port_open,
     running_pid,
@@ -62,7 +62,7 @@ def mqtt_ready(endpoint: Endpoint, timeout: float = 1.0) -> bool:
     """True when the broker answers an MQTT CONNECT with a CONNACK: accepted, or refused for
     want of credentials (this probe has none; the broker is up either way)."""
     try:
-        with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout) as sock:
+        with connect_tcp(endpoint.host, endpoint.port, timeout) as sock:
             sock.sendall(_CONNECT)
             reply = sock.recv(4)
             sock.sendall(b"\xe0\x00")  # DISCONNECT
