@@ -13,13 +13,13 @@ cannot be sent because the connection dropped stays queued in paho and is resent
 the automatic reconnect; the run fails with :class:`PublishError` only if the broker stays
 away or stops acknowledging.
 
-Durable, not just acknowledged: Mosquitto sends a PUBACK before the save that follows it in the
-same turn of its loop, so a broker killed in that instant loses a message it acknowledged. It
-reads one packet per connection per turn, so a message is known saved once the PUBACK of a
-message *sent after its own PUBACK arrived* is back (or the SUBACK of a subscription sent after
-it: the end of a run). Until then the publisher keeps it, and publishes it again after a
-reconnect (a duplicate, which ingest's dedupe absorbs). A run ends only when every message is
-known saved.
+Durable, not just acknowledged: a broker acknowledges a message before it saves it (Mosquitto
+saves its store every ``mqtt_autosave_s`` seconds), so a broker killed before its next save
+loses what it acknowledged since the last one. The publisher therefore keeps each message for
+``keep_acked_s`` after its PUBACK (longer than the save interval plus a save) and, when the
+connection drops, publishes again everything acknowledged within that window (duplicates,
+which ingest's dedupe absorbs). A run ends only when its last message has been kept that long.
+A device's firmware owes the broker the same.
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ __all__ = ["MqttPublisher", "PublishProgress", "PublishReport", "TokenBucket"]
 _BATCH = 256  # publishes between two looks at the socket
 # Subscribed to once at the end of a run, only for the broker's SUBACK (nothing is sent there;
 # the broker's ACL refuses it to a publishing account, which answers just as well).
-_BARRIER_TOPIC = "roadledger/v1/durability-barrier"
 _OK = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN)
 
 
@@ -139,7 +138,9 @@ class MqttPublisher:
         progress: Callable[[PublishProgress], None] | None = None,
         progress_every_s: float = 0.5,
         timeout_s: float = 60.0,
+        keep_acked_s: float = 5.0,
         wall_ms: Callable[[], int] = _wall_ms,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.endpoint = endpoint
         self.rate = rate
@@ -149,14 +150,15 @@ class MqttPublisher:
         self._progress = progress
         self._progress_every_s = progress_every_s
         self._timeout_s = timeout_s
+        self._keep_acked_s = keep_acked_s
         self._wall_ms = wall_ms
+        self._clock = clock
         self._acked = 0  # first PUBACKs of distinct messages
         self._acks = 0  # every PUBACK (progress)
         self._sent = 0  # publishes written, resends included: their send numbers
         self._in_flight: dict[int, tuple[int, Outgoing, bool]] = {}  # mid -> (send no, msg, resend)
-        # PUBACKed, not yet known saved: (publishes sent when its PUBACK came, message)
-        self._unsaved: collections.deque[tuple[int, Outgoing]] = collections.deque()
-        self._barrier: int | None = None  # mid of the SUBSCRIBE that ends a run
+        # PUBACKed, maybe not saved yet: (when its PUBACK came, message), oldest first
+        self._unsaved: collections.deque[tuple[float, Outgoing]] = collections.deque()
         self._resent = 0
         self._connected = False
         self._refused: str | None = None
@@ -174,7 +176,6 @@ class MqttPublisher:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
-        self._client.on_subscribe = self._on_subscribe
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
@@ -192,22 +193,15 @@ class MqttPublisher:
         entry = self._in_flight.pop(mid, None)
         if entry is None:
             return
-        number, message, resend = entry
+        _, message, resend = entry
         if not resend:
             self._acked += 1
-        self._saved_before(number)
-        self._unsaved.append((self._sent, message))
+        self._unsaved.append((self._clock(), message))
 
-    def _on_subscribe(self, client: Any, userdata: Any, mid: Any, reasons: Any, props: Any) -> None:
-        if mid == self._barrier:  # refused or not, the broker has finished every earlier turn
-            self._barrier = None
-            self._unsaved.clear()
-
-    def _saved_before(self, number: int) -> None:
-        """The PUBACK of send number ``number`` is back: every message whose PUBACK arrived
-        before that publish was sent is saved (see the module docstring)."""
-        unsaved = self._unsaved
-        while unsaved and unsaved[0][0] <= number:
+    def _forget_saved(self) -> None:
+        """Drop what was acknowledged longer than ``keep_acked_s`` ago: saved by now."""
+        unsaved, saved_before = self._unsaved, self._clock() - self._keep_acked_s
+        while unsaved and unsaved[0][0] <= saved_before:
             unsaved.popleft()
 
     def _send(self, message: Outgoing, *, resend: bool = False) -> None:
@@ -221,7 +215,6 @@ class MqttPublisher:
         """After a reconnect: what was acknowledged but not known saved may have died with the
         broker; publish it again."""
         unsaved, self._unsaved = self._unsaved, collections.deque()
-        self._barrier = None
         for _, message in unsaved:
             self._send(message, resend=True)
             self._resent += 1
@@ -299,9 +292,7 @@ class MqttPublisher:
                 self._connect(time.monotonic() + self._timeout_s)
                 self._resend_unsaved()
                 continue
-            if nxt is None and not self._in_flight and self._barrier is None:
-                # All acknowledged: one round trip after them proves them saved.
-                self._barrier = self._client.subscribe(_BARRIER_TOPIC, qos=1)[1]
+            self._forget_saved()
             tokens = bucket.available(time.monotonic())
             budget = min(tokens, self.max_inflight - len(self._in_flight), _BATCH)
             sent, wait = 0, 0.5  # wait: until the next message is due (realtime)
@@ -329,7 +320,7 @@ class MqttPublisher:
             else:
                 self._pump(min(wait, 0.5))
             now = time.monotonic()
-            waiting = bool(self._in_flight) or self._barrier is not None
+            waiting = bool(self._in_flight)
             if self._acks != last_ack or not waiting:
                 last_ack, last_ack_at = self._acks, now
             elif now - last_ack_at > self._timeout_s:

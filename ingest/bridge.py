@@ -144,6 +144,11 @@ class Bridge:
 
     # --- public -------------------------------------------------------------------------------
 
+    @property
+    def dependencies(self) -> list[Dependency]:
+        """The services the bridge needs, for its health report."""
+        return [self._link.mqtt, self.kafka]
+
     def stats(self) -> BridgeStats:
         return BridgeStats(
             received=self._received,

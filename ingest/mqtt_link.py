@@ -58,6 +58,7 @@ class MqttLink(Protocol):
 
     session: int  # the current connection's number
     connections: int  # connections the broker accepted so far
+    mqtt: Dependency  # the broker's health, as this link sees it
 
     async def start(self, on_message: MessageHandler) -> None: ...
 

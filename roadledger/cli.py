@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "ingest": "roadledger.commands.ingest",
     "sequencer": "roadledger.commands.sequencer",
     "ledger": "roadledger.commands.ledger",
+    "health": "roadledger.commands.health",
     "analytics": "roadledger.commands.analytics",
     "proof": "roadledger.commands.proof",
     "verify": "roadledger.commands.verify",

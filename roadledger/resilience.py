@@ -159,6 +159,11 @@ class Dependency:
         """Failed attempts in the current outage (0 when healthy)."""
         return self._failures
 
+    @property
+    def down_for_s(self) -> float | None:
+        """Seconds since the current outage began; None when healthy."""
+        return None if self.healthy else round(self.clock() - self._since, 1)
+
     def status(self) -> str:
         """``"PostgreSQL up"`` or ``"PostgreSQL down for 12 s"``, for a process's health line."""
         if self.healthy:

@@ -144,6 +144,8 @@ async def pipeline_env(base: Settings, tmp_path: Path) -> AsyncIterator[Pipeline
             "ROADLEDGER_LOG_KEY_FILE": str(settings.log_key_path),
             # One process per role, restarted under its name as a supervisor would.
             "ROADLEDGER_KAFKA_GROUP_INSTANCE": f"e2e-{run}",
+            "ROADLEDGER_HEALTH_DIR": str(tmp_path / "health"),
+            "ROADLEDGER_HEALTH_INTERVAL_S": "0.5",
         }
         log_dir = tmp_path / "logs"
         log_dir.mkdir()

@@ -125,6 +125,14 @@ class Settings(BaseSettings):
         "each other); unset: dynamic membership.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    health_dir: Path | None = Field(
+        default=None,
+        description="Where long-running processes write their health (roadledger health); "
+        "default <data_dir>/health.",
+    )
+    health_interval_s: float = Field(
+        default=5.0, gt=0, le=300, description="How often a process writes its health."
+    )
 
     # --- the pipeline ---------------------------------------------------------------------
     origin_prefix: str = Field(
@@ -179,12 +187,21 @@ class Settings(BaseSettings):
         default=DEV_MQTT_SIM_PASSWORD,
         description="Empty: no simulator account on the broker (production).",
     )
-    mqtt_autosave_changes: int = Field(
+    mqtt_autosave_s: int = Field(
         default=1,
         ge=1,
-        description="The broker `roadledger services` runs saves its store after this many "
-        "changes: 1 = every acknowledged QoS 1 message survives a kill -9 (costly with a "
-        "backlog or one busy connection: docs/pipeline.md); N: up to N may be lost.",
+        le=60,
+        description="The broker `roadledger services` runs saves its store every this many "
+        "seconds: a kill -9 loses what it acknowledged since its last save, which publishers "
+        "send again (they keep acknowledged messages mqtt_keep_acked_s; docs/pipeline.md).",
+    )
+    mqtt_keep_acked_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="How long the simulator keeps a message after its PUBACK, to publish it "
+        "again if the connection drops meanwhile: more than the broker's save interval plus "
+        "its longest save.",
     )
     mqtt_password_file: Path | None = Field(
         default=None,
@@ -254,9 +271,23 @@ class Settings(BaseSettings):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _keep_longer_than_the_broker_saves(self) -> Settings:
+        if self.mqtt_keep_acked_s <= self.mqtt_autosave_s:
+            raise ValueError(
+                f"ROADLEDGER_MQTT_KEEP_ACKED_S ({self.mqtt_keep_acked_s:g}) must exceed "
+                f"ROADLEDGER_MQTT_AUTOSAVE_S ({self.mqtt_autosave_s}): a publisher would drop "
+                "messages a broker killed before its next save had not saved"
+            )
+        return self
+
     @property
     def cache(self) -> Path:
         return self.cache_dir if self.cache_dir is not None else self.data_dir / "cache"
+
+    @property
+    def health_path(self) -> Path:
+        return self.health_dir if self.health_dir is not None else self.data_dir / "health"
 
     @property
     def log_key_path(self) -> Path:

@@ -152,11 +152,14 @@ async def _analyse(settings: Settings, stop: asyncio.Event) -> None:
     from analytics.warnings.engine import AnalyticsEngine
     from roadledger.db.pool import wait_for_pool
     from roadledger.db.schema import apply_schema
+    from roadledger.health import start_reporting_health
     from roadledger.resilience import Dependency, RetryPolicy
     from roadledger.stream.kafka import KafkaStream
 
     log = logging.getLogger("roadledger.analytics")
-    database = Dependency("PostgreSQL", log)  # one per process: one line per outage
+    # One per service for the whole process: one line per outage.
+    database, kafka = Dependency("PostgreSQL", log), Dependency("Kafka", log)
+    start_reporting_health(settings, "analytics", [database, kafka], stop)
     try:
         pool = await wait_for_pool(settings, stop, database, max_size=4)
     except asyncpg.PostgresError as exc:  # e.g. a wrong password: waiting will not mend it
@@ -179,6 +182,7 @@ async def _analyse(settings: Settings, stop: asyncio.Event) -> None:
             pool,
             load_rules=functools.partial(load_rulebook, pool),
             database=database,
+            kafka=kafka,
         )
         await engine.run(stop)
         print(f"analytics: stopped after {engine.stats.records} records, "

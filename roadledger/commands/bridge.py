@@ -96,6 +96,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     from ingest.bridge import Bridge
     from roadledger.errors import CommandError
+    from roadledger.health import start_reporting_health
     from roadledger.stream.errors import StreamError
     from roadledger.stream.kafka import KafkaStream
 
@@ -125,6 +126,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             client_id=args.client_id,
             stats_interval=args.stats_interval,
         )
+        start_reporting_health(settings, "bridge", bridge.dependencies, stop)
         await bridge.run(stop, drain_timeout=args.drain_timeout)
 
     try:

@@ -168,6 +168,7 @@ async def _refresh_every(
 
     from roadledger.db.pool import wait_for_pool
     from roadledger.db.schema import apply_schema
+    from roadledger.health import start_reporting_health
     from roadledger.resilience import (
         Dependency,
         RetryPolicy,
@@ -183,6 +184,7 @@ async def _refresh_every(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     database = Dependency("PostgreSQL", logging.getLogger("roadledger.forecast"))
+    start_reporting_health(settings, "forecast", [database], stop)
     retry = RetryPolicy()
 
     async def refresh_until_stopped() -> None:

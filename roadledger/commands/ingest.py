@@ -135,6 +135,7 @@ async def serve(
     from ingest.verifier import Verifier
     from roadledger.db.pool import wait_for_pool
     from roadledger.db.schema import apply_schema
+    from roadledger.health import start_reporting_health
     from roadledger.registry import DeviceRegistry
     from roadledger.resilience import Dependency, RetryPolicy
     from roadledger.stream.errors import StreamError
@@ -145,6 +146,8 @@ async def serve(
     # however many of the components notice it.
     log = logging.getLogger("roadledger.ingest")
     database, kafka = Dependency("PostgreSQL", log), Dependency("Kafka", log)
+    component = "ingest" if only is None else f"ingest-{only}"
+    start_reporting_health(settings, component, [database, kafka], stop)
     try:
         pool = await wait_for_pool(settings, stop, database, max_size=4)
     except asyncpg.PostgresError as exc:  # e.g. a wrong password: waiting will not mend it

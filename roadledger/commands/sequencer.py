@@ -73,6 +73,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     from roadledger.db.pool import wait_for_pool
     from roadledger.db.schema import apply_schema
     from roadledger.errors import CommandError
+    from roadledger.health import start_reporting_health
     from roadledger.log_key import load_log_key
     from roadledger.resilience import Dependency, RetryPolicy
     from roadledger.stream.kafka import KafkaStream
@@ -82,6 +83,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     retry = RetryPolicy()
     # One per service for the whole process: an outage is one line down and one line back.
     database, kafka = Dependency("PostgreSQL", log), Dependency("Kafka", log)
+    start_reporting_health(settings, "sequencer", [database, kafka], stop)
     try:
         pool = await wait_for_pool(settings, stop, database, max_size=8, retry=retry)
     except asyncpg.PostgresError as exc:  # e.g. a wrong password: waiting will not mend it

@@ -236,6 +236,7 @@ def _publish(
             publisher = MqttPublisher(
                 settings.mqtt, account=sim_account(settings), rate=publish_rate, realtime=paced,
                 max_inflight=max(1, args.max_inflight), progress=on_progress,
+                keep_acked_s=settings.mqtt_keep_acked_s,
             )  # fmt: skip
         return run_simulation(
             simulation, truth_path=truth, publisher=publisher, presign=args.presign,

@@ -244,6 +244,7 @@ async def _publish(
             realtime=True,
             max_inflight=1000,
             progress=latest.append,
+            keep_acked_s=settings.mqtt_keep_acked_s,
         ),
         stop_publishing,
     )

@@ -1,8 +1,11 @@
 """Mosquitto from Debian's packages on loopback: durable for QoS 1, anonymous refused.
 
-Persistence: the store is saved after every change (``autosave_on_changes``), so a QoS 1
-message the broker acknowledged survives a kill -9 -- except in the moment between its PUBACK
-and the save that follows in the same turn of the broker's loop (docs/pipeline.md).
+Persistence: the store is saved every ``mqtt_autosave_s`` seconds (1). A kill -9 loses what
+the broker acknowledged since its last save; publishers keep each acknowledged message a few
+seconds (``mqtt_keep_acked_s``) and send it again after a reconnect, and the bridge's queue is
+redelivered from the last save (duplicates, absorbed by ingest). Saving after every change
+would close the broker's window alone, but each save rewrites the whole store: with a backlog
+(Kafka away, the bridge waiting) the broker slowed to ~45 messages/s (docs/pipeline.md).
 
 Authentication: ``allow_anonymous false``, a password file (``<home>/passwd`` unless
 ``ROADLEDGER_MQTT_PASSWORD_FILE`` says otherwise) holding the bridge's and the simulator's
@@ -136,10 +139,12 @@ def write_config(
                 f"acl_file {acl}",
                 "persistence true",
                 f"persistence_location {data}/",
-                # Saved after every change, so an acknowledged QoS 1 message survives a kill -9
-                # (the remaining window and the cost: docs/pipeline.md).
-                "autosave_on_changes true",
-                f"autosave_interval {settings.mqtt_autosave_changes}",
+                # Saved every mqtt_autosave_s seconds, not after every change: a save rewrites
+                # the whole store, so per-change saves cost O(backlog) per message and choked
+                # the broker whenever the bridge fell behind. Publishers resend what a kill -9
+                # took since the last save (docs/pipeline.md).
+                "autosave_on_changes false",
+                f"autosave_interval {settings.mqtt_autosave_s}",
                 # A persistent session of the bridge may be offline for a while: keep its queue.
                 "max_queued_messages 1000000",
                 "max_queued_bytes 0",
@@ -237,5 +242,6 @@ class MosquittoService:
         if pid is None:
             return ServiceStatus(self.name, "stopped", where)
         ready = "ready" if mqtt_ready(self.endpoint) else "not answering MQTT"
-        detail = f"{where} pid {pid}, {ready}, saves on every change, password + ACL"
+        saves = f"saves every {self.settings.mqtt_autosave_s} s"
+        detail = f"{where} pid {pid}, {ready}, {saves}, password + ACL"
         return ServiceStatus(self.name, "running", detail)

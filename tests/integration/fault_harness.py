@@ -55,6 +55,7 @@ from chain.note import Ed25519Verifier
 from device_sim.truth import TruthFile, read_truth
 from roadledger.db.ledger_check import check_ledger
 from roadledger.db.ledger_store import PostgresLedgerStore
+from roadledger.health import ProcessHealth, read_health
 from roadledger.log_key import load_log_key
 from roadledger.mqtt_auth import sim_account
 from roadledger.scratch_pipeline import (
@@ -196,6 +197,13 @@ class FaultRun:
         await self.wait_published(publish_within_s)
         await self.wait_quiescent(quiet_within_s)
 
+    def health(self) -> dict[str, ProcessHealth]:
+        """Each pipeline process's health report, by component, as ``roadledger health``
+        judges it (the processes report every 0.5 s here)."""
+        directory = Path(self.pipeline.env["ROADLEDGER_HEALTH_DIR"])
+        reports = read_health(directory, stale_after_s=5)
+        return {report.name.split(".")[0]: report for report in reports}
+
     async def settle_and_count(self, returns: list[float]) -> list[float | None]:
         """Settle, then the verdict of a fault run: every message counted once at every stage,
         every process alive without an outside restart, throughput back after each return in
@@ -209,6 +217,8 @@ class FaultRun:
         self.check_recovered()
         assert tally.ok, str(tally)
         assert None not in recoveries, f"throughput never came back: {recoveries}"
+        health = self.health()
+        assert all(health[name].ok for name in PIPELINE), health  # and they say so
         return recoveries
 
     def stop_all(self, within_s: float = 15.0) -> None:
@@ -230,6 +240,8 @@ class FaultRun:
             if code != 0:
                 slow.append(f"roadledger {name} exited {code} on SIGTERM:\n{component.log_tail()}")
         assert not slow, "\n".join(slow)
+        health = self.health()
+        assert all(health[name].state == "stopped" for name in PIPELINE), health
 
     def check_alive(self) -> None:
         """Fail naming any process that exited (with its log)."""

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from roadledger.scratch_pipeline import wait_until
 from roadledger.services.mosquitto import MosquittoService
 from roadledger.settings import Settings
 from tests.integration.conftest import free_port
@@ -43,6 +44,28 @@ class PrivateMosquitto:
     def start(self) -> None:
         """Start it again on the same port and data (returns once it answers MQTT)."""
         self.service.up()
+
+    async def wait_saved(self, within_s: float = 15.0) -> None:
+        """Until the broker has replaced its store file twice since the call: the second save
+        began after the first had ended, so it holds everything acknowledged before the call
+        (Mosquitto writes ``mosquitto.db.new`` and renames it over the old store)."""
+        store = self.service.home / "data" / "mosquitto.db"
+
+        def version() -> tuple[int, int] | None:
+            try:
+                stat = store.stat()
+            except FileNotFoundError:
+                return None
+            return stat.st_ino, stat.st_mtime_ns
+
+        seen = [version()]
+
+        async def saved_twice() -> bool:
+            if (now := version()) != seen[-1]:
+                seen.append(now)
+            return len(seen) >= 3
+
+        await wait_until(saved_twice, "the broker to save its store twice", within_s)
 
 
 @contextlib.asynccontextmanager

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from roadledger.scratch_pipeline import wait_until
 from roadledger.settings import Settings
 from tests.integration.fault_harness import FaultRun, fault_run
 from tests.integration.private_services import private_services
@@ -57,7 +58,18 @@ async def test_postgres_immediate_restart_under_load(settings: Settings, tmp_pat
         await run.wait_first_published()
         await run.wait_ledger_growth(2000, "before the outage")
         services.postgres_immediate_stop()
-        await asyncio.sleep(5)  # the outage's length is the fault, not a synchronisation
+        stopped_at = time.monotonic()
+
+        async def reported() -> bool:  # health says so while it lasts (roadledger health)
+            health = run.health()
+            return all(
+                health[name].state == "degraded" and "PostgreSQL down" in health[name].detail
+                for name in ("ingest", "sequencer")
+            )
+
+        await wait_until(reported, "ingest and sequencer to report PostgreSQL down", 30)
+        # The outage's length is the fault, not a synchronisation.
+        await asyncio.sleep(max(0.0, 5 - (time.monotonic() - stopped_at)))
         await asyncio.to_thread(services.postgres_start)
         returned = time.monotonic()
         await run.settle_and_count([returned])

@@ -208,9 +208,9 @@ async def test_an_acknowledged_qos1_message_survives_kill_9(fleet: Fleet) -> Non
     """N messages published and PUBACKed while the bridge's persistent session is offline,
     then the broker SIGKILLed and started again: the session receives exactly those N.
 
-    Mosquitto PUBACKs a message before the save that follows it in the same turn of its loop
-    (docs/pipeline.md), so the kill comes after the PUBACK of one more message, to a topic
-    nobody subscribed: by then the broker has finished the turn that saved the N."""
+    Mosquitto PUBACKs a message before it saves it (every ``mqtt_autosave_s``; publishers keep
+    what it acknowledged since: docs/pipeline.md), so the kill comes once the broker has saved
+    its store after the last PUBACK."""
     settings = fleet.settings
     count = 200
     topic_root = f"roadledger/v1/telemetry/{fleet.prefix}durable"
@@ -225,7 +225,7 @@ async def test_an_acknowledged_qos1_message_survives_kill_9(fleet: Fleet) -> Non
     sent = [(f"{topic_root}/veh-{i % 7}", b"durable %d" % i) for i in range(count)]
     for topic, payload in sent:
         publisher.publish(topic, payload)  # returns once PUBACKed
-    publisher.publish(f"{topic_root}-barrier/x", b"the turn after the last one")
+    await fleet.broker.wait_saved()
     fleet.broker.kill()
     publisher.client.loop_stop()
     await asyncio.to_thread(fleet.broker.start)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import pytest
 
 from ingest.bridge import MAX_PAYLOAD_BYTES, Bridge
 from ingest.mqtt_link import MessageHandler
+from roadledger.resilience import Dependency
 from roadledger.settings import Settings
 from roadledger.stream.base import (
     Consumer,
@@ -125,6 +127,7 @@ class FakeLink:
     def __init__(self) -> None:
         self.session = 0
         self.connections = 0
+        self.mqtt = Dependency("MQTT", logging.getLogger("test"))
         self.paused = False
         self.journal: list[tuple[str, int]] = []  # ("ack", mid), ("pause", 0), ("close", 0)...
         self._on_message: MessageHandler | None = None
