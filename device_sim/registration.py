@@ -22,8 +22,8 @@ from typing import Protocol
 
 import asyncpg
 
+from analytics.rules.errors import RulesConflict, RulesError
 from analytics.rules.model import RuleVersion
-from analytics.rules.parse import RulesError
 from analytics.rules.store import add_organisation_key, list_rule_versions, publish_rules
 from chain.device_keys import DeviceKey
 from device_sim.errors import RegistrationError
@@ -116,7 +116,7 @@ class CityRules:
             if held is None:
                 await add_organisation_key(conn, rules.org_id, RULES_KEY_ID, key.public_key, 0)
             elif bytes(held) != key.public_key.to_bytes():
-                raise RulesError("key_id", f"{RULES_KEY_ID!r} of {rules.org_id} is another key")
+                raise RulesConflict("key_id", f"{RULES_KEY_ID!r} of {rules.org_id} is another key")
             versions = [v for v in await list_rule_versions(conn) if v.key == rules.key]
             latest = max(versions, key=lambda v: v.version) if versions else None
             if latest is not None and _zones(latest) == _zones(rules):

@@ -12,6 +12,17 @@ no change can be missing from it.
 :class:`DeviceCredentials` issues each device its MQTT credential (the broker's password file,
 :mod:`roadledger.mqtt_auth`) and takes it away again when the device's key is rotated or
 revoked.
+
+Errors, each also of a kind of :mod:`roadledger.errors` (the status ``api/`` answers with)::
+
+    RegistryError               root: catch this to catch every refusal of the registry
+    ├── OrganisationNotFound    NotFound   the organisation is not registered
+    ├── DeviceNotFound          NotFound   the device is not registered
+    ├── DeviceConflict          Conflict   the change contradicts the registry: another owner,
+    │                                      kind or key details for a known device, a key used
+    │                                      before, a rotation before the current key, no key
+    │                                      valid now
+    └── ReservedDeviceId        Forbidden  the device id is a service account's username
 """
 
 from __future__ import annotations
@@ -24,12 +35,39 @@ import asyncpg
 from chain.device_keys import DeviceKey
 from chain.entries import device_key_entry
 from chain.keys import Ed25519PublicKey
+from roadledger.errors import Conflict, DomainError, Forbidden, NotFound
 
-__all__ = ["CredentialStore", "DeviceCredentials", "DeviceRegistry", "RegistryError"]
+__all__ = [
+    "CredentialStore",
+    "DeviceConflict",
+    "DeviceCredentials",
+    "DeviceNotFound",
+    "DeviceRegistry",
+    "OrganisationNotFound",
+    "RegistryError",
+    "ReservedDeviceId",
+]
 
 
-class RegistryError(Exception):
-    """A registry change was refused; the message names the device and the reason."""
+class RegistryError(DomainError):
+    """A registry change was refused; the message names the device and the reason. Only its
+    subclasses are raised (the tree is in the module docstring)."""
+
+
+class OrganisationNotFound(RegistryError, NotFound):
+    """The organisation is not registered."""
+
+
+class DeviceNotFound(RegistryError, NotFound):
+    """The device is not registered."""
+
+
+class DeviceConflict(RegistryError, Conflict):
+    """The change contradicts what the registry holds for the device."""
+
+
+class ReservedDeviceId(RegistryError, Forbidden):
+    """The device id is a service account's username: never given to a device."""
 
 
 _PARSED_LIMIT = 200_000
@@ -64,7 +102,8 @@ class DeviceRegistry:
 
         Idempotent: registering the same record again changes nothing. A record that
         contradicts the registry (another owner or kind for a known device, other validity
-        for a known key) is refused with :class:`RegistryError` and nothing is written.
+        for a known key) is refused with :class:`DeviceConflict`, a record of an unregistered
+        organisation with :class:`OrganisationNotFound`, and nothing is written.
         """
         if not records:
             return 0
@@ -75,7 +114,7 @@ class DeviceRegistry:
                 sorted({r.owner_org for r in records}),
             )
             if unknown_orgs:
-                raise RegistryError(f"organisation {unknown_orgs[0][0]!r} is not registered")
+                raise OrganisationNotFound(f"organisation {unknown_orgs[0][0]!r} is not registered")
             await conn.executemany(
                 "INSERT INTO devices (device_id, owner_org, kind, vin, vehicle_class) "
                 "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (device_id) DO NOTHING",
@@ -89,7 +128,7 @@ class DeviceRegistry:
             for record in records:
                 if known[record.device_id] != (record.owner_org, record.kind.value):
                     owner, kind = known[record.device_id]
-                    raise RegistryError(
+                    raise DeviceConflict(
                         f"device {record.device_id} is registered as a {kind} of {owner}, "
                         f"not a {record.kind.value} of {record.owner_org}"
                     )
@@ -108,7 +147,7 @@ class DeviceRegistry:
                     existing[(record.device_id, record.key_id)] = record.to_json()
                     fresh.append(record)
                 elif text != record.to_json():
-                    raise RegistryError(
+                    raise DeviceConflict(
                         f"device {record.device_id}: key {record.key_id} is already registered "
                         "with other details; rotate or revoke it instead"
                     )
@@ -116,15 +155,19 @@ class DeviceRegistry:
             return len(fresh)
 
     async def rotate(self, device_id: str, new_key: Ed25519PublicKey, at_ms: int) -> DeviceKey:
-        """Make ``new_key`` the device's key from ``at_ms``; every older key ends there."""
+        """Make ``new_key`` the device's key from ``at_ms``; every older key ends there.
+
+        :class:`DeviceNotFound` if the device is unknown; :class:`DeviceConflict` if the key
+        was the device's before or ``at_ms`` is before the current key's start.
+        """
         async with self.pool.acquire() as conn, conn.transaction():
             keys = await self._keys_for_update(conn, device_id)
             if any(key.public_key == new_key for key in keys):
-                raise RegistryError(f"device {device_id}: that key was registered before")
+                raise DeviceConflict(f"device {device_id}: that key was registered before")
             ended = [key.revoke(at_ms) for key in keys if _valid_at_or_after(key, at_ms)]
             latest = max(keys, key=lambda key: key.valid_from_ms)
             if at_ms < latest.valid_from_ms:
-                raise RegistryError(
+                raise DeviceConflict(
                     f"device {device_id}: rotation at {at_ms} is before the current key's "
                     f"start {latest.valid_from_ms}"
                 )
@@ -145,7 +188,8 @@ class DeviceRegistry:
         """End every key of the device that is still valid at or after ``at_ms``.
 
         Messages with a device time from ``at_ms`` on are then rejected (``revoked_key``);
-        earlier ones stay valid. Returns the changed records (none if all ended earlier).
+        earlier ones stay valid. Returns the changed records (none if all ended earlier);
+        :class:`DeviceNotFound` if the device is unknown.
         """
         async with self.pool.acquire() as conn, conn.transaction():
             keys = await self._keys_for_update(conn, device_id)
@@ -196,7 +240,7 @@ class DeviceRegistry:
             device_id,
         )
         if not rows:
-            raise RegistryError(f"device {device_id} is not registered")
+            raise DeviceNotFound(f"device {device_id} is not registered")
         return [DeviceKey.from_json(row["record"]) for row in rows]
 
     async def _write_keys(
@@ -266,16 +310,17 @@ class DeviceCredentials:
         """A new password for ``device_id`` (shown once) and whether the broker was reloaded.
 
         Raises:
-            RegistryError: the device is unknown, has no key valid at ``now_ms``, or its id is
-                a service account's username.
+            DeviceNotFound: the device is unknown.
+            DeviceConflict: it has no key valid at ``now_ms``.
+            ReservedDeviceId: its id is a service account's username.
         """
         if device_id in self._reserved:
-            raise RegistryError(f"device {device_id}: that id is a service account's username")
+            raise ReservedDeviceId(f"device {device_id}: that id is a service account's username")
         keys = await self.registry.keys(device_id)
         if not keys:
-            raise RegistryError(f"device {device_id} is not registered")
+            raise DeviceNotFound(f"device {device_id} is not registered")
         if not any(key.valid_from_ms <= now_ms and _valid_at_or_after(key, now_ms) for key in keys):
-            raise RegistryError(
+            raise DeviceConflict(
                 f"device {device_id} has no key valid now (revoked?); rotate in a new key first"
             )
         password = self.store.issue(device_id)
@@ -285,6 +330,6 @@ class DeviceCredentials:
         """Remove ``device_id``'s credential: (whether it had one, whether the broker was
         reloaded)."""
         if device_id in self._reserved:
-            raise RegistryError(f"device {device_id}: that id is a service account's username")
+            raise ReservedDeviceId(f"device {device_id}: that id is a service account's username")
         removed = self.store.remove(device_id)
         return removed, self._reload() if removed else False

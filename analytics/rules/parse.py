@@ -1,9 +1,10 @@
 """The strict rules format (docs/rules.md): JSON bytes -> :class:`RuleVersion`, or the reason.
 
-Every refusal is a :class:`RulesError` whose ``path`` names the field, e.g.
-``geofences[2].windows[0].start_min``. Unknown fields, wrong types, non-integers (floats,
-booleans), bad polygons and unknown threshold names are refused, and so is a document over a
-bound of ``limits.py``: its size before it is decoded, its counts before any item is checked.
+Every refusal is a :class:`~analytics.rules.errors.RulesInvalid` (a ``RulesError``, re-exported
+here) whose ``path`` names the field, e.g. ``geofences[2].windows[0].start_min``. Unknown
+fields, wrong types, non-integers (floats, booleans), bad polygons and unknown threshold names
+are refused, and so is a document over a bound of ``limits.py``: its size before it is decoded,
+its counts before any item is checked.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Set as AbstractSet
 from typing import Any, Final, TypeVar
 
 from analytics.rules import limits
+from analytics.rules.errors import RulesError, RulesInvalid
 from analytics.rules.geometry import Vertex, polygon_problem
 from analytics.rules.model import GEOFENCE_KINDS, Geofence, RuleVersion, SpeedLimit, TimeWindow
 from analytics.rules.thresholds import THRESHOLDS
@@ -30,23 +32,14 @@ _ROAD_CLASSES: Final = frozenset(c.value for c in RoadClass)
 T = TypeVar("T")
 
 
-class RulesError(ValueError):
-    """A rules document refused; ``path`` names the field ("" for the whole document)."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}" if path else reason)
-        self.path = path
-        self.reason = reason
-
-
 def parse_rules(data: bytes) -> RuleVersion:
     """Parse and check one rules document (the signed payload); ``signed`` is left empty."""
     if len(data) > limits.MAX_DOCUMENT_BYTES:
-        raise RulesError("", f"{len(data)} bytes, limit is {limits.MAX_DOCUMENT_BYTES}")
+        raise RulesInvalid("", f"{len(data)} bytes, limit is {limits.MAX_DOCUMENT_BYTES}")
     try:
         doc = loads_object(data, "rules")
     except EncodingError as exc:
-        raise RulesError("", str(exc)) from None
+        raise RulesInvalid("", str(exc)) from None
     _fields(
         doc,
         "",
@@ -54,11 +47,11 @@ def parse_rules(data: bytes) -> RuleVersion:
         optional={"speed_limits", "geofences", "thresholds", "description"},
     )
     if doc["format"] != FORMAT:
-        raise RulesError("format", f"must be {FORMAT!r}")
+        raise RulesInvalid("format", f"must be {FORMAT!r}")
     if "description" in doc:
         text = _str(doc["description"], "description")
         if len(text) > limits.MAX_DESCRIPTION_CHARS:
-            raise RulesError(
+            raise RulesInvalid(
                 "description", f"{len(text)} characters, limit is {limits.MAX_DESCRIPTION_CHARS}"
             )
     _check_counts(doc)
@@ -67,7 +60,7 @@ def parse_rules(data: bytes) -> RuleVersion:
     seen: set[str] = set()
     for i, g in enumerate(fences):
         if g.id in seen:
-            raise RulesError(f"geofences[{i}].id", f"duplicate id {g.id!r}")
+            raise RulesInvalid(f"geofences[{i}].id", f"duplicate id {g.id!r}")
         seen.add(g.id)
     org_id = _ident(doc["org_id"], "org_id")
     rule_set = _ident(doc["rule_set"], "rule_set")
@@ -135,32 +128,32 @@ def _fields(
     obj: Any, path: str, *, required: AbstractSet[str], optional: AbstractSet[str] = frozenset()
 ) -> None:
     if not isinstance(obj, dict):
-        raise RulesError(path, "must be an object")
+        raise RulesInvalid(path, "must be an object")
     prefix = f"{path}." if path else ""
     for name in sorted(obj.keys() - required - optional):
-        raise RulesError(f"{prefix}{name}", "unknown field")
+        raise RulesInvalid(f"{prefix}{name}", "unknown field")
     for name in sorted(required - obj.keys()):
-        raise RulesError(f"{prefix}{name}", "missing")
+        raise RulesInvalid(f"{prefix}{name}", "missing")
 
 
 def _int(value: Any, path: str, *, lo: int = -_MAX_INT, hi: int = _MAX_INT) -> int:
     if type(value) is not int:
-        raise RulesError(path, f"must be an integer, got {type(value).__name__}")
+        raise RulesInvalid(path, f"must be an integer, got {type(value).__name__}")
     if not lo <= value <= hi:
-        raise RulesError(path, f"must be in [{lo}, {hi}], got {value}")
+        raise RulesInvalid(path, f"must be in [{lo}, {hi}], got {value}")
     return value
 
 
 def _str(value: Any, path: str) -> str:
     if type(value) is not str:
-        raise RulesError(path, f"must be a string, got {type(value).__name__}")
+        raise RulesInvalid(path, f"must be a string, got {type(value).__name__}")
     return value
 
 
 def _ident(value: Any, path: str) -> str:
     text = _str(value, path)
     if not _ID.match(text):
-        raise RulesError(path, "must be 1-64 characters of A-Z a-z 0-9 . _ : -")
+        raise RulesInvalid(path, "must be 1-64 characters of A-Z a-z 0-9 . _ : -")
     return text
 
 
@@ -177,7 +170,7 @@ def _check_counts(doc: dict[str, Any]) -> None:
         polygon = fence.get("polygon") if isinstance(fence, dict) else None
         total += _count(polygon, f"geofences[{i}].polygon", limits.MAX_VERTICES, "vertices")
     if total > limits.MAX_TOTAL_VERTICES:
-        raise RulesError(
+        raise RulesInvalid(
             "geofences", f"{total} vertices in all, limit is {limits.MAX_TOTAL_VERTICES}"
         )
 
@@ -187,7 +180,7 @@ def _count(value: Any, path: str, limit: int, what: str = "items") -> int:
     if type(value) is not list:
         return 0
     if len(value) > limit:
-        raise RulesError(path, f"{len(value)} {what}, limit is {limit}")
+        raise RulesInvalid(path, f"{len(value)} {what}, limit is {limit}")
     return len(value)
 
 
@@ -195,7 +188,7 @@ def _list(
     value: Any, path: str, item: Callable[[Any, str], T], limit: int | None = None
 ) -> list[T]:
     if type(value) is not list:
-        raise RulesError(path, f"must be a list, got {type(value).__name__}")
+        raise RulesInvalid(path, f"must be a list, got {type(value).__name__}")
     if limit is not None:
         _count(value, path, limit)
     return [item(v, f"{path}[{i}]") for i, v in enumerate(value)]
@@ -209,12 +202,12 @@ def _speed_limit(obj: Any, path: str) -> SpeedLimit:
         optional={"road_class", "segment_id", "vehicle_class"},
     )
     if ("road_class" in obj) == ("segment_id" in obj):
-        raise RulesError(path, "needs exactly one of road_class, segment_id")
+        raise RulesInvalid(path, "needs exactly one of road_class, segment_id")
     road_class = None
     if "road_class" in obj:
         road_class = _str(obj["road_class"], f"{path}.road_class")
         if road_class not in _ROAD_CLASSES:
-            raise RulesError(f"{path}.road_class", f"must be one of {sorted(_ROAD_CLASSES)}")
+            raise RulesInvalid(f"{path}.road_class", f"must be one of {sorted(_ROAD_CLASSES)}")
     return SpeedLimit(
         max_kmh=_int(obj["max_kmh"], f"{path}.max_kmh", lo=1, hi=400),
         road_class=road_class,
@@ -231,7 +224,7 @@ def _speed_limit(obj: Any, path: str) -> SpeedLimit:
 
 def _vertex(obj: Any, path: str) -> Vertex:
     if type(obj) is not list or len(obj) != 2:
-        raise RulesError(path, "must be [lat_e7, lon_e7]")
+        raise RulesInvalid(path, "must be [lat_e7, lon_e7]")
     lat = _int(obj[0], f"{path}[0]", lo=-900_000_000, hi=900_000_000)
     lon = _int(obj[1], f"{path}[1]", lo=-1_800_000_000, hi=1_800_000_000)
     return (lat, lon)
@@ -241,13 +234,13 @@ def _window(obj: Any, path: str) -> TimeWindow:
     _fields(obj, path, required={"days", "start_min", "end_min"})
     days = _list(obj["days"], f"{path}.days", lambda v, p: _int(v, p, lo=0, hi=6))
     if not days:
-        raise RulesError(f"{path}.days", "must list at least one day (0 = Monday)")
+        raise RulesInvalid(f"{path}.days", "must list at least one day (0 = Monday)")
     if len(set(days)) != len(days):
-        raise RulesError(f"{path}.days", "repeats a day")
+        raise RulesInvalid(f"{path}.days", "repeats a day")
     start = _int(obj["start_min"], f"{path}.start_min", lo=0, hi=1439)
     end = _int(obj["end_min"], f"{path}.end_min", lo=1, hi=1440)
     if start == end:
-        raise RulesError(f"{path}.end_min", "equals start_min (an empty window)")
+        raise RulesInvalid(f"{path}.end_min", "equals start_min (an empty window)")
     return TimeWindow(frozenset(days), start, end)
 
 
@@ -260,17 +253,17 @@ def _geofence(obj: Any, path: str) -> Geofence:
     )
     kind = _str(obj["kind"], f"{path}.kind")
     if kind not in GEOFENCE_KINDS:
-        raise RulesError(f"{path}.kind", f"must be one of {sorted(GEOFENCE_KINDS)}")
+        raise RulesInvalid(f"{path}.kind", f"must be one of {sorted(GEOFENCE_KINDS)}")
     max_speed = None
     if kind == "speed_zone":
         if "max_speed_kmh" not in obj:
-            raise RulesError(f"{path}.max_speed_kmh", "missing (required for a speed_zone)")
+            raise RulesInvalid(f"{path}.max_speed_kmh", "missing (required for a speed_zone)")
         max_speed = _int(obj["max_speed_kmh"], f"{path}.max_speed_kmh", lo=1, hi=400)
     elif "max_speed_kmh" in obj:
-        raise RulesError(f"{path}.max_speed_kmh", f"not allowed for kind {kind!r}")
+        raise RulesInvalid(f"{path}.max_speed_kmh", f"not allowed for kind {kind!r}")
     polygon = tuple(_list(obj["polygon"], f"{path}.polygon", _vertex))
     if problem := polygon_problem(polygon):
-        raise RulesError(f"{path}.polygon", problem)
+        raise RulesInvalid(f"{path}.polygon", problem)
     classes = _list(
         obj.get("vehicle_classes", []),
         f"{path}.vehicle_classes",
@@ -291,10 +284,10 @@ def _geofence(obj: Any, path: str) -> Geofence:
 
 def _thresholds(obj: Any) -> tuple[tuple[str, int], ...]:
     if not isinstance(obj, dict):
-        raise RulesError("thresholds", "must be an object")
+        raise RulesInvalid("thresholds", "must be an object")
     out = []
     for name in sorted(obj):
         if name not in THRESHOLDS:
-            raise RulesError(f"thresholds.{name}", "unknown threshold")
+            raise RulesInvalid(f"thresholds.{name}", "unknown threshold")
         out.append((name, _int(obj[name], f"thresholds.{name}", lo=0)))
     return tuple(out)

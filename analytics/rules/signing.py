@@ -16,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Final
 
+from analytics.rules.errors import RulesForbidden, RulesInvalid
 from analytics.rules.limits import MAX_DOCUMENT_BYTES, MAX_SIGNED_BYTES
 from analytics.rules.model import RuleVersion
-from analytics.rules.parse import RulesError, parse_rules
+from analytics.rules.parse import parse_rules
 from chain._encoding import b64url_decode, b64url_encode
 from chain.entries import RULES_ENTRY_PREFIX
 from chain.errors import ChainError
@@ -50,27 +51,27 @@ class SignedRules:
     def from_bytes(cls, raw: bytes) -> SignedRules:
         """Split ``raw`` and check its header (refusals name ``signature...``)."""
         if len(raw) > MAX_SIGNED_BYTES:
-            raise RulesError("signature", f"{len(raw)} bytes, limit is {MAX_SIGNED_BYTES}")
+            raise RulesInvalid("signature", f"{len(raw)} bytes, limit is {MAX_SIGNED_BYTES}")
         parts = raw.strip().split(b".")
         if len(parts) != 3 or not all(parts):
-            raise RulesError("signature", "not a compact JWS (unsigned rules are refused)")
+            raise RulesInvalid("signature", "not a compact JWS (unsigned rules are refused)")
         if len(parts[0]) > MAX_HEADER_SEGMENT_BYTES:  # decoded and parsed before the signature
-            raise RulesError(
+            raise RulesInvalid(
                 "signature.header",
                 f"{len(parts[0])} bytes encoded, limit is {MAX_HEADER_SEGMENT_BYTES}",
             )
         if len(parts[1]) * 3 // 4 > MAX_DOCUMENT_BYTES:  # base64url: 3 bytes per 4 characters
-            raise RulesError("", f"{len(parts[1]) * 3 // 4} bytes, limit is {MAX_DOCUMENT_BYTES}")
+            raise RulesInvalid("", f"{len(parts[1]) * 3 // 4} bytes, limit is {MAX_DOCUMENT_BYTES}")
         try:
             header = JwsHeader.from_json(b64url_decode(parts[0].decode("ascii")))
             payload = b64url_decode(parts[1].decode("ascii"))
             signature = b64url_decode(parts[2].decode("ascii"))
         except (ChainError, UnicodeDecodeError, ValueError) as exc:
-            raise RulesError("signature.header", str(exc)) from None
+            raise RulesInvalid("signature.header", str(exc)) from None
         if header.typ != RULES_TYP:
-            raise RulesError("signature.header.typ", f"must be {RULES_TYP!r}")
+            raise RulesInvalid("signature.header.typ", f"must be {RULES_TYP!r}")
         if len(signature) != SIGNATURE_SIZE:
-            raise RulesError("signature", f"{len(signature)} bytes, not {SIGNATURE_SIZE}")
+            raise RulesInvalid("signature", f"{len(signature)} bytes, not {SIGNATURE_SIZE}")
         assert header.kid is not None  # from_json requires it
         return cls(raw.strip(), header.kid, payload, signature)
 
@@ -87,9 +88,10 @@ class SignedRules:
 
     def verify(self, public_key: Ed25519PublicKey) -> RuleVersion:
         """The rules if the signature verifies under ``public_key`` (checked before the
-        payload is parsed); else :class:`RulesError`."""
+        payload is parsed); else :class:`RulesForbidden` (:class:`RulesInvalid` if the
+        verified payload is not valid rules)."""
         if not self.signed_by(public_key):
-            raise RulesError("signature", f"does not verify under key {self.kid!r}")
+            raise RulesForbidden("signature", f"does not verify under key {self.kid!r}")
         return self.rules()
 
 

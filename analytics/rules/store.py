@@ -16,8 +16,14 @@ from typing import Final, TypeAlias
 
 import asyncpg
 
+from analytics.rules.errors import (
+    RulesConflict,
+    RulesForbidden,
+    RulesInvalid,
+    RulesNotFound,
+    StoredRulesCorrupt,
+)
 from analytics.rules.model import RuleBook, RuleVersion
-from analytics.rules.parse import RulesError
 from analytics.rules.signing import SignedRules, rules_entry
 from chain.keys import Ed25519PublicKey
 
@@ -55,9 +61,9 @@ async def add_organisation_key(
             valid_from_ms,
         )
     except asyncpg.ForeignKeyViolationError:
-        raise RulesError("org_id", f"unknown organisation {org_id!r}") from None
+        raise RulesNotFound("org_id", f"unknown organisation {org_id!r}") from None
     except asyncpg.UniqueViolationError:
-        raise RulesError("key_id", f"{org_id!r} already has a key {key_id!r}") from None
+        raise RulesConflict("key_id", f"{org_id!r} already has a key {key_id!r}") from None
 
 
 async def revoke_organisation_key(conn: Conn, org_id: str, key_id: str, at_ms: int) -> None:
@@ -70,11 +76,12 @@ async def revoke_organisation_key(conn: Conn, org_id: str, key_id: str, at_ms: i
         at_ms,
     )
     if done != "UPDATE 1":
-        raise RulesError("key_id", f"no unrevoked key {key_id!r} for {org_id!r}")
+        raise RulesNotFound("key_id", f"no unrevoked key {key_id!r} for {org_id!r}")
 
 
 async def publish_rules(conn: asyncpg.Connection, signed: bytes, now_ms: int) -> RuleVersion:
-    """Verify, check and store one signed rules version; :class:`RulesError` says why not.
+    """Verify, check and store one signed rules version; a :class:`RulesError` says why not
+    (its kind: :mod:`analytics.rules.errors`).
 
     The signer is found by the signature alone: the registered keys with the header's ``kid``
     (one per organisation that uses that id) are tried on the raw bytes, and the document is
@@ -89,22 +96,24 @@ async def publish_rules(conn: asyncpg.Connection, signed: bytes, now_ms: int) ->
             envelope.kid,
         )
         if not keys:
-            raise RulesError("signature.header.kid", f"no organisation has a key {envelope.kid!r}")
+            raise RulesForbidden(
+                "signature.header.kid", f"no organisation has a key {envelope.kid!r}"
+            )
         key = next(
             (k for k in keys if envelope.signed_by(Ed25519PublicKey.from_bytes(k["public_key"]))),
             None,
         )
         if key is None:
-            raise RulesError(
+            raise RulesForbidden(
                 "signature", f"does not verify under any registered key {envelope.kid!r}"
             )
         if key["revoked_at_ms"] is not None and key["revoked_at_ms"] <= now_ms:
-            raise RulesError("signature.header.kid", f"key {envelope.kid!r} is revoked")
+            raise RulesForbidden("signature.header.kid", f"key {envelope.kid!r} is revoked")
         if key["valid_from_ms"] > now_ms:
-            raise RulesError("signature.header.kid", f"key {envelope.kid!r} is not valid yet")
+            raise RulesForbidden("signature.header.kid", f"key {envelope.kid!r} is not valid yet")
         rules = envelope.rules()  # authenticated: now it may cost a parse
         if rules.org_id != key["org_id"]:
-            raise RulesError(
+            raise RulesForbidden(
                 "org_id",
                 f"{rules.org_id!r}, but the document is signed with key {envelope.kid!r} "
                 f"of {key['org_id']!r}",
@@ -115,7 +124,7 @@ async def publish_rules(conn: asyncpg.Connection, signed: bytes, now_ms: int) ->
             rules.rule_set,
         )
         if latest is not None and rules.version <= latest:
-            raise RulesError(
+            raise RulesConflict(
                 "version", f"must be greater than {latest}, the latest of {rules.rule_set!r}"
             )
         await conn.execute(
@@ -142,7 +151,7 @@ async def list_rule_versions(conn: Conn) -> list[RuleVersion]:
 
     Each is verified again under the key it was published with before it is parsed (the
     stored bytes are the only source), so a row changed in the database is refused with
-    :class:`RulesError` rather than applied.
+    :class:`StoredRulesCorrupt` rather than applied: the server's fault, not the caller's.
     """
     rows = await conn.fetch(
         "SELECT v.org_id, v.rule_set, v.version, v.key_id, v.signed, k.public_key "
@@ -152,14 +161,19 @@ async def list_rule_versions(conn: Conn) -> list[RuleVersion]:
     versions = []
     for r in rows:
         label = f"{r['org_id']}/{r['rule_set']}@{r['version']}"
-        envelope = SignedRules.from_bytes(bytes(r["signed"]))
-        if envelope.kid != r["key_id"] or not envelope.signed_by(
-            Ed25519PublicKey.from_bytes(r["public_key"])
-        ):
-            raise RulesError("signature", f"stored {label} does not verify under {r['key_id']!r}")
-        rules = envelope.rules()
+        try:
+            envelope = SignedRules.from_bytes(bytes(r["signed"]))
+            if envelope.kid != r["key_id"] or not envelope.signed_by(
+                Ed25519PublicKey.from_bytes(r["public_key"])
+            ):
+                raise StoredRulesCorrupt(
+                    "signature", f"stored {label} does not verify under {r['key_id']!r}"
+                )
+            rules = envelope.rules()
+        except RulesInvalid as exc:  # it was valid when published: the row has changed since
+            raise StoredRulesCorrupt(exc.path, exc.reason) from None
         if rules.label != label:
-            raise RulesError("", f"stored as {label}, the signed document is {rules.label}")
+            raise StoredRulesCorrupt("", f"stored as {label}, the signed document is {rules.label}")
         versions.append(rules)
     return versions
 

@@ -1,9 +1,10 @@
 """The device registry on the real PostgreSQL: idempotent registration, rotation, revocation,
-and every change queued for the ledger."""
+every change queued for the ledger, and each refusal of the kind ``api/`` maps to a status."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 
 import asyncpg
 import pytest
@@ -14,7 +15,8 @@ from chain.errors import TelemetryError
 from chain.keys import Ed25519PrivateKey
 from chain.telemetry import DeviceKind
 from roadledger.db.scratch import scratch_schema_pool
-from roadledger.registry import DeviceRegistry, RegistryError
+from roadledger.errors import Conflict, DomainError, Forbidden, NotFound
+from roadledger.registry import DeviceCredentials, DeviceRegistry, RegistryError
 from roadledger.settings import Settings
 
 pytestmark = pytest.mark.postgres
@@ -111,3 +113,102 @@ async def test_revocation_keeps_earlier_messages_valid(registry: DeviceRegistry)
     key.check_valid_at(T0 + 2999)
     with pytest.raises(RegistryError, match="veh-9 is not registered"):
         await registry.revoke("veh-9", T0)
+
+
+class MemoryCredentials:
+    """A credential store in a dict (the real one is the broker's password file)."""
+
+    def __init__(self) -> None:
+        self.passwords: dict[str, str] = {}
+
+    def issue(self, username: str) -> str:
+        self.passwords[username] = f"pw-{username}"
+        return self.passwords[username]
+
+    def remove(self, username: str) -> bool:
+        return self.passwords.pop(username, None) is not None
+
+
+OLD = Ed25519PrivateKey.from_bytes(bytes(range(32)))
+Refusal = Callable[[DeviceRegistry, DeviceCredentials], Awaitable[object]]
+
+
+async def _reserved_revoke(_: DeviceRegistry, credentials: DeviceCredentials) -> object:
+    return credentials.revoke("svc-bridge")
+
+
+REFUSALS: dict[str, tuple[Refusal, type[DomainError], str]] = {
+    "rotate an unknown device": (
+        lambda r, _: r.rotate("veh-9", OLD.public_key, T0),
+        NotFound,
+        "device veh-9 is not registered",
+    ),
+    "revoke an unknown device": (
+        lambda r, _: r.revoke("veh-9", T0),
+        NotFound,
+        "device veh-9 is not registered",
+    ),
+    "register for an unknown organisation": (
+        lambda r, _: r.register(vehicle("veh-2", OLD, "nobody")),
+        NotFound,
+        "organisation 'nobody' is not registered",
+    ),
+    "a credential for an unknown device": (
+        lambda _, c: c.issue("veh-9", now_ms=T0),
+        NotFound,
+        "device veh-9 is not registered",
+    ),
+    "register a known device id under another owner": (
+        lambda r, _: r.register(vehicle("veh-1", OLD, "authority")),
+        Conflict,
+        "registered as a vehicle of fleet-a, not a vehicle of authority",
+    ),
+    "register a known key with other details": (
+        lambda r, _: r.register(replace(vehicle("veh-1", OLD), valid_from_ms=T0 + 1)),
+        Conflict,
+        "is already registered with other details",
+    ),
+    "rotate back to a key used before": (
+        lambda r, _: r.rotate("veh-1", OLD.public_key, T0 + 1000),
+        Conflict,
+        "that key was registered before",
+    ),
+    "rotate to before the current key's start": (
+        lambda r, _: r.rotate("veh-1", Ed25519PrivateKey.generate().public_key, T0 - 1),
+        Conflict,
+        f"rotation at {T0 - 1} is before the current key's start {T0}",
+    ),
+    "a credential for a device with no key valid now": (
+        lambda _, c: c.issue("veh-1", now_ms=T0 - 1),
+        Conflict,
+        "has no key valid now",
+    ),
+    "a credential for a service account's username": (
+        lambda _, c: c.issue("svc-bridge", now_ms=T0),
+        Forbidden,
+        "that id is a service account's username",
+    ),
+    "removing a service account's credential": (
+        _reserved_revoke,
+        Forbidden,
+        "that id is a service account's username",
+    ),
+}
+
+
+@pytest.mark.parametrize(("refuse", "kind", "message"), REFUSALS.values(), ids=REFUSALS.keys())
+async def test_each_refusal_is_of_its_kind(
+    registry: DeviceRegistry,
+    pool: asyncpg.Pool,
+    refuse: Refusal,
+    kind: type[DomainError],
+    message: str,
+) -> None:
+    await registry.register(vehicle("veh-1", OLD))
+    store = MemoryCredentials()
+    credentials = DeviceCredentials(registry, store, lambda: True, reserved=["svc-bridge"])
+    with pytest.raises(kind, match=message) as caught:
+        await refuse(registry, credentials)
+    assert isinstance(caught.value, RegistryError), "except RegistryError keeps working"
+    assert len(await outbox(pool)) == 1, "a refusal writes nothing"
+    assert store.passwords == {}

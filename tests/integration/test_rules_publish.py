@@ -1,15 +1,18 @@
-"""Publishing rules on PostgreSQL: verified, versioned, refused with reasons, into the ledger."""
+"""Publishing rules on PostgreSQL: verified, versioned, refused with reasons (each of the kind
+``api/`` maps to a status), into the ledger."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
+from analytics.rules.errors import StoredRulesCorrupt
 from analytics.rules.parse import RulesError
 from analytics.rules.signing import RULES_ENTRY_PREFIX, SignedRules, rules_entry, sign_rules
 from analytics.rules.store import (
@@ -20,13 +23,16 @@ from analytics.rules.store import (
     publish_rules,
     revoke_organisation_key,
 )
+from chain._encoding import b64url_encode
 from chain._hashing import leaf_hash
+from chain.jws import JwsHeader
 from chain.keys import Ed25519PrivateKey
 from chain.merkle import inclusion_plan, verify_inclusion
 from chain.sequencer import InMemoryLedgerStore
 from ingest.ledger_writer import LedgerWriter
 from ingest.outbox_relay import relay_outbox
 from roadledger.db.scratch import scratch_schema_pool
+from roadledger.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
 from roadledger.log_key import LogKey
 from roadledger.registry import DeviceRegistry
 from roadledger.settings import Settings
@@ -177,3 +183,111 @@ async def test_a_document_is_parsed_only_once_its_signature_verifies(
             with pytest.raises(RulesError, match="does not verify") as caught:
                 await load_rulebook(conn)
             assert caught.value.path == "signature"
+
+
+@pytest.fixture
+async def published(postgres: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """metro-police/city@1 published with k1; "other" has k2 (valid from NOW + 1000) and k3
+    (revoked at NOW)."""
+    async with scratch_schema_pool(postgres) as pool:
+        await DeviceRegistry(pool).ensure_organisation("metro-police", "Metro Police", "authority")
+        await DeviceRegistry(pool).ensure_organisation("other", "Other", "authority")
+        await add_organisation_key(pool, "metro-police", "k1", KEY.public_key, NOW - 1)
+        await add_organisation_key(pool, "other", "k2", KEY.public_key, NOW + 1000)
+        await add_organisation_key(pool, "other", "k3", KEY.public_key, 0)
+        await revoke_organisation_key(pool, "other", "k3", NOW)
+        async with pool.acquire() as conn:
+            await publish_rules(conn, sign_rules(KEY, "k1", _doc(1, NOW)), NOW)
+        yield pool
+
+
+async def _publish(pool: asyncpg.Pool, signed: bytes) -> object:
+    async with pool.acquire() as conn:
+        return await publish_rules(conn, signed, NOW)
+
+
+Refusal = Callable[[asyncpg.Pool], Awaitable[object]]
+STRANGER = Ed25519PrivateKey.from_bytes(bytes(32))
+
+REFUSALS: dict[str, tuple[Refusal, type[DomainError], str]] = {
+    "a key for an unknown organisation": (
+        lambda pool: add_organisation_key(pool, "nobody", "k1", KEY.public_key, 0),
+        NotFound,
+        "unknown organisation 'nobody'",
+    ),
+    "revoking an unknown key": (
+        lambda pool: revoke_organisation_key(pool, "metro-police", "k5", NOW),
+        NotFound,
+        "no unrevoked key 'k5'",
+    ),
+    "a key id taken": (
+        lambda pool: add_organisation_key(pool, "metro-police", "k1", KEY.public_key, 0),
+        Conflict,
+        "already has a key 'k1'",
+    ),
+    "a version not above the latest": (
+        lambda pool: _publish(pool, sign_rules(KEY, "k1", _doc(1, NOW))),
+        Conflict,
+        "must be greater than 1",
+    ),
+    "unsigned rules": (lambda pool: _publish(pool, _doc(2, NOW)), Invalid, "not a compact JWS"),
+    "invalid rules under a valid signature": (
+        lambda pool: _publish(pool, _resigned(_doc(2, NOW, thresholds={"bogus": 1}))),
+        Invalid,
+        "unknown threshold",
+    ),
+    "a key id no organisation has": (
+        lambda pool: _publish(pool, sign_rules(KEY, "k9", _doc(2, NOW))),
+        Forbidden,
+        "no organisation has a key 'k9'",
+    ),
+    "a signature by a stranger": (
+        lambda pool: _publish(pool, sign_rules(STRANGER, "k1", _doc(2, NOW))),
+        Forbidden,
+        "does not verify under any registered key",
+    ),
+    "another organisation's key": (
+        lambda pool: _publish(pool, sign_rules(KEY, "k1", _doc(1, NOW, org_id="other"))),
+        Forbidden,
+        "signed with key 'k1' of 'metro-police'",
+    ),
+    "a key not valid yet": (
+        lambda pool: _publish(pool, sign_rules(KEY, "k2", _doc(1, NOW, org_id="other"))),
+        Forbidden,
+        "'k2' is not valid yet",
+    ),
+    "a revoked key": (
+        lambda pool: _publish(pool, sign_rules(KEY, "k3", _doc(1, NOW, org_id="other"))),
+        Forbidden,
+        "'k3' is revoked",
+    ),
+}
+
+
+def _resigned(payload: bytes) -> bytes:
+    """``payload`` signed with k1 without the check that refuses to sign invalid rules."""
+    header = JwsHeader(kid="k1", typ="roadledger-rules").to_json()
+    signing_input = f"{b64url_encode(header)}.{b64url_encode(payload)}".encode("ascii")
+    return signing_input + b"." + b64url_encode(KEY.sign(signing_input)).encode("ascii")
+
+
+@pytest.mark.parametrize(("refuse", "kind", "message"), REFUSALS.values(), ids=REFUSALS.keys())
+async def test_each_refusal_is_of_its_kind(
+    published: asyncpg.Pool, refuse: Refusal, kind: type[DomainError], message: str
+) -> None:
+    with pytest.raises(kind, match=message) as caught:
+        await refuse(published)
+    assert isinstance(caught.value, RulesError), "except RulesError keeps working"
+    assert [v.version for v in await list_rule_versions(published)] == [1]
+
+
+@pytest.mark.parametrize("stored", [b"not a compact JWS", sign_rules(STRANGER, "k1", _doc(1, NOW))])
+async def test_a_stored_version_that_fails_its_checks_is_the_servers_fault(
+    published: asyncpg.Pool, stored: bytes
+) -> None:
+    """Not of any kind (a 500): nothing the caller sent is wrong."""
+    await published.execute("UPDATE rule_versions SET signed = $1", stored)
+    with pytest.raises(StoredRulesCorrupt) as caught:
+        await load_rulebook(published)
+    kinds = (NotFound, Conflict, Invalid, Forbidden, Unavailable)
+    assert not isinstance(caught.value, kinds), caught.value
