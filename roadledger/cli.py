@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from roadledger import __version__
-from roadledger.errors import CommandError
+from roadledger.errors import CommandError, DomainError, Unavailable
 from roadledger.settings import SettingsError, load_settings
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -84,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         print(f"roadledger {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code
+    except DomainError as exc:  # a refusal no command translated: its one line is enough
+        print(f"roadledger {args.command}: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, Unavailable) else 1
     except KeyboardInterrupt:
         print(f"roadledger {args.command}: interrupted", file=sys.stderr)
         return 130

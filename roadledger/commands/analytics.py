@@ -102,11 +102,11 @@ async def _show(settings: Settings, warning_id: str) -> str:
     import json
 
     from analytics.warnings.store import ledger_positions, load_warning
-    from roadledger.db.pool import create_pool
+    from roadledger.db.pool import open_database
 
     if not re.fullmatch(r"[0-9a-f]{32}", warning_id):
         raise CommandError(f"warning_id: expected 32 lowercase hex digits, got {warning_id!r}", 2)
-    pool = await create_pool(settings, max_size=1)
+    pool = await open_database(settings, max_size=1)
     try:
         warning = await load_warning(pool, warning_id)
         if warning is None:
@@ -124,9 +124,9 @@ async def _show(settings: Settings, warning_id: str) -> str:
 
 async def _load(settings: Settings) -> list[Warning]:
     from analytics.warnings.store import load_warnings
-    from roadledger.db.pool import create_pool
+    from roadledger.db.pool import open_database
 
-    pool = await create_pool(settings, max_size=1)
+    pool = await open_database(settings, max_size=1)
     try:
         return await load_warnings(pool)
     finally:
@@ -146,7 +146,6 @@ async def _serve(settings: Settings) -> None:
 
 async def _analyse(settings: Settings, stop: asyncio.Event) -> None:
     """Analyse until ``stop``; PostgreSQL and Kafka outages, at start too, are waited out."""
-    import asyncpg
 
     from analytics.rules.store import load_rulebook
     from analytics.warnings.engine import AnalyticsEngine
@@ -160,12 +159,9 @@ async def _analyse(settings: Settings, stop: asyncio.Event) -> None:
     # One per service for the whole process: one line per outage.
     database, kafka = Dependency("PostgreSQL", log), Dependency("Kafka", log)
     start_reporting_health(settings, "analytics", [database, kafka], stop)
-    try:
-        pool = await wait_for_pool(settings, stop, database, max_size=4)
-    except asyncpg.PostgresError as exc:  # e.g. a wrong password: waiting will not mend it
-        raise CommandError(
-            f"cannot connect to PostgreSQL at {settings.redacted_database_url()}: {exc}"
-        ) from None
+    pool = await wait_for_pool(
+        settings, stop, database, max_size=4
+    )  # a wrong password: DatabaseUnavailable, one line
     if pool is None:
         return
     try:

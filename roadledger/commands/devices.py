@@ -172,13 +172,13 @@ async def _run_registry(args: argparse.Namespace, settings: Settings) -> int:
     from chain.device_keys import DeviceKey
     from chain.errors import EncodingError
     from chain.telemetry import DeviceKind
-    from roadledger.db.pool import create_pool
+    from roadledger.db.pool import open_database
     from roadledger.db.schema import apply_schema
     from roadledger.mqtt_auth import MqttAuthError
     from roadledger.registry import DeviceRegistry, RegistryError
 
     now = time.time_ns() // 1_000_000
-    pool = await create_pool(settings, max_size=2)
+    pool = await open_database(settings)
     try:
         async with pool.acquire() as conn:
             await apply_schema(conn)

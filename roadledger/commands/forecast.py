@@ -164,8 +164,6 @@ async def _refresh_every(
     import logging
     import signal
 
-    import asyncpg
-
     from roadledger.db.pool import wait_for_pool
     from roadledger.db.schema import apply_schema
     from roadledger.health import start_reporting_health
@@ -188,10 +186,8 @@ async def _refresh_every(
     retry = RetryPolicy()
 
     async def refresh_until_stopped() -> None:
-        try:
-            pool = await wait_for_pool(settings, stop, database, max_size=1, retry=retry)
-        except asyncpg.PostgresError as exc:  # e.g. a wrong password: waiting will not mend it
-            raise CommandError(f"database_url: cannot connect ({exc})") from None
+        # A wrong password: DatabaseUnavailable, one line.
+        pool = await wait_for_pool(settings, stop, database, max_size=1, retry=retry)
         if pool is None:
             return
         try:

@@ -129,7 +129,6 @@ async def serve(
     only: str | None = None,
 ) -> None:
     """Run the verifier and the store writer on Kafka and PostgreSQL until ``stop`` is set."""
-    import asyncpg
 
     from ingest.store_writer import StoreWriter
     from ingest.verifier import Verifier
@@ -148,12 +147,9 @@ async def serve(
     database, kafka = Dependency("PostgreSQL", log), Dependency("Kafka", log)
     component = "ingest" if only is None else f"ingest-{only}"
     start_reporting_health(settings, component, [database, kafka], stop)
-    try:
-        pool = await wait_for_pool(settings, stop, database, max_size=4)
-    except asyncpg.PostgresError as exc:  # e.g. a wrong password: waiting will not mend it
-        raise CommandError(
-            f"cannot connect to PostgreSQL at {settings.redacted_database_url()}: {exc}"
-        ) from None
+    pool = await wait_for_pool(
+        settings, stop, database, max_size=4
+    )  # a wrong password: DatabaseUnavailable, one line
     if pool is None:
         return
     try:

@@ -82,15 +82,9 @@ async def _check(settings: Settings, settled_before: datetime | None) -> LedgerR
     import asyncpg
 
     from roadledger.db.ledger_check import check_ledger
-    from roadledger.db.pool import create_pool
+    from roadledger.db.pool import open_database
 
-    try:
-        pool = await create_pool(settings, max_size=2)
-    except (OSError, asyncpg.PostgresError) as exc:
-        raise CommandError(
-            f"cannot reach PostgreSQL at {settings.database.host}:{settings.database.port}: {exc}",
-            exit_code=2,
-        ) from None
+    pool = await open_database(settings)  # unreachable: one line, exit 2
     try:
         return await check_ledger(pool, settled_before=settled_before)
     except asyncpg.UndefinedTableError as exc:

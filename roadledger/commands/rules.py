@@ -177,12 +177,12 @@ def _check(args: argparse.Namespace) -> int:
 async def _run_db(args: argparse.Namespace, settings: Settings, signed: bytes) -> int:
     from analytics.rules import store
     from analytics.rules.parse import RulesError
-    from roadledger.db.pool import create_pool
+    from roadledger.db.pool import open_database
     from roadledger.db.schema import apply_schema
     from roadledger.registry import DeviceRegistry
 
     now = time.time_ns() // 1_000_000
-    pool = await create_pool(settings, max_size=2)
+    pool = await open_database(settings)
     try:
         async with pool.acquire() as conn:
             await apply_schema(conn)

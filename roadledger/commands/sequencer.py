@@ -65,14 +65,12 @@ async def _main(settings: Settings) -> None:
 
 async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     """Sequence until ``stop``; PostgreSQL and Kafka outages, at start too, are waited out."""
-    import asyncpg
 
     from ingest.ledger_writer import LedgerWriter
     from ingest.outbox_relay import run_outbox_relay
     from roadledger.db.ledger_store import PostgresLedgerStore
     from roadledger.db.pool import wait_for_pool
     from roadledger.db.schema import apply_schema
-    from roadledger.errors import CommandError
     from roadledger.health import start_reporting_health
     from roadledger.log_key import load_log_key
     from roadledger.resilience import Dependency, RetryPolicy
@@ -84,12 +82,9 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     # One per service for the whole process: an outage is one line down and one line back.
     database, kafka = Dependency("PostgreSQL", log), Dependency("Kafka", log)
     start_reporting_health(settings, "sequencer", [database, kafka], stop)
-    try:
-        pool = await wait_for_pool(settings, stop, database, max_size=8, retry=retry)
-    except asyncpg.PostgresError as exc:  # e.g. a wrong password: waiting will not mend it
-        raise CommandError(
-            f"cannot connect to PostgreSQL at {settings.redacted_database_url()}: {exc}"
-        ) from None
+    pool = await wait_for_pool(
+        settings, stop, database, max_size=8, retry=retry
+    )  # a wrong password: DatabaseUnavailable, one line
     if pool is None:
         return
     stream = KafkaStream(settings)

@@ -145,10 +145,10 @@ def _simulation(args: argparse.Namespace) -> Simulation:
 
 async def _register(settings: Settings, simulation: Simulation) -> str:
     from device_sim.registration import register_simulation
-    from roadledger.db.pool import create_pool
+    from roadledger.db.pool import open_database
     from roadledger.db.schema import apply_schema
 
-    pool = await create_pool(settings, max_size=2)
+    pool = await open_database(settings)
     try:
         async with pool.acquire() as conn:
             await apply_schema(conn)

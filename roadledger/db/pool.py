@@ -12,10 +12,16 @@ import asyncio
 
 import asyncpg
 
-from roadledger.resilience import Dependency, RetryPolicy
+from roadledger.errors import Unavailable
+from roadledger.resilience import Dependency, RetryPolicy, is_transient
 from roadledger.settings import Settings
 
-__all__ = ["create_pool", "wait_for_pool"]
+__all__ = ["DatabaseUnavailable", "create_pool", "open_database", "wait_for_pool"]
+
+
+class DatabaseUnavailable(Unavailable):
+    """PostgreSQL cannot be reached, or refuses this client (wrong password, no such
+    database); the message says where (never the password) and why, on one line."""
 
 
 async def _keep(connection: asyncpg.Connection) -> None:
@@ -42,6 +48,27 @@ async def create_pool(
     return pool
 
 
+def _refused(settings: Settings, exc: BaseException) -> DatabaseUnavailable:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DatabaseUnavailable(
+        f"cannot connect to PostgreSQL at {settings.redacted_database_url()}: {reason}"
+    )
+
+
+async def open_database(
+    settings: Settings,
+    *,
+    max_size: int = 2,
+    server_settings: dict[str, str] | None = None,
+) -> asyncpg.Pool:
+    """:func:`create_pool` for a command that runs once: a server that is down or refuses
+    us is :class:`DatabaseUnavailable` at once (the command line prints its one line)."""
+    try:
+        return await create_pool(settings, max_size=max_size, server_settings=server_settings)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise _refused(settings, exc) from exc
+
+
 async def wait_for_pool(
     settings: Settings,
     stop: asyncio.Event,
@@ -52,9 +79,15 @@ async def wait_for_pool(
 ) -> asyncpg.Pool | None:
     """:func:`create_pool` for a long-running process: an unreachable server is waited for
     (backoff, one log line through ``database``); None if ``stop`` came first. Errors that
-    waiting cannot mend (a wrong password, a missing database) are raised at once."""
+    waiting cannot mend (a wrong password, a missing database) are raised at once as
+    :class:`DatabaseUnavailable`."""
 
     async def connect() -> asyncpg.Pool:
-        return await create_pool(settings, max_size=max_size)
+        try:
+            return await create_pool(settings, max_size=max_size)
+        except asyncpg.PostgresError as exc:
+            if is_transient(exc):
+                raise  # waited out
+            raise _refused(settings, exc) from exc
 
     return await (retry or RetryPolicy()).call(connect, database, stop)

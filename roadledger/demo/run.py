@@ -178,19 +178,13 @@ async def _with_services(
     began: float,
     services: dict[str, str],
 ) -> DemoResult:
-    import asyncpg
 
     from device_sim.registration import register_simulation
-    from roadledger.db.pool import create_pool
+    from roadledger.db.pool import open_database
     from roadledger.db.schema import apply_schema
     from roadledger.demo.pipeline import Pipeline
 
-    try:
-        pool = await create_pool(settings, max_size=8)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        raise CommandError(
-            f"cannot connect to PostgreSQL at {settings.redacted_database_url()}: {exc}"
-        ) from None
+    pool = await open_database(settings, max_size=8)
     try:
         with console.status("applying the schema, registering the fleet"):
             async with pool.acquire() as conn:
