@@ -1,4 +1,6 @@
-"""roadledger.stream.kafka on the real broker: the Stream contract, as the memory stream has it."""
+"""roadledger.stream.kafka on the real broker: what only Kafka has (listeners on a real group,
+an unreachable broker, a missing topic). The contract both streams share is
+``test_stream_contract.py``."""
 
 from __future__ import annotations
 
@@ -12,9 +14,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from roadledger.settings import Settings
 from roadledger.stream.base import OutgoingRecord, StreamRecord, TopicPartition
 from roadledger.stream.errors import StreamError
-from roadledger.stream.kafka import KafkaConsumer, KafkaStream
+from roadledger.stream.kafka import KafkaStream
 from roadledger.stream.memory import murmur2
 from tests.integration.conftest import free_port
+from tests.stream_support import read_records
 
 pytestmark = pytest.mark.kafka
 
@@ -56,20 +59,12 @@ class Listener:
         return [p for k, p in self.events if k == kind][-1]
 
 
-async def _read(consumer: KafkaConsumer, count: int) -> list[StreamRecord]:
-    records: list[StreamRecord] = []
-    async with asyncio.timeout(WAIT_S):
-        while len(records) < count:
-            records.extend(await consumer.getmany(timeout_ms=1000, max_records=500))
-    return records
-
-
 async def _read_all(stream: KafkaStream, topic: str, count: int) -> list[StreamRecord]:
     """Exactly ``count`` records of ``topic``, read by a new consumer group."""
     consumer = stream.consumer([topic], group_id=f"g-{uuid.uuid4().hex}", client_id="c")
     await consumer.start()
     try:
-        records = await _read(consumer, count)
+        records = await read_records(consumer, count, within_s=WAIT_S)
     finally:
         await consumer.stop()
     assert len(records) == count
@@ -136,72 +131,6 @@ async def test_send_many_keeps_key_order_headers_and_partitioning(
     for key in {r.key for r in sent}:
         got = [(r.value, r.headers) for r in records if r.key == key]
         assert got == [(r.value, tuple(r.headers)) for r in sent if r.key == key]
-
-
-async def test_restart_resumes_at_the_commit_and_redelivers_the_rest(
-    kafka: Settings, scratch_topic: str
-) -> None:
-    stream = KafkaStream(kafka)
-    producer = stream.producer(client_id="p")
-    await producer.start()
-    try:
-        deliveries = [
-            await producer.send(scratch_topic, b"m%d" % i, key=b"k%d" % i) for i in range(60)
-        ]
-        await asyncio.gather(*deliveries)
-    finally:
-        await producer.stop()
-
-    group = f"g-{uuid.uuid4().hex}"
-    first = stream.consumer([scratch_topic], group_id=group, client_id="first")
-    await first.start()
-    try:
-        records = await _read(first, 60)
-        # "Handled" the first half of each partition only.
-        ends: dict[TopicPartition, int] = {}
-        for record in records:
-            ends[record.topic_partition] = max(
-                ends.get(record.topic_partition, 0), record.offset + 1
-            )
-        commit = {tp: end // 2 for tp, end in ends.items()}
-        await first.commit(commit)
-    finally:
-        await first.stop()
-
-    second = stream.consumer([scratch_topic], group_id=group, client_id="second")
-    await second.start()
-    try:
-        rest = await _read(second, 60 - sum(commit.values()))
-    finally:
-        await second.stop()
-    assert len(rest) == 60 - sum(commit.values())
-    for record in rest:
-        assert record.offset >= commit[record.topic_partition], "resumed at the commit"
-
-
-async def test_seek_drops_what_was_fetched_and_reads_again(
-    kafka: Settings, scratch_topic: str
-) -> None:
-    stream = KafkaStream(kafka)
-    producer = stream.producer(client_id="p")
-    await producer.start()
-    try:
-        await (await producer.send_many(
-            scratch_topic, [OutgoingRecord(b"one-key", b"m%d" % i) for i in range(40)]
-        ))  # fmt: skip
-    finally:
-        await producer.stop()
-    consumer = stream.consumer([scratch_topic], group_id=f"g-{uuid.uuid4().hex}", client_id="c")
-    await consumer.start()
-    try:
-        first = await _read(consumer, 10)
-        tp = first[0].topic_partition
-        consumer.seek(tp, 5)
-        rest = await _read(consumer, 35)
-    finally:
-        await consumer.stop()
-    assert [r.offset for r in rest[:35]] == list(range(5, 40)), "from the seek on, in order"
-    assert [r.value for r in rest[:35]] == [b"m%d" % i for i in range(5, 40)]
 
 
 async def test_listener_hears_assignment_rebalance_and_stop(

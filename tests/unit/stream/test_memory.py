@@ -7,9 +7,10 @@ import asyncio
 import pytest
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
-from roadledger.stream.base import StreamRecord, TopicPartition
+from roadledger.stream.base import TopicPartition
 from roadledger.stream.errors import StreamError
 from roadledger.stream.memory import MemoryConsumer, MemoryStream, murmur2
+from tests.stream_support import read_records
 
 TOPIC = "telemetry.raw"
 WAIT_S = 5  # bound on every wait for something that must happen
@@ -32,15 +33,6 @@ class RecordingListener:
 
     async def assigned(self, partitions: set[TopicPartition]) -> None:
         self.journal.append((self.name, "assigned", frozenset(partitions)))
-
-
-async def _drain(consumer: MemoryConsumer, expected: int) -> list[StreamRecord]:
-    """Read until ``expected`` records arrived (fails after WAIT_S)."""
-    records: list[StreamRecord] = []
-    async with asyncio.timeout(WAIT_S):
-        while len(records) < expected:
-            records.extend(await consumer.getmany(timeout_ms=1000, max_records=100))
-    return records
 
 
 async def _send_all(
@@ -97,7 +89,7 @@ async def test_send_resolves_at_once_and_keeps_per_key_order() -> None:
 
     consumer = stream.consumer([TOPIC], group_id="g", client_id="c")
     await consumer.start()
-    records = await _drain(consumer, len(items))
+    records = await read_records(consumer, len(items), within_s=WAIT_S, max_records=100)
     await consumer.stop()
     assert sorted((r.partition, r.offset) for r in records) == sorted(results)
     for key in by_key:
@@ -178,8 +170,8 @@ async def test_groups_are_independent() -> None:
     second = stream.consumer([TOPIC], group_id="g2", client_id="c2")
     await first.start()
     await second.start()
-    assert len(await _drain(first, 2)) == 2
-    assert len(await _drain(second, 2)) == 2
+    assert len(await read_records(first, 2, within_s=WAIT_S, max_records=100)) == 2
+    assert len(await read_records(second, 2, within_s=WAIT_S, max_records=100)) == 2
     await first.stop()
     await second.stop()
 
@@ -201,7 +193,7 @@ async def test_restart_resumes_at_the_commit() -> None:
 
     again = stream.consumer([TOPIC], group_id="g", client_id="c")
     await again.start()
-    rest = await _drain(again, 6)
+    rest = await read_records(again, 6, within_s=WAIT_S, max_records=100)
     assert [r.offset for r in rest] == list(range(4, 10))
     await again.stop()
 
@@ -211,9 +203,9 @@ async def test_seek_reads_a_partition_again_from_an_offset() -> None:
     await _send_all(stream, [(b"k", f"m{i}".encode()) for i in range(10)])
     consumer = stream.consumer([TOPIC], group_id="g", client_id="c")
     await consumer.start()
-    assert len(await _drain(consumer, 10)) == 10
+    assert len(await read_records(consumer, 10, within_s=WAIT_S, max_records=100)) == 10
     consumer.seek(TopicPartition(TOPIC, 0), 3)
-    again = await _drain(consumer, 7)
+    again = await read_records(consumer, 7, within_s=WAIT_S, max_records=100)
     assert [r.offset for r in again] == list(range(3, 10))
     with pytest.raises(StreamError, match="not assigned"):
         consumer.seek(TopicPartition("other", 0), 0)
@@ -226,12 +218,12 @@ async def test_uncommitted_records_are_delivered_again_after_stop() -> None:
     await _send_all(stream, items)
     consumer = stream.consumer([TOPIC], group_id="g", client_id="c")
     await consumer.start()
-    assert len(await _drain(consumer, 30)) == 30
+    assert len(await read_records(consumer, 30, within_s=WAIT_S, max_records=100)) == 30
     await consumer.stop()  # crash-like: nothing committed
 
     again = stream.consumer([TOPIC], group_id="g", client_id="c2")
     await again.start()
-    redelivered = await _drain(again, 30)
+    redelivered = await read_records(again, 30, within_s=WAIT_S, max_records=100)
     assert sorted(r.value for r in redelivered) == sorted(v for _, v in items)
     await again.stop()
 
@@ -250,7 +242,7 @@ async def test_new_owner_starts_at_what_the_old_owner_committed_in_revoked() -> 
     b = stream.consumer([TOPIC], group_id="g", client_id="b")
     await b.start()  # rebalance: a commits 2 in revoked; one partition, so a or b owns it
     owner = a if a.assignment() else b
-    records = await _drain(owner, 4)
+    records = await read_records(owner, 4, within_s=WAIT_S, max_records=100)
     assert [r.offset for r in records] == [2, 3, 4, 5]
     await a.stop()
     await b.stop()
