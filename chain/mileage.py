@@ -39,11 +39,11 @@ ulps of a half millimetre.
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from chain.geodesy import EARTH_RADIUS_M, central_angle
 from chain.telemetry import Telemetry
 
 __all__ = [
@@ -60,9 +60,6 @@ __all__ = [
     "gnss_distance_mm",
     "summarize",
 ]
-
-EARTH_RADIUS_M = 6_371_008.8
-"""Mean Earth radius (IUGG), metres."""
 
 LOW_READING_PERCENT = 105
 """An odometer may read up to 5% low (tyre wear, calibration) before a leg is an anomaly."""
@@ -123,13 +120,9 @@ class MileageSummary:
 
 def gnss_distance_mm(lat1_e7: int, lon1_e7: int, lat2_e7: int, lon2_e7: int) -> int:
     """Great-circle distance in whole millimetres between two positions in degrees x 1e7."""
-    phi1 = math.radians(lat1_e7 / 1e7)
-    phi2 = math.radians(lat2_e7 / 1e7)
-    half_dphi = (phi2 - phi1) / 2
-    half_dlambda = math.radians((lon2_e7 - lon1_e7) / 1e7) / 2
-    a = math.sin(half_dphi) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(half_dlambda) ** 2
-    central_angle = 2 * math.asin(min(1.0, math.sqrt(a)))
-    return round(EARTH_RADIUS_M * central_angle * 1000)
+    # The same operations in the same order as before chain.geodesy: certificates already
+    # issued keep exactly the distances they state.
+    return round(EARTH_RADIUS_M * central_angle(lat1_e7, lon1_e7, lat2_e7, lon2_e7) * 1000)
 
 
 def _odometer(t: Telemetry) -> int:

@@ -7,16 +7,25 @@ Stored in the ``road_segments`` table (``roadledger/db/schema.py``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 import asyncpg
 
-__all__ = ["RoadClass", "RoadSegment", "load_segments", "save_segments"]
+from chain.geodesy import EARTH_RADIUS_M, great_circle_m
 
-EARTH_RADIUS_M = 6_371_008.8
+__all__ = [
+    "EARTH_RADIUS_M",
+    "RoadClass",
+    "RoadSegment",
+    "haversine_m",
+    "load_segments",
+    "save_segments",
+]
+
+# One great-circle formula for certificates and warnings alike (chain.geodesy).
+haversine_m = great_circle_m
 
 
 class RoadClass(StrEnum):
@@ -42,15 +51,6 @@ class RoadSegment:
     @property
     def length_m(self) -> float:
         return haversine_m(self.a_lat_e7, self.a_lon_e7, self.b_lat_e7, self.b_lon_e7)
-
-
-def haversine_m(lat1_e7: int, lon1_e7: int, lat2_e7: int, lon2_e7: int) -> float:
-    """Great-circle distance in metres between two positions in degrees x 1e7."""
-    lat1, lat2 = math.radians(lat1_e7 / 1e7), math.radians(lat2_e7 / 1e7)
-    dlat = lat2 - lat1
-    dlon = math.radians((lon2_e7 - lon1_e7) / 1e7)
-    h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
 async def save_segments(conn: asyncpg.Connection, segments: Iterable[RoadSegment]) -> int:
