@@ -10,9 +10,10 @@ from roadledger.commands._args import non_negative_int, positive_float
 from roadledger.errors import CommandError
 
 if TYPE_CHECKING:
+    from roadledger.demo.outcome import DemoResult
     from roadledger.settings import Settings
 
-__all__ = ["DESCRIPTION", "HELP", "configure", "run"]
+__all__ = ["DESCRIPTION", "HELP", "configure", "run", "run_from_args"]
 
 HELP = "run the whole pipeline on this machine with a simulated fleet and injected fraud"
 
@@ -59,11 +60,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    result = run_from_args(args, settings, "demo")
+    if result is None or result.interrupted:
+        return 130
+    return 0 if result.accounted else 1
+
+
+def run_from_args(args: argparse.Namespace, settings: Settings, command: str) -> DemoResult | None:
+    """Run the demo's pipeline as the options of :func:`configure` say (``roadledger demo``
+    and ``roadledger score``); None when Ctrl-C came before the live display took over."""
     import logging
 
     from rich.console import Console
 
+    from device_sim.errors import SimulationError
     from roadledger.demo.run import DemoConfig, choose_services, run_demo
+    from roadledger.stream.errors import StreamError
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     config = DemoConfig(
@@ -79,16 +91,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     if config.vehicles + config.rsus == 0:
         raise CommandError("the fleet is empty: give --vehicles or --rsus", exit_code=2)
-    from device_sim.errors import SimulationError
-    from roadledger.stream.errors import StreamError
-
     try:
-        result = run_demo(config, settings, Console())
+        return run_demo(config, settings, Console())
     except (SimulationError, StreamError) as exc:  # publishing failed, or the stream did
         raise CommandError(str(exc)) from None
     except KeyboardInterrupt:  # before the live display took over Ctrl-C: nothing to report
-        print("roadledger demo: interrupted; everything it started was stopped", file=sys.stderr)
-        return 130
-    if result.interrupted:
-        return 130
-    return 0 if result.accounted else 1
+        print(f"roadledger {command}: interrupted; everything it started was stopped",
+              file=sys.stderr)  # fmt: skip
+        return None

@@ -7,7 +7,6 @@ import sys
 from typing import TYPE_CHECKING
 
 from roadledger.commands import demo
-from roadledger.errors import CommandError
 
 if TYPE_CHECKING:
     from roadledger.settings import Settings
@@ -61,36 +60,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    import logging
-
-    from rich.console import Console
-
-    from device_sim.errors import SimulationError
-    from roadledger.demo.run import DemoConfig, choose_services, run_demo
-    from roadledger.stream.errors import StreamError
-
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    config = DemoConfig(
-        vehicles=args.vehicles,
-        rsus=args.rsus,
-        rate=args.rate,
-        duration_s=args.duration,
-        seed=args.seed,
-        scenarios=tuple(args.scenario) or ("all",),
-        dashboard=not args.no_dashboard,
-        drain_timeout_s=args.drain_timeout,
-        services=choose_services(),
-    )
-    if config.vehicles + config.rsus == 0:
-        raise CommandError("the fleet is empty: give --vehicles or --rsus", exit_code=2)
-    try:
-        result = run_demo(config, settings, Console())
-    except (SimulationError, StreamError) as exc:
-        raise CommandError(str(exc)) from None
-    except KeyboardInterrupt:
-        print("roadledger score: interrupted; everything it started was stopped", file=sys.stderr)
-        return 130
-    if result.interrupted:
+    result = demo.run_from_args(args, settings, "score")
+    if result is None or result.interrupted:
         return 130
     report = result.warning_report
     if report is None or not report.scores:
