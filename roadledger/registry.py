@@ -73,6 +73,21 @@ class ReservedDeviceId(RegistryError, Forbidden):
 _PARSED_LIMIT = 200_000
 
 
+def _refuse_overlap(record: DeviceKey, others: list[tuple[str, int, int | None]]) -> None:
+    """A device has at most one valid key at any time: a second one would let two signers
+    speak for one odometer. Replacing a key is :meth:`DeviceRegistry.rotate`."""
+    end = record.revoked_at_ms
+    for key_id, valid_from, revoked_at in others:
+        if (revoked_at is None or record.valid_from_ms < revoked_at) and (
+            end is None or valid_from < end
+        ):
+            raise DeviceConflict(
+                f"device {record.device_id} already has key {key_id} valid from {valid_from}"
+                + ("" if revoked_at is None else f" to {revoked_at}")
+                + "; a device has one valid key at a time: rotate it instead"
+            )
+
+
 class DeviceRegistry:
     """Registry operations on PostgreSQL (tables of :mod:`roadledger.db.schema`)."""
 
@@ -102,7 +117,8 @@ class DeviceRegistry:
 
         Idempotent: registering the same record again changes nothing. A record that
         contradicts the registry (another owner or kind for a known device, other validity
-        for a known key) is refused with :class:`DeviceConflict`, a record of an unregistered
+        for a known key, a second key valid while another of the device is) is refused with
+        :class:`DeviceConflict`, a record of an unregistered
         organisation with :class:`OrganisationNotFound`, and nothing is written.
         """
         if not records:
@@ -132,18 +148,25 @@ class DeviceRegistry:
                         f"device {record.device_id} is registered as a {kind} of {owner}, "
                         f"not a {record.kind.value} of {record.owner_org}"
                     )
-            existing = {
-                (row["device_id"], row["key_id"]): row["record"]
-                for row in await conn.fetch(
-                    "SELECT device_id, key_id, record FROM device_keys "
-                    "WHERE device_id = ANY($1::text[])",
-                    [r.device_id for r in records],
+            stored = await conn.fetch(
+                "SELECT device_id, key_id, record, valid_from_ms, revoked_at_ms FROM device_keys "
+                "WHERE device_id = ANY($1::text[])",
+                [r.device_id for r in records],
+            )
+            existing = {(row["device_id"], row["key_id"]): row["record"] for row in stored}
+            windows: dict[str, list[tuple[str, int, int | None]]] = {}
+            for row in stored:
+                windows.setdefault(row["device_id"], []).append(
+                    (row["key_id"], row["valid_from_ms"], row["revoked_at_ms"])
                 )
-            }
             fresh = []
             for record in records:
                 text = existing.get((record.device_id, record.key_id))
                 if text is None:
+                    _refuse_overlap(record, windows.setdefault(record.device_id, []))
+                    windows[record.device_id].append(
+                        (record.key_id, record.valid_from_ms, record.revoked_at_ms)
+                    )
                     existing[(record.device_id, record.key_id)] = record.to_json()
                     fresh.append(record)
                 elif text != record.to_json():

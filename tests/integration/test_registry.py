@@ -82,6 +82,18 @@ async def test_contradicting_records_are_refused_and_nothing_is_written(
     assert len(await outbox(pool)) == 1
 
 
+async def test_keys_whose_windows_do_not_overlap_register(registry: DeviceRegistry) -> None:
+    """A key history (the simulator registers rotations this way) is no second signer."""
+    first = replace(vehicle("veh-1", Ed25519PrivateKey.generate()), revoked_at_ms=T0 + 1000)
+    later = replace(vehicle("veh-1", Ed25519PrivateKey.generate()), valid_from_ms=T0 + 1000)
+    assert await registry.register_many([first, later]) == 2
+    with pytest.raises(RegistryError, match="one valid key at a time"):  # in one batch, too
+        await registry.register_many(
+            [vehicle("veh-2", Ed25519PrivateKey.generate()),
+             vehicle("veh-2", Ed25519PrivateKey.generate())]
+        )  # fmt: skip
+
+
 async def test_rotation_ends_the_old_key_where_the_new_one_starts(
     registry: DeviceRegistry, pool: asyncpg.Pool
 ) -> None:
@@ -167,6 +179,18 @@ REFUSALS: dict[str, tuple[Refusal, type[DomainError], str]] = {
         lambda r, _: r.register(replace(vehicle("veh-1", OLD), valid_from_ms=T0 + 1)),
         Conflict,
         "is already registered with other details",
+    ),
+    "a second key while the first is valid": (
+        lambda r, _: r.register(vehicle("veh-1", Ed25519PrivateKey.generate())),
+        Conflict,
+        f"already has key .* valid from {T0}; a device has one valid key at a time",
+    ),
+    "a second key overlapping a revoked one's window": (
+        lambda r, _: r.register(
+            replace(vehicle("veh-1", Ed25519PrivateKey.generate()), revoked_at_ms=T0 + 10)
+        ),
+        Conflict,
+        "a device has one valid key at a time",
     ),
     "rotate back to a key used before": (
         lambda r, _: r.rotate("veh-1", OLD.public_key, T0 + 1000),
