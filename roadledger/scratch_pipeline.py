@@ -10,6 +10,7 @@ so a test can SIGKILL and restart them.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
 import subprocess
@@ -33,15 +34,54 @@ from roadledger.settings import Settings
 ROADLEDGER = str(Path(sys.executable).parent / "roadledger")
 
 
+def _timed_out(what: str, within_s: float, observed: Callable[[], object] | None) -> AssertionError:
+    message = f"timed out after {within_s:g} s waiting for {what}"
+    if observed is not None:
+        message += f"; last observed: {observed()}"
+    return AssertionError(message)
+
+
 async def wait_until(
-    condition: Callable[[], Awaitable[bool]], what: str, within_s: float = 120.0
+    condition: Callable[[], bool | Awaitable[bool]],
+    what: str,
+    within_s: float = 120.0,
+    *,
+    every_s: float = 0.25,
+    observed: Callable[[], object] | None = None,
 ) -> None:
-    """Poll an observable condition until it holds; fail with ``what`` after ``within_s``."""
+    """Poll ``condition`` (plain or async) every ``every_s`` until it holds.
+
+    Returns only once it held. After ``within_s`` it raises ``AssertionError`` naming ``what``,
+    the time waited and, if ``observed`` is given, what it returns then (the last state seen).
+    Whatever ``condition`` raises propagates, so a condition can fail early when what it waits
+    on has died. The one polling helper of the tests (and benchmarks): no loop of their own.
+    """
     deadline = time.monotonic() + within_s
-    while not await condition():
+    while True:
+        holds = condition()
+        if inspect.isawaitable(holds):
+            holds = await holds
+        if holds:
+            return
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within_s:.0f}s waiting for {what}")
-        await asyncio.sleep(0.25)  # polling interval of an observed condition
+            raise _timed_out(what, within_s, observed)
+        await asyncio.sleep(every_s)  # polling interval of an observed condition
+
+
+def wait_until_sync(
+    condition: Callable[[], bool],
+    what: str,
+    within_s: float = 120.0,
+    *,
+    every_s: float = 0.25,
+    observed: Callable[[], object] | None = None,
+) -> None:
+    """:func:`wait_until` for code without an event loop (a plain test, a thread)."""
+    deadline = time.monotonic() + within_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise _timed_out(what, within_s, observed)
+        time.sleep(every_s)  # polling interval of an observed condition
 
 
 @dataclass

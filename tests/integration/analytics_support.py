@@ -46,12 +46,22 @@ async def run_until(engine: AnalyticsEngine, records: int) -> None:
     """Run ``engine`` until it has read ``records`` records, then stop it in order."""
     stop = asyncio.Event()
     task = asyncio.create_task(engine.run(stop))
+
+    async def read_enough() -> bool:
+        if engine.stats.records >= records:
+            return True
+        if task.done():
+            await task  # raises what ended it
+        return False
+
     try:
-        async with asyncio.timeout(WAIT_S):
-            while engine.stats.records < records:
-                if task.done():
-                    await task  # raises what ended it
-                await asyncio.sleep(0.05)  # polling an observed counter
+        await wait_until(
+            read_enough,
+            f"the engine to read {records} records",
+            WAIT_S,
+            every_s=0.05,
+            observed=lambda: f"{engine.stats.records} read",
+        )
     finally:
         stop.set()
         await task

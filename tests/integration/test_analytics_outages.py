@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import pytest
@@ -21,6 +20,7 @@ from analytics.warnings.store import load_warnings
 from chain.keys import Ed25519PrivateKey
 from roadledger.db.schema import apply_schema
 from roadledger.resilience import RetryPolicy
+from roadledger.scratch_pipeline import wait_until
 from roadledger.services.kafka import delete_topics, ensure_topics
 from roadledger.settings import Settings
 from roadledger.stream import OutgoingRecord
@@ -85,16 +85,18 @@ async def _produce_without_database(settings: Settings) -> dict[WarningType, int
     }
 
 
-async def _until(condition: object, what: str, task: asyncio.Task[None]) -> None:
-    assert callable(condition)
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
+async def _until(condition: Callable[[], bool], what: str, task: asyncio.Task[None]) -> None:
+    """Until ``condition`` holds; fail at once if the engine stopped first."""
+
+    async def holds() -> bool:
+        if condition():
+            return True
         if task.done():
             await task  # raises what ended it
             raise AssertionError(f"the engine stopped before {what}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)  # polling an observed condition
+        return False
+
+    await wait_until(holds, what, WAIT_S, every_s=0.05)
 
 
 async def test_engine_waits_out_postgres_at_start_and_mid_batch(

@@ -27,6 +27,7 @@ import pytest
 
 from roadledger.db.schema import apply_schema
 from roadledger.registry import DeviceRegistry
+from roadledger.scratch_pipeline import wait_until
 from roadledger.services.kafka import delete_topics, ensure_topics
 from roadledger.settings import Settings
 from roadledger.stream import OutgoingRecord
@@ -80,13 +81,18 @@ class Ingest:
     async def until(
         self, condition: Callable[[], Awaitable[bool]], what: str, within_s: float = 120
     ) -> None:
-        """Poll an observable condition until it holds; fail naming ``what`` and the log."""
-        deadline = time.monotonic() + within_s
-        while not await condition():
+        """Poll an observable condition until it holds; fail naming ``what`` and the log, at
+        once if ingest exited."""
+
+        async def holds() -> bool:
+            if await condition():
+                return True
             self.alive()
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}:\n{self.text()[-4000:]}")
-            await asyncio.sleep(0.1)  # polling interval of an observed condition
+            return False
+
+        await wait_until(
+            holds, what, within_s, every_s=0.1, observed=lambda: "\n" + self.text()[-4000:]
+        )
 
     async def logged(self, needle: str, count: int = 1, within_s: float = 60) -> None:
         async def seen() -> bool:
@@ -110,8 +116,14 @@ class Ingest:
         print(f"ingest exited {took:.1f} s after SIGTERM with {code}")
         assert code == 0, self.text()[-4000:]
         assert "Traceback" not in self.text(), self.text()[-4000:]
-        await asyncio.sleep(0.5)  # workers exit after their parent: give them a moment
-        assert not [pid for pid in workers if running(pid)], "a worker outlived ingest"
+        # Workers exit after their parent: wait for that, a worker still running fails.
+        await wait_until(
+            lambda: not [pid for pid in workers if running(pid)],
+            "ingest's workers to exit after it (a worker outlived ingest)",
+            5,
+            every_s=0.05,
+            observed=lambda: f"running: {[pid for pid in workers if running(pid)]}",
+        )
 
     def kill(self) -> None:
         if self.process.poll() is None:

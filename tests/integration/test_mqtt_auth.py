@@ -16,7 +16,6 @@ import queue
 import re
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from chain.keys import Ed25519PrivateKey
 from roadledger.cli import main
 from roadledger.db.scratch import scratch_schema_pool
 from roadledger.mqtt_auth import MqttAccount, bridge_account, sim_account
+from roadledger.scratch_pipeline import wait_until_sync
 from roadledger.settings import Settings
 from roadledger.topics import mqtt_telemetry_topic
 from tests.integration.mqtt_client import MqttTestClient
@@ -162,11 +162,13 @@ async def test_new_device_is_accepted_without_a_broker_restart(fleet: Fleet) -> 
 
 
 def _wait_disconnected(client: MqttTestClient) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while client.client.is_connected():
-        if time.monotonic() > deadline:
-            raise AssertionError("the revoked device is still connected")
-        time.sleep(0.05)  # polling a flag paho sets from its thread, bounded by the deadline
+    # paho sets the flag from its own thread
+    wait_until_sync(
+        lambda: not client.client.is_connected(),
+        "the revoked device to be disconnected",
+        WAIT_S,
+        every_s=0.05,
+    )
 
 
 async def test_revocation_and_rotation_end_the_mqtt_credential(fleet: Fleet) -> None:

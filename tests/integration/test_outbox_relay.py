@@ -16,6 +16,7 @@ from ingest.outbox_relay import relay_outbox
 from roadledger.db.scratch import scratch_schema_pool
 from roadledger.log_key import LogKey
 from roadledger.registry import DeviceRegistry
+from roadledger.scratch_pipeline import wait_until
 from roadledger.settings import Settings
 from roadledger.stream import TopicPartition
 from roadledger.stream.memory import MemoryStream
@@ -23,6 +24,31 @@ from roadledger.stream.memory import MemoryStream
 pytestmark = pytest.mark.postgres
 
 TOPIC = "telemetry.verified"
+
+
+async def ledger_relayed(
+    stream: MemoryStream, tmp_path: Path
+) -> tuple[Settings, InMemoryLedgerStore, int]:
+    """Run a ledger writer over the two records relayed to ``TOPIC`` (one partition) until
+    it committed both; its settings, its store and the partition."""
+    (partition,) = {r.partition for r in stream.records(TOPIC)}
+    store = InMemoryLedgerStore()
+    settings = Settings(data_dir=tmp_path)
+    writer = LedgerWriter(settings, stream, store, LogKey(bytes(32)), topic=TOPIC, group_id="g")
+    stop = asyncio.Event()
+    task = asyncio.create_task(writer.run(stop))
+    try:
+        await wait_until(
+            lambda: stream.committed("g", TopicPartition(TOPIC, partition)) == 2,
+            "the ledger writer to commit both outbox records",
+            10,
+            every_s=0.005,
+            observed=lambda: f"committed {stream.committed('g', TopicPartition(TOPIC, partition))}",
+        )
+    finally:
+        stop.set()
+        await task
+    return settings, store, partition
 
 
 async def test_key_history_is_appended_to_the_devices_log(
@@ -49,19 +75,8 @@ async def test_key_history_is_appended_to_the_devices_log(
         assert await relay_outbox(pool, producer, topic=TOPIC) == 2
         assert await relay_outbox(pool, producer, topic=TOPIC) == 0, "published once"
 
-    (partition,) = {r.partition for r in stream.records(TOPIC)}
     assert {r.key for r in stream.records(TOPIC)} == {b"veh-1"}
-    store = InMemoryLedgerStore()
-    settings = Settings(data_dir=tmp_path)
-    writer = LedgerWriter(settings, stream, store, LogKey(bytes(32)), topic=TOPIC, group_id="g")
-    stop = asyncio.Event()
-    task = asyncio.create_task(writer.run(stop))
-    for _ in range(400):
-        if stream.committed("g", TopicPartition(TOPIC, partition)) == 2:
-            break
-        await asyncio.sleep(0.005)  # polling an observed condition
-    stop.set()
-    await task
+    settings, store, partition = await ledger_relayed(stream, tmp_path)
     entries = store.logs[settings.log_origin(partition)].entries
     history = [parse_device_key_entry(entry) for entry in entries]
     assert [k.revoked_at_ms for k in history] == [None, 1_764_000_500_000]

@@ -23,6 +23,7 @@ from ingest.outbox_relay import relay_outbox
 from roadledger.db.scratch import scratch_schema_pool
 from roadledger.log_key import LogKey
 from roadledger.registry import DeviceRegistry
+from roadledger.scratch_pipeline import wait_until
 from roadledger.settings import Settings
 from roadledger.stream.kafka import KafkaStream
 from tests.integration.test_rules_publish import KEY, NOW, _doc
@@ -77,10 +78,13 @@ async def test_published_rules_are_in_a_log_with_a_verifying_proof(
     stop = asyncio.Event()
     task = asyncio.create_task(writer.run(stop))
     try:
-        for _ in range(2400):  # at most 2 minutes
-            if sum(len(log.entries) for log in store.logs.values()) >= 2:
-                break
-            await asyncio.sleep(0.05)  # polling an observed condition
+        await wait_until(
+            lambda: sum(len(log.entries) for log in store.logs.values()) >= 2,
+            "both rules versions in the ledger",
+            120,
+            every_s=0.05,
+            observed=lambda: {o: len(log.entries) for o, log in store.logs.items()},
+        )
     finally:
         stop.set()
         await task

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -28,16 +27,13 @@ from chain._hashing import leaf_hash
 from chain.jws import JwsHeader
 from chain.keys import Ed25519PrivateKey
 from chain.merkle import inclusion_plan, verify_inclusion
-from chain.sequencer import InMemoryLedgerStore
-from ingest.ledger_writer import LedgerWriter
 from ingest.outbox_relay import relay_outbox
 from roadledger.db.scratch import scratch_schema_pool
 from roadledger.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
-from roadledger.log_key import LogKey
 from roadledger.registry import DeviceRegistry
 from roadledger.settings import Settings
-from roadledger.stream import TopicPartition
 from roadledger.stream.memory import MemoryStream
+from tests.integration.test_outbox_relay import ledger_relayed
 
 pytestmark = pytest.mark.postgres
 
@@ -112,18 +108,7 @@ async def test_publish_two_versions_refuse_bad_ones_and_ledger_them(
         await producer.start()
         assert await relay_outbox(pool, producer, topic=TOPIC) == 2
 
-    (partition,) = {r.partition for r in stream.records(TOPIC)}
-    store = InMemoryLedgerStore()
-    settings = Settings(data_dir=tmp_path)
-    writer = LedgerWriter(settings, stream, store, LogKey(bytes(32)), topic=TOPIC, group_id="g")
-    stop = asyncio.Event()
-    task = asyncio.create_task(writer.run(stop))
-    for _ in range(400):
-        if stream.committed("g", TopicPartition(TOPIC, partition)) == 2:
-            break
-        await asyncio.sleep(0.005)  # polling an observed condition
-    stop.set()
-    await task
+    settings, store, partition = await ledger_relayed(stream, tmp_path)
 
     origin = settings.log_origin(partition)
     log = store.logs[origin]

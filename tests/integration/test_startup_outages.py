@@ -15,10 +15,12 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from roadledger.scratch_pipeline import wait_until_sync
 from roadledger.settings import Settings
 from tests.integration.conftest import free_port
 
@@ -42,16 +44,25 @@ CASES = [
 ]
 
 
-def _poll(condition: object, what: str, within_s: float, process: subprocess.Popen[bytes],
-          log: Path) -> None:  # fmt: skip
-    assert callable(condition)
-    deadline = time.monotonic() + within_s
-    while not condition():
+def _poll(
+    condition: Callable[[], bool],
+    what: str,
+    within_s: float,
+    process: subprocess.Popen[bytes],
+    log: Path,
+) -> None:
+    """Until ``condition`` holds; fail with the log's tail, at once if ``process`` exited."""
+
+    def holds() -> bool:
+        if condition():
+            return True
         if process.poll() is not None:
             raise AssertionError(f"exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}:\n{log.read_text()[-3000:]}")
-        time.sleep(0.1)  # polling interval of an observed condition
+        return False
+
+    wait_until_sync(
+        holds, what, within_s, every_s=0.1, observed=lambda: "\n" + log.read_text()[-3000:]
+    )
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -30,6 +29,7 @@ from chain.errors import RejectReason
 from roadledger.cli import COMMANDS
 from roadledger.db.scratch import scratch_schema_pool
 from roadledger.registry import DeviceRegistry
+from roadledger.scratch_pipeline import wait_until
 from roadledger.services.kafka import delete_topics, ensure_topics
 from roadledger.settings import Settings
 from roadledger.stream import TopicPartition
@@ -133,15 +133,18 @@ async def poll_until(
     process: subprocess.Popen[bytes] | None = None,
     log: Path | None = None,
 ) -> None:
-    """Poll an observable condition until it holds; fail naming ``what`` (and the log)."""
-    deadline = time.monotonic() + within_s
-    while not await condition():
+    """Poll an observable condition until it holds; fail naming ``what``, at once (with the
+    log) if ``process`` exited."""
+
+    async def holds() -> bool:
+        if await condition():
+            return True
         if process is not None and process.poll() is not None:
             output = tail(log) if log is not None else ""
             raise AssertionError(f"ingest exited with {process.returncode}:\n{output}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)  # polling interval of an observed condition, not a sync
+        return False
+
+    await wait_until(holds, what, within_s, every_s=0.05)
 
 
 async def test_sigkill_mid_run_then_restart_loses_and_repeats_nothing_wrongly(

@@ -15,6 +15,7 @@ from roadledger import health
 from roadledger.cli import main
 from roadledger.health import FORMAT, health_file, read_health, report_health, write_health
 from roadledger.resilience import Dependency
+from roadledger.scratch_pipeline import wait_until
 from roadledger.settings import Settings
 
 LOG = logging.getLogger("test.health")
@@ -106,13 +107,15 @@ async def test_the_reporter_writes_until_stopped_then_says_stopped(
     task = asyncio.create_task(report_health(settings, "sequencer", [database, kafka], stop))
     path = tmp_path / "sequencer.json"
     written: list[dict[str, object]] = []
-    async with asyncio.timeout(5):
-        while len(written) < 3:  # renewed: three different reports seen
-            await asyncio.sleep(0.01)  # polling what the reporter wrote, with the deadline above
-            if path.exists():
-                report = json.loads(path.read_text())
-                if not written or report["written"] != written[-1]["written"]:
-                    written.append(report)
+
+    def renewed() -> bool:  # three different reports seen
+        if path.exists():
+            report = json.loads(path.read_text())
+            if not written or report["written"] != written[-1]["written"]:
+                written.append(report)
+        return len(written) >= 3
+
+    await wait_until(renewed, "three different reports", 5, every_s=0.01, observed=lambda: written)
     database.down(ConnectionResetError("reset"))
     stop.set()
     await asyncio.wait_for(task, 5)

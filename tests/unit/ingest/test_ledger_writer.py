@@ -17,6 +17,7 @@ from chain.sequencer import InMemoryLedgerStore, Integration, LogHead
 from ingest.ledger_writer import LedgerWriter
 from roadledger.log_key import LogKey
 from roadledger.resilience import RetryPolicy
+from roadledger.scratch_pipeline import wait_until
 from roadledger.settings import Settings
 from roadledger.stream import TopicPartition
 from roadledger.stream.memory import MemoryStream
@@ -51,15 +52,16 @@ async def publish(stream: MemoryStream, count: int, start: int = 0) -> list[byte
 async def run_until(writer: LedgerWriter, done: Callable[[], bool | Awaitable[bool]]) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(writer.run(stop))
-    for _ in range(2000):
+
+    async def there() -> bool:
         result = done()
         if result if isinstance(result, bool) else await result:
-            break
+            return True
         if task.done():
-            await task
-        await asyncio.sleep(0.005)  # polling an observed condition
-    else:
-        raise AssertionError("the writer did not get there")
+            await task  # raises what ended it
+        return False
+
+    await wait_until(there, "the writer to get there", 10, every_s=0.005)
     stop.set()
     await task
 
@@ -117,11 +119,13 @@ async def test_offsets_are_committed_only_after_the_block_is_durable(
     writer = LedgerWriter(settings, stream, store, key, topic=TOPIC, group_id=GROUP)
     stop = asyncio.Event()
     task = asyncio.create_task(writer.run(stop))
-    for _ in range(400):
-        if writer.stats.entries == 5:
-            break
-        await asyncio.sleep(0.005)
-    assert writer.stats.entries == 5, "the batch was submitted"
+    await wait_until(
+        lambda: writer.stats.entries == 5,
+        "the batch of 5 to be submitted",
+        2,
+        every_s=0.005,
+        observed=lambda: f"{writer.stats.entries} entries",
+    )
     assert stream.committed(GROUP, TopicPartition(TOPIC, 0)) is None, "not durable yet"
     store.release.set()
     stop.set()
@@ -243,26 +247,23 @@ async def test_a_log_is_opened_once_per_assignment(settings: Settings, key: LogK
     writer = LedgerWriter(settings, stream, store, key, topic=TOPIC, group_id=GROUP)
     stop = asyncio.Event()
     task = asyncio.create_task(writer.run(stop))
-    await wait_for(lambda: len(store.acquires) == 2)
+    await wait_until(lambda: len(store.acquires) == 2, "both logs acquired", 10, every_s=0.005)
     await writer.assigned({TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)})
     store.opened.set()
-    await wait_for(lambda: writer.stats.entries == 30)
+    await wait_until(lambda: writer.stats.entries == 30, "30 entries", 10, every_s=0.005)
     await publish(stream, 30, start=30)
     await writer.assigned({TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)})
     ends = {tp: end for tp, end in stream.end_offsets(TOPIC).items() if end}
-    await wait_for(lambda: all(stream.committed(GROUP, tp) == end for tp, end in ends.items()))
+    await wait_until(
+        lambda: all(stream.committed(GROUP, tp) == end for tp, end in ends.items()),
+        "every partition committed to its end",
+        10,
+        every_s=0.005,
+    )
     stop.set()
     await task
     assert store.acquires == {settings.log_origin(0): 1, settings.log_origin(1): 1}
     _assert_each_entry_once(settings, stream, store)
-
-
-async def wait_for(condition: Callable[[], bool]) -> None:
-    for _ in range(2000):
-        if condition():
-            return
-        await asyncio.sleep(0.005)  # polling an observed condition
-    raise AssertionError("the writer did not get there")
 
 
 @pytest.mark.parametrize("land", [False, True], ids=["write-lost", "write-landed"])

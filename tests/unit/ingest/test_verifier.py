@@ -15,6 +15,7 @@ from ingest.dedupe import InMemoryDeviceMessages
 from ingest.key_cache import KeyCache, StaticKeys
 from ingest.verifier import Verifier, recv_ms_of
 from roadledger.resilience import RetryPolicy
+from roadledger.scratch_pipeline import wait_until
 from roadledger.settings import Settings
 from roadledger.stream import StreamRecord, TopicPartition
 from roadledger.stream.errors import StreamError
@@ -281,11 +282,13 @@ async def test_a_failed_produce_is_retried_until_kafka_is_back(run: Run) -> None
     stop = asyncio.Event()
     verifier = run.verifier(probe, stop)
     await asyncio.wait_for(probe.send_gate.reached.wait(), 30)
-    for _ in range(2000):
-        if verifier.kafka.failures >= 5:
-            break
-        await asyncio.sleep(0.005)  # polling an observed condition
-    assert verifier.kafka.failures >= 5, "retried, not given up"
+    await wait_until(
+        lambda: verifier.kafka.failures >= 5,
+        "5 failed produces: retried, not given up",
+        10,
+        every_s=0.005,
+        observed=lambda: f"{verifier.kafka.failures} failures",
+    )
     assert not run.tasks[0].done(), "the verifier waits the outage out"
     assert sum(run.committed.values()) == 16, "nothing after the failed batch is committed"
     probe.send_gate.release()  # ...until the broker is back

@@ -33,9 +33,35 @@ def version(effective_from_ms: int) -> RuleVersion:
     )
 
 
-def test_detector_defaults_are_the_rules_defaults() -> None:
-    for name, value in DEFAULT_THRESHOLDS.items():
-        assert THRESHOLDS[name].default == value, name
+# The defaults as published in docs/warnings.md ("threshold (default)"), written out here so a
+# wrong change to the table fails instead of being compared with a copy of itself.
+PUBLISHED_DEFAULTS = {
+    "rollback_tolerance_m": 10,
+    "odo_gnss_mismatch_pct": 20,
+    "odo_gnss_min_distance_m": 200,
+    "teleport_max_speed_kmh": 300,
+    "teleport_min_distance_m": 1_000,
+    "drift_off_road_m": 30,
+    "drift_min_messages": 3,
+    "speeding_tolerance_kmh": 5,
+    "speeding_min_duration_ms": 10_000,
+    "rsu_contradiction_m": 500,
+    "rsu_match_window_ms": 30_000,
+    "congestion_speed_pct": 40,
+    "congestion_min_vehicles": 3,
+    "congestion_window_ms": 30_000,
+    "geofence_exit_points": 5,
+    "silent_after_ms": 10_000,
+    "replay_min_seq_lag": 3,
+}
+
+
+def test_rules_defaults_are_the_published_defaults() -> None:
+    assert {name: t.default for name, t in THRESHOLDS.items()} == PUBLISHED_DEFAULTS
+
+
+def test_detector_defaults_are_the_published_defaults() -> None:
+    assert DEFAULT_THRESHOLDS == PUBLISHED_DEFAULTS
 
 
 def test_builtin_rulebook_keeps_the_default_tolerance() -> None:
