@@ -1,8 +1,25 @@
 """The database schema: every table RoadLedger creates is defined here and only here.
 
 ``apply_schema`` is idempotent and serialised by an advisory lock, so every component may call
-it at start-up. Tables are created in the connection's ``search_path`` (tests use a private
+it at start-up. Tables are created in the connection's current schema (tests use a private
 schema per run).
+
+Schema changes are numbered forward migrations (:data:`MIGRATIONS`, run and recorded by
+``roadledger/db/migrations.py``). Numbering continues the single ``version`` the project
+recorded before (1..6):
+
+- Migration 5, the baseline: every table of released schema version 5, written with ``IF NOT
+  EXISTS``, and the telemetry storage (``telemetry_schema.apply``). Versions 1 to 5 only ever
+  added tables and indexes, so on a legacy database recorded at 1..4 the baseline adds what is
+  missing, exactly as the old ``apply_schema`` did; versions 1..4 were not reconstructed as
+  migrations of their own.
+- Migration 6: ``device_messages.prev``, ``key_id``, ``signed_ts`` (``ALTER TABLE``).
+
+A fresh database runs 5 then 6; a legacy 5 runs 6 only; a legacy 6 is current. A change to a
+table goes into a new migration appended to :data:`MIGRATIONS` (an ``ALTER``), never into the
+DDL of a released one. The telemetry tables' DDL depends on the mode chosen at run time and
+lives in ``telemetry_schema``; ``apply_schema`` also calls ``telemetry_schema.apply`` after the
+migrations, which recreates missing telemetry tables in their baseline form.
 
 Ledger tables (one row set per log, ``log_id`` a small integer for compact indexes):
 
@@ -38,10 +55,22 @@ from typing import Final
 
 import asyncpg
 
-__all__ = ["LEDGER_TABLES", "NODE_MIN_STORED_LEVEL", "SCHEMA_VERSION", "apply_schema"]
+from roadledger.db.migrations import (
+    Migration,
+    StorageChoice,
+    apply_pending,
+    check_order,
+    recorded_number,
+    statements,
+)
 
-# Bump when any DDL here or in telemetry_schema changes, so existing databases get it.
-SCHEMA_VERSION: Final = 6
+__all__ = [
+    "LEDGER_TABLES",
+    "MIGRATIONS",
+    "NODE_MIN_STORED_LEVEL",
+    "SCHEMA_VERSION",
+    "apply_schema",
+]
 
 NODE_MIN_STORED_LEVEL: Final = 4
 
@@ -168,13 +197,6 @@ _REGISTRY_DDL: Final = (
         PRIMARY KEY (device_id, seq)
     )
     """,
-    # Schema 6: the message's prev link (empty for seq 1), signing key and device time, for the
-    # verifier's hash-chain check and its rule on claims of revoked keys (ingest/chain_links).
-    # NULL in older rows: those take part in neither.
-    "ALTER TABLE device_messages ADD COLUMN IF NOT EXISTS prev bytea "
-    "CHECK (length(prev) IN (0, 32))",
-    "ALTER TABLE device_messages ADD COLUMN IF NOT EXISTS key_id text",
-    "ALTER TABLE device_messages ADD COLUMN IF NOT EXISTS signed_ts bigint",
     """
     CREATE TABLE IF NOT EXISTS road_segments (
         segment_id       integer PRIMARY KEY,
@@ -292,44 +314,82 @@ _FORECAST_DDL: Final = (
 )
 
 
+# Migration 6: the message's prev link (empty for seq 1), signing key and device time, for the
+# verifier's hash-chain check and its rule on claims of revoked keys (ingest/chain_links).
+# NULL in older rows: those take part in neither. IF NOT EXISTS: a legacy database's recorded
+# version is trusted, but costs nothing to double-check here.
+_DEVICE_MESSAGES_CHAIN_DDL: Final = (
+    "ALTER TABLE device_messages ADD COLUMN IF NOT EXISTS prev bytea "
+    "CHECK (length(prev) IN (0, 32))",
+    "ALTER TABLE device_messages ADD COLUMN IF NOT EXISTS key_id text",
+    "ALTER TABLE device_messages ADD COLUMN IF NOT EXISTS signed_ts bigint",
+)
+
+
+async def _baseline(conn: asyncpg.Connection, choice: StorageChoice) -> None:
+    from roadledger.db import telemetry_schema
+
+    for statement in (
+        *_LEDGER_DDL,
+        *_REGISTRY_DDL,
+        *_FORECAST_DDL,
+        *_WARNINGS_DDL,
+        *_RULES_DDL,
+    ):
+        await conn.execute(statement)
+    await telemetry_schema.apply(
+        conn, timescaledb=choice.timescaledb, retention_days=choice.retention_days
+    )
+
+
+# In order; append, never edit a released one (a database that has it would not get the edit).
+MIGRATIONS: Final = (
+    Migration(5, "baseline: the tables of released schema version 5", _baseline),
+    Migration(
+        6,
+        "device_messages.prev, key_id, signed_ts (hash-chain check)",
+        statements(*_DEVICE_MESSAGES_CHAIN_DDL),
+    ),
+)
+check_order(MIGRATIONS)
+
+# The newest migration number: a database recording it is current.
+SCHEMA_VERSION: Final = MIGRATIONS[-1].number
+
+
 async def apply_schema(
     conn: asyncpg.Connection,
     *,
     timescaledb: bool | None = None,
     retention_days: int | None = None,
 ) -> str:
-    """Create every table and index that does not exist yet (safe to run concurrently).
+    """Bring the database to :data:`SCHEMA_VERSION` (safe to run concurrently).
+
+    Runs the migrations above the database's recorded number, in order, in one transaction
+    holding an advisory lock (:mod:`roadledger.db.migrations`), then lets
+    ``telemetry_schema.apply`` create whatever telemetry storage is missing and check the mode.
 
     ``timescaledb``: use the extension for telemetry (None: when the database has it).
     ``retention_days``: how long telemetry is kept (None: the schema's default).
     Returns the telemetry storage mode in use ('timescaledb' or 'partitioned').
 
-    A database already at :data:`SCHEMA_VERSION` is left alone: components call this at every
-    start, and re-running the DDL would take table locks that stall the writers.
+    A database already at :data:`SCHEMA_VERSION` is left alone (when ``timescaledb`` is None
+    and its telemetry tables exist): components call this at every start, and DDL would take
+    table locks that stall the writers. A database recorded above :data:`SCHEMA_VERSION` is
+    refused with :class:`~roadledger.db.migrations.SchemaTooNewError`.
     """
     from roadledger.db import telemetry_schema
 
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS roadledger_schema (version integer NOT NULL)"
-        )
-        current = await conn.fetchval("SELECT max(version) FROM roadledger_schema")
+        current = await recorded_number(conn)
         if current == SCHEMA_VERSION and timescaledb is None:
             mode = await telemetry_schema.storage_mode(conn)
             if mode is not None:
                 return mode
-        for statement in (
-            *_LEDGER_DDL,
-            *_REGISTRY_DDL,
-            *_FORECAST_DDL,
-            *_WARNINGS_DDL,
-            *_RULES_DDL,
-        ):
-            await conn.execute(statement)
-        mode = await telemetry_schema.apply(
+        choice = StorageChoice(timescaledb=timescaledb, retention_days=retention_days)
+        await apply_pending(conn, MIGRATIONS, choice)
+        # Idempotent: recreates telemetry tables that are missing, refuses the other mode.
+        return await telemetry_schema.apply(
             conn, timescaledb=timescaledb, retention_days=retention_days
         )
-        await conn.execute("DELETE FROM roadledger_schema")
-        await conn.execute("INSERT INTO roadledger_schema (version) VALUES ($1)", SCHEMA_VERSION)
-        return mode

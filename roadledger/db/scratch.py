@@ -29,21 +29,27 @@ async def _ddl(settings: Settings, template: str, schema: str) -> None:
 
 @asynccontextmanager
 async def scratch_schema_pool(
-    settings: Settings, max_size: int = 4, *, timescaledb: bool | None = None
+    settings: Settings,
+    max_size: int = 4,
+    *,
+    timescaledb: bool | None = None,
+    with_tables: bool = True,
 ) -> AsyncIterator[asyncpg.Pool]:
     """A pool whose search_path is a fresh schema holding the project's tables, and only it.
 
     ``public`` is not on the path: a table missing from the scratch schema must be an error,
     not a fall-through to whatever ``roadledger demo`` left in ``public`` (TimescaleDB's
     functions are called schema-qualified, so they need no path). ``timescaledb`` chooses the
-    telemetry storage mode as :func:`apply_schema` does.
+    telemetry storage mode as :func:`apply_schema` does. ``with_tables=False``: the schema is
+    left empty (tests of the migrations build older schemas in it).
     """
     schema = f"scratch_{uuid.uuid4().hex[:12]}"
     await _ddl(settings, "CREATE SCHEMA %I", schema)
     pool = await create_pool(settings, max_size=max_size, server_settings={"search_path": schema})
     try:
-        async with pool.acquire() as conn:
-            await apply_schema(conn, timescaledb=timescaledb)
+        if with_tables:
+            async with pool.acquire() as conn:
+                await apply_schema(conn, timescaledb=timescaledb)
         yield pool
     finally:
         # TimescaleDB keeps compressed chunks in its own schema: drop the hypertables through

@@ -47,6 +47,7 @@ __all__ = [
     "drop",
     "ensure_day_partitions",
     "ensure_retention_policy",
+    "relation_exists",
     "storage_mode",
     "timescaledb_schema",
 ]
@@ -289,7 +290,8 @@ async def _qualified(conn: asyncpg.Connection, table: str) -> str:
     return name
 
 
-async def _exists(conn: asyncpg.Connection, relation: str) -> bool:
+async def relation_exists(conn: asyncpg.Connection, relation: str) -> bool:
+    """Whether a table, index or view of this name exists in the current schema."""
     found: bool = await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = current_schema() AND c.relname = $1)",
@@ -300,7 +302,7 @@ async def _exists(conn: asyncpg.Connection, relation: str) -> bool:
 
 async def _create_missing_indexes(conn: asyncpg.Connection) -> None:
     for name, statement in _INDEXES:
-        if not await _exists(conn, name):
+        if not await relation_exists(conn, name):
             await conn.execute(statement)
 
 

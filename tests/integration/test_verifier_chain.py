@@ -175,11 +175,13 @@ async def test_a_database_at_schema_5_gains_the_columns(postgres: Settings) -> N
             "ALTER TABLE device_messages DROP COLUMN prev, DROP COLUMN key_id, "
             "DROP COLUMN signed_ts"
         )
-        await conn.execute("UPDATE roadledger_schema SET version = 5")
+        await conn.execute("DELETE FROM roadledger_migrations WHERE number = 6")
         await apply_schema(conn)
         columns = await conn.fetch(
             "SELECT column_name FROM information_schema.columns "
             "WHERE table_schema = current_schema() AND table_name = 'device_messages'"
         )
         assert {"prev", "key_id", "signed_ts"} <= {c[0] for c in columns}
-        assert await conn.fetchval("SELECT max(version) FROM roadledger_schema") == SCHEMA_VERSION
+        assert (
+            await conn.fetchval("SELECT max(number) FROM roadledger_migrations") == SCHEMA_VERSION
+        )

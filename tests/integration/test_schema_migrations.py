@@ -1,0 +1,190 @@
+"""Numbered migrations on the real PostgreSQL: upgrading a released schema with rows in it, a
+fresh database, concurrent callers, and a database from a newer RoadLedger.
+
+The released schema 5 is test data (``data/schema_v5.sql``, the DDL of commit f858541), not
+old code imported: it is what a deployed database holds, whatever this code says now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from roadledger.db.migrations import SchemaTooNewError, applied_numbers, recorded_number
+from roadledger.db.schema import MIGRATIONS, SCHEMA_VERSION, apply_schema
+from roadledger.db.scratch import scratch_schema_pool
+from roadledger.db.telemetry_schema import MODE_PARTITIONED
+from roadledger.settings import Settings
+
+pytestmark = pytest.mark.postgres
+
+SCHEMA_V5 = Path(__file__).parent / "data" / "schema_v5.sql"
+NEW_COLUMNS = {"prev", "key_id", "signed_ts"}
+
+
+@pytest.fixture
+async def empty_schema(postgres: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a fresh, empty scratch schema (no apply_schema)."""
+    async with scratch_schema_pool(postgres, with_tables=False) as pool:
+        yield pool
+
+
+async def columns(conn: asyncpg.Connection, table: str) -> set[str]:
+    rows = await conn.fetch(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = $1",
+        table,
+    )
+    return {row[0] for row in rows}
+
+
+async def fill_v5(conn: asyncpg.Connection) -> None:
+    """Rows as a schema-5 deployment has them: a device, its messages, a warning, telemetry."""
+    await conn.execute(
+        "INSERT INTO organisations (org_id, name, kind) VALUES ('org-1', 'Fleet One', 'fleet')"
+    )
+    await conn.execute(
+        "INSERT INTO devices (device_id, owner_org, kind, vin) "
+        "VALUES ('veh-1', 'org-1', 'vehicle', 'VIN0000000000001')"
+    )
+    await conn.executemany(
+        "INSERT INTO device_messages (device_id, seq, message_hash, source_partition, "
+        "source_offset) VALUES ('veh-1', $1, $2, 0, $3)",
+        [(seq, bytes([seq]) * 32, 100 + seq) for seq in (1, 2, 3)],
+    )
+    await conn.execute(
+        "INSERT INTO warnings (warning_id, type, severity, device_id, from_ts, to_ts, "
+        "rule_version, evidence, detail) VALUES ('w-1', 'speeding', 'high', 'veh-1', "
+        "'2026-01-01T00:00:00Z', '2026-01-01T00:01:00Z', 'rules-1', $1, $2)",
+        json.dumps({"seqs": [1, 2, 3]}),
+        json.dumps({"max_kmh": 97}),
+    )
+    await conn.execute(
+        "INSERT INTO telemetry (device_id, seq, ts, recv_ts, odo_m, lat_e7, lon_e7, leaf_hash) "
+        "VALUES ('veh-1', 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:01Z', 10, 1, 2, $1)",
+        bytes(32),
+    )
+
+
+async def test_a_released_schema_5_with_rows_is_upgraded_in_place(
+    empty_schema: asyncpg.Pool,
+) -> None:
+    async with empty_schema.acquire() as conn:
+        await conn.execute(SCHEMA_V5.read_text())
+        await fill_v5(conn)
+        assert not NEW_COLUMNS & await columns(conn, "device_messages")
+        assert await recorded_number(conn) == 5
+
+        assert await apply_schema(conn) == MODE_PARTITIONED
+
+        assert await columns(conn, "device_messages") >= NEW_COLUMNS
+        messages = await conn.fetch(
+            "SELECT seq, message_hash, source_offset, prev, key_id, signed_ts "
+            "FROM device_messages ORDER BY seq"
+        )
+        assert [(r["seq"], bytes(r["message_hash"]), r["source_offset"]) for r in messages] == [
+            (seq, bytes([seq]) * 32, 100 + seq) for seq in (1, 2, 3)
+        ]
+        assert all(r["prev"] is None and r["key_id"] is None for r in messages)
+        assert all(r["signed_ts"] is None for r in messages)
+        assert await conn.fetchval("SELECT owner_org FROM devices WHERE device_id = 'veh-1'") == (
+            "org-1"
+        )
+        warning = await conn.fetchrow("SELECT type, evidence FROM warnings")
+        assert (warning["type"], json.loads(warning["evidence"])) == (
+            "speeding",
+            {"seqs": [1, 2, 3]},
+        )
+        assert await conn.fetchval("SELECT count(*) FROM telemetry") == 1
+
+        # Only migration 6 ran; 5 is what the legacy version said, date unknown.
+        assert await applied_numbers(conn) == [
+            (5, MIGRATIONS[0].description, False),
+            (6, MIGRATIONS[1].description, True),
+        ]
+        assert await recorded_number(conn) == SCHEMA_VERSION == 6
+        assert await conn.fetchval("SELECT max(version) FROM roadledger_schema") == 6
+
+        # A second call finds it current and changes nothing, not even the records' dates.
+        dates = await conn.fetch("SELECT number, applied_at FROM roadledger_migrations")
+        assert await apply_schema(conn) == MODE_PARTITIONED
+        assert await conn.fetch("SELECT number, applied_at FROM roadledger_migrations") == dates
+
+
+async def test_a_current_legacy_database_is_left_alone(empty_schema: asyncpg.Pool) -> None:
+    """A legacy 6 (the old apply_schema's last version) is current: no migration table made."""
+    async with empty_schema.acquire() as conn:
+        await conn.execute(SCHEMA_V5.read_text())
+        for statement in (
+            "ALTER TABLE device_messages ADD COLUMN prev bytea CHECK (length(prev) IN (0, 32))",
+            "ALTER TABLE device_messages ADD COLUMN key_id text",
+            "ALTER TABLE device_messages ADD COLUMN signed_ts bigint",
+            "UPDATE roadledger_schema SET version = 6",
+        ):
+            await conn.execute(statement)
+        assert await apply_schema(conn) == MODE_PARTITIONED
+        assert await conn.fetchval("SELECT to_regclass('roadledger_migrations')") is None
+
+
+async def test_a_fresh_database_runs_every_migration_in_order(empty_schema: asyncpg.Pool) -> None:
+    async with empty_schema.acquire() as conn:
+        assert await recorded_number(conn) == 0
+        assert await apply_schema(conn) == MODE_PARTITIONED
+        rows = await conn.fetch(
+            "SELECT number, description, applied_at FROM roadledger_migrations ORDER BY number"
+        )
+        assert [(r["number"], r["description"]) for r in rows] == [
+            (m.number, m.description) for m in MIGRATIONS
+        ]
+        assert all(r["applied_at"] is not None for r in rows)
+        stamps = [r["applied_at"] for r in rows]
+        assert stamps == sorted(stamps)
+        assert await columns(conn, "device_messages") >= NEW_COLUMNS
+        assert await recorded_number(conn) == SCHEMA_VERSION
+
+
+async def test_concurrent_callers_on_a_fresh_database_apply_each_migration_once(
+    empty_schema: asyncpg.Pool,
+) -> None:
+    async def apply() -> str:
+        async with empty_schema.acquire() as conn:
+            return await apply_schema(conn)
+
+    modes = await asyncio.gather(*(apply() for _ in range(3)))
+    assert modes == [MODE_PARTITIONED] * 3
+    numbers = await empty_schema.fetch("SELECT number FROM roadledger_migrations ORDER BY number")
+    assert [r[0] for r in numbers] == [m.number for m in MIGRATIONS]
+
+
+@pytest.mark.parametrize("bookkeeping", ["migrations", "legacy"])
+async def test_a_database_from_a_newer_roadledger_is_refused(
+    empty_schema: asyncpg.Pool, bookkeeping: str
+) -> None:
+    future = SCHEMA_VERSION + 3
+    async with empty_schema.acquire() as conn:
+        if bookkeeping == "migrations":
+            await apply_schema(conn)
+            await conn.execute(
+                "INSERT INTO roadledger_migrations (number, description) VALUES ($1, 'later')",
+                future,
+            )
+        else:
+            await conn.execute(SCHEMA_V5.read_text())
+            await conn.execute("UPDATE roadledger_schema SET version = $1", future)
+        before = await conn.fetch("SELECT * FROM roadledger_schema")
+        with pytest.raises(SchemaTooNewError) as refused:
+            await apply_schema(conn)
+        assert (refused.value.recorded, refused.value.supported) == (future, SCHEMA_VERSION)
+        message = str(refused.value)
+        assert f"migration {future}" in message
+        assert f"up to {SCHEMA_VERSION}" in message
+        assert await recorded_number(conn) == future  # nothing migrated down
+        assert await conn.fetch("SELECT * FROM roadledger_schema") == before
+        # Asking for a mode does not get round it either.
+        with pytest.raises(SchemaTooNewError):
+            await apply_schema(conn, timescaledb=False)
