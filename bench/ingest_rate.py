@@ -9,7 +9,7 @@ In one run:
 
 1. the limits, measured here and now: raw PyNaCl Ed25519 verifications/s on one core, and raw
    asyncpg COPY rows/s of telemetry-shaped rows;
-2. a private pipeline (scratch schema, prefixed topics: ``roadledger/scratch_pipeline.py``)
+2. a private pipeline (scratch schema, prefixed topics: ``tests/support/pipeline.py``)
    running the real ``roadledger bridge``, ``ingest`` and ``sequencer`` processes;
 3. ``roadledger sim --presign`` signing the whole run first, then publishing at ``--rate``;
 4. once a second, how far each stage got (raw, verified + quarantined, stored rows, ledger
@@ -40,9 +40,9 @@ import nacl.signing
 from cpu_accounting import CpuAccounting, service_matchers
 
 from roadledger.db.pool import create_pool
-from roadledger.scratch_pipeline import ROADLEDGER, KafkaProbe, pipeline_env, wait_until
 from roadledger.settings import Settings, load_settings
 from roadledger.topics import QUARANTINE, RAW, VERIFIED
+from tests.support.pipeline import ROADLEDGER, KafkaProbe, pipeline_env, wait_until
 
 FLOOR = 5000.0
 

@@ -28,8 +28,8 @@ from chain.merkle import verify_consistency, verify_inclusion
 from chain.note import Ed25519Signer
 from chain.sequencer import AppendResult, Sequencer
 from roadledger.db.ledger_store import PostgresLedgerStore
-from roadledger.db.scratch import scratch_schema_pool
 from roadledger.settings import load_settings
+from tests.support.scratch_schema import scratch_schema_pool
 
 SEQUENCING_FLOOR = 50_000  # leaves/s
 PROOF_P99_FLOOR_MS = 5.0

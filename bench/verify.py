@@ -288,7 +288,7 @@ async def verifier_rate(work: Workload, settings: Settings, workers: int, batch:
 
 
 async def postgres_rate(work: Workload, settings: Settings, batch: int) -> tuple[int, float]:
-    from roadledger.db.scratch import scratch_schema_pool
+    from tests.support.scratch_schema import scratch_schema_pool
 
     claims = [
         MessageClaim(item.key.decode(), i, hashlib.sha256(item.value).digest(), Source(0, i))  # type: ignore[union-attr]
@@ -308,8 +308,8 @@ async def kafka_rate(work: Workload, settings: Settings, workers: int, batch: in
 
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    from roadledger.db.scratch import scratch_schema_pool
     from roadledger.stream.kafka import KafkaStream
+    from tests.support.scratch_schema import scratch_schema_pool
 
     prefix = f"bench.verify.{uuid.uuid4().hex[:8]}"
     raw, verified, quarantine = (f"{prefix}.{name}" for name in ("raw", "verified", "quarantine"))

@@ -5,7 +5,7 @@ Run from the project root, with the services up::
     .venv/bin/python bench/warning_latency.py                  # 1,000 msg/s for 60 s
     .venv/bin/python bench/warning_latency.py --rate 500 --duration 30
 
-A private pipeline (scratch schema, prefixed topics: ``roadledger/scratch_pipeline.py``) runs
+A private pipeline (scratch schema, prefixed topics: ``tests/support/pipeline.py``) runs
 the real ``roadledger bridge``, ``ingest``, ``sequencer`` and ``analytics run`` processes. Once
 the bridge has subscribed, ``roadledger sim`` publishes a fleet at ``--rate`` on the wall clock
 (simulated time = wall time) with every scenario, each type injected ``--events`` times.
@@ -32,8 +32,8 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 
-from roadledger.scratch_pipeline import ROADLEDGER, PipelineEnv, pipeline_env, wait_until
 from roadledger.settings import load_settings
+from tests.support.pipeline import ROADLEDGER, PipelineEnv, pipeline_env, wait_until
 
 FLOOR_P95_S = 2.0
 SCENARIOS = (

@@ -13,11 +13,11 @@ import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
 from analytics.warnings.engine import GROUP_ID, AnalyticsEngine
-from roadledger.db.scratch import scratch_schema_pool
-from roadledger.scratch_pipeline import KafkaProbe, PipelineEnv, wait_until
 from roadledger.services.kafka import delete_topics, ensure_topics
 from roadledger.settings import Settings
 from roadledger.topics import QUARANTINE, VERIFIED
+from tests.support.pipeline import KafkaProbe, PipelineEnv, wait_until
+from tests.support.scratch_schema import scratch_schema_pool
 
 WAIT_S = 60
 

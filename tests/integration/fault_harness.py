@@ -1,7 +1,7 @@
 """Fault runs on the real pipeline: publish a known fleet, inject a fault, account for every
 message.
 
-A :class:`FaultRun` is a private pipeline (``roadledger.scratch_pipeline``: scratch schema,
+A :class:`FaultRun` is a private pipeline (``tests.support.pipeline``: scratch schema,
 prefixed topics and groups, its own log key) whose ``roadledger bridge``, ``ingest`` and
 ``sequencer`` run as real processes, fed by ``roadledger sim`` (every message signed before
 the first is published, then published at a bounded rate, with a few injected rejections so
@@ -58,16 +58,16 @@ from roadledger.db.ledger_store import PostgresLedgerStore
 from roadledger.health import ProcessHealth, read_health
 from roadledger.log_key import load_log_key
 from roadledger.mqtt_auth import sim_account
-from roadledger.scratch_pipeline import (
+from roadledger.settings import Settings
+from roadledger.topics import QUARANTINE, RAW, VERIFIED, mqtt_telemetry_topic
+from tests.integration.mqtt_client import MqttTestClient
+from tests.support.pipeline import (
     ROADLEDGER,
     KafkaProbe,
     PipelineEnv,
     pipeline_env,
     wait_until,
 )
-from roadledger.settings import Settings
-from roadledger.topics import QUARANTINE, RAW, VERIFIED, mqtt_telemetry_topic
-from tests.integration.mqtt_client import MqttTestClient
 
 __all__ = [
     "PIPELINE",

@@ -18,10 +18,10 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from roadledger.scratch_pipeline import wait_until
 from roadledger.services.mosquitto import MosquittoService
 from roadledger.settings import Settings
 from tests.integration.conftest import free_port
+from tests.support.pipeline import wait_until
 
 __all__ = ["PrivateMosquitto", "private_mosquitto"]
 

@@ -20,7 +20,6 @@ from analytics.warnings.store import load_warnings
 from chain.keys import Ed25519PrivateKey
 from roadledger.db.schema import apply_schema
 from roadledger.resilience import RetryPolicy
-from roadledger.scratch_pipeline import wait_until
 from roadledger.services.kafka import delete_topics, ensure_topics
 from roadledger.settings import Settings
 from roadledger.stream import OutgoingRecord
@@ -28,6 +27,7 @@ from roadledger.stream.kafka import KafkaStream
 from roadledger.topics import QUARANTINE, VERIFIED
 from tests.integration.private_services import PrivateServices, private_services
 from tests.integration.test_warnings_engine import T0, _messages, _produce
+from tests.support.pipeline import wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka, pytest.mark.faults]
 

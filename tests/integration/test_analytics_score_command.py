@@ -13,8 +13,8 @@ import pytest
 
 from analytics.warnings.model import Severity, Warning, WarningType, warning_id
 from analytics.warnings.store import store_warnings
-from roadledger.db.scratch import scratch_schema_pool
 from roadledger.settings import Settings
+from tests.support.scratch_schema import scratch_schema_pool
 from tests.unit.test_cli import ENTRY_POINT
 
 pytestmark = pytest.mark.postgres

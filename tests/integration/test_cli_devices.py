@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from roadledger.cli import main
-from roadledger.db.scratch import scratch_schema_pool
 from roadledger.mqtt_auth import PasswordFile
 from roadledger.settings import Settings
+from tests.support.scratch_schema import scratch_schema_pool
 
 pytestmark = pytest.mark.postgres
 

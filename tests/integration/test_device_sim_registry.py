@@ -15,10 +15,10 @@ from device_sim.registration import register_simulation
 from device_sim.scenarios import parse_scenario_flag
 from device_sim.simulation import Simulation, SimulationConfig
 from device_sim.truth import TruthWriter, read_truth
-from roadledger.db.scratch import scratch_schema_pool
 from roadledger.registry import DeviceRegistry
 from roadledger.roads import load_segments
 from roadledger.settings import Settings
+from tests.support.scratch_schema import scratch_schema_pool
 
 pytestmark = pytest.mark.postgres
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from roadledger.scratch_pipeline import wait_until
 from roadledger.settings import Settings
 from tests.integration.fault_harness import FaultRun, fault_run
 from tests.integration.private_services import private_services
+from tests.support.pipeline import wait_until
 
 pytestmark = [
     pytest.mark.postgres,

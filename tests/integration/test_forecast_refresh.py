@@ -17,9 +17,9 @@ import pytest
 
 from analytics.forecast.refresh import RefreshConfig, refresh_forecasts
 from roadledger.db import telemetry_schema
-from roadledger.db.scratch import scratch_schema_pool
 from roadledger.roads import save_segments
 from roadledger.settings import Settings
+from tests.support.scratch_schema import scratch_schema_pool
 from tests.unit.ingest.test_map_matching import grid_city
 
 pytestmark = pytest.mark.postgres

@@ -28,12 +28,12 @@ from analytics.warnings.store import load_warnings
 from chain.telemetry import chain_hash, parse
 from ingest.verifier import HEADER_CHAIN_BROKEN, Verifier
 from roadledger.registry import DeviceRegistry
-from roadledger.scratch_pipeline import KafkaProbe, wait_until
 from roadledger.settings import Settings
 from roadledger.stream import OutgoingRecord
 from roadledger.stream.kafka import KafkaStream
 from roadledger.topics import QUARANTINE, RAW, VERIFIED
 from tests.integration.analytics_support import analytics_env, run_until
+from tests.support.pipeline import KafkaProbe, wait_until
 from tests.unit.ingest.fleet import DAY_MS, Device
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]

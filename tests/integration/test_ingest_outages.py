@@ -27,7 +27,6 @@ import pytest
 
 from roadledger.db.schema import apply_schema
 from roadledger.registry import DeviceRegistry
-from roadledger.scratch_pipeline import wait_until
 from roadledger.services.kafka import delete_topics, ensure_topics
 from roadledger.settings import Settings
 from roadledger.stream import OutgoingRecord
@@ -35,6 +34,7 @@ from roadledger.stream.kafka import KafkaStream
 from roadledger.topics import RAW
 from tests.integration.private_services import PrivateServices, private_services
 from tests.integration.test_verifier_process import children, running
+from tests.support.pipeline import wait_until
 from tests.unit.ingest.fleet import T0, Device
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka, pytest.mark.slow, pytest.mark.faults]

@@ -14,8 +14,8 @@ from chain.note import Ed25519Signer
 from chain.sequencer import Sequencer
 from roadledger.db.ledger_check import check_ledger
 from roadledger.db.ledger_store import PostgresLedgerStore
-from roadledger.db.scratch import scratch_schema_pool
 from roadledger.settings import Settings
+from tests.support.scratch_schema import scratch_schema_pool
 
 pytestmark = pytest.mark.postgres
 

@@ -17,8 +17,8 @@ from chain.merkle import verify_consistency, verify_inclusion
 from chain.note import Ed25519Signer
 from chain.sequencer import Sequencer
 from roadledger.db.ledger_store import PostgresLedgerStore
-from roadledger.db.scratch import scratch_schema_pool
 from roadledger.settings import Settings
+from tests.support.scratch_schema import scratch_schema_pool
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -20,8 +20,8 @@ from chain.merkle import compute_root, verify_consistency, verify_inclusion
 from chain.note import Ed25519Signer
 from chain.sequencer import InMemoryLedgerStore, Integration, LedgerStore, Sequencer
 from roadledger.db.ledger_store import PostgresLedgerStore
-from roadledger.db.scratch import scratch_schema_pool
 from roadledger.settings import Settings
+from tests.support.scratch_schema import scratch_schema_pool
 
 ORIGIN = "roadledger.test/telemetry/0"
 

@@ -25,13 +25,13 @@ import pytest
 
 from chain.keys import Ed25519PrivateKey
 from roadledger.cli import main
-from roadledger.db.scratch import scratch_schema_pool
 from roadledger.mqtt_auth import MqttAccount, bridge_account, sim_account
-from roadledger.scratch_pipeline import wait_until_sync
 from roadledger.settings import Settings
 from roadledger.topics import mqtt_telemetry_topic
 from tests.integration.mqtt_client import MqttTestClient
 from tests.integration.private_mosquitto import PrivateMosquitto, private_mosquitto
+from tests.support.pipeline import wait_until_sync
+from tests.support.scratch_schema import scratch_schema_pool
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.postgres]
 

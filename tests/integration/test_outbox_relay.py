@@ -13,13 +13,13 @@ from chain.sequencer import InMemoryLedgerStore
 from chain.telemetry import DeviceKind
 from ingest.ledger_writer import LedgerWriter
 from ingest.outbox_relay import relay_outbox
-from roadledger.db.scratch import scratch_schema_pool
 from roadledger.log_key import LogKey
 from roadledger.registry import DeviceRegistry
-from roadledger.scratch_pipeline import wait_until
 from roadledger.settings import Settings
 from roadledger.stream import TopicPartition
 from roadledger.stream.memory import MemoryStream
+from tests.support.pipeline import wait_until
+from tests.support.scratch_schema import scratch_schema_pool
 
 pytestmark = pytest.mark.postgres
 

@@ -28,16 +28,16 @@ from device_sim.truth import read_truth
 from roadledger.db.ledger_store import PostgresLedgerStore
 from roadledger.log_key import load_log_key
 from roadledger.mqtt_auth import sim_account
-from roadledger.scratch_pipeline import (
+from roadledger.settings import Settings
+from roadledger.topics import QUARANTINE, RAW, mqtt_telemetry_topic
+from tests.integration.mqtt_client import MqttTestClient
+from tests.support.pipeline import (
     ROADLEDGER,
     KafkaProbe,
     PipelineEnv,
     pipeline_env,
     wait_until,
 )
-from roadledger.settings import Settings
-from roadledger.topics import QUARANTINE, RAW, mqtt_telemetry_topic
-from tests.integration.mqtt_client import MqttTestClient
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mqtt, pytest.mark.kafka, pytest.mark.slow]
 

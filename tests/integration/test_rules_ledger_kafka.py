@@ -20,13 +20,13 @@ from chain.merkle import inclusion_plan, verify_inclusion
 from chain.sequencer import InMemoryLedgerStore
 from ingest.ledger_writer import LedgerWriter
 from ingest.outbox_relay import relay_outbox
-from roadledger.db.scratch import scratch_schema_pool
 from roadledger.log_key import LogKey
 from roadledger.registry import DeviceRegistry
-from roadledger.scratch_pipeline import wait_until
 from roadledger.settings import Settings
 from roadledger.stream.kafka import KafkaStream
 from tests.integration.test_rules_publish import KEY, NOW, _doc
+from tests.support.pipeline import wait_until
+from tests.support.scratch_schema import scratch_schema_pool
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 

@@ -28,12 +28,12 @@ from chain.jws import JwsHeader
 from chain.keys import Ed25519PrivateKey
 from chain.merkle import inclusion_plan, verify_inclusion
 from ingest.outbox_relay import relay_outbox
-from roadledger.db.scratch import scratch_schema_pool
 from roadledger.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
 from roadledger.registry import DeviceRegistry
 from roadledger.settings import Settings
 from roadledger.stream.memory import MemoryStream
 from tests.integration.test_outbox_relay import ledger_relayed
+from tests.support.scratch_schema import scratch_schema_pool
 
 pytestmark = pytest.mark.postgres
 

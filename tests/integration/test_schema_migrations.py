@@ -17,9 +17,9 @@ import pytest
 
 from roadledger.db.migrations import SchemaTooNewError, applied_numbers, recorded_number
 from roadledger.db.schema import MIGRATIONS, SCHEMA_VERSION, apply_schema
-from roadledger.db.scratch import scratch_schema_pool
 from roadledger.db.telemetry_schema import MODE_PARTITIONED
 from roadledger.settings import Settings
+from tests.support.scratch_schema import scratch_schema_pool
 
 pytestmark = pytest.mark.postgres
 

@@ -16,12 +16,12 @@ import pytest
 
 from ingest.store_writer import StoreWriter
 from roadledger.db.schema import apply_schema
-from roadledger.db.scratch import scratch_schema_pool
 from roadledger.roads import save_segments
 from roadledger.settings import Settings
 from roadledger.stream.memory import MemoryStream
 from tests.integration.private_services import private_services
 from tests.integration.test_store_writer import SEGMENTS, drive, now_ms, produce
+from tests.support.scratch_schema import scratch_schema_pool
 from tests.unit.ingest.test_store_rows import Signer
 
 pytestmark = pytest.mark.postgres

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from roadledger.scratch_pipeline import wait_until_sync
 from roadledger.settings import Settings
 from tests.integration.conftest import free_port
+from tests.support.pipeline import wait_until_sync
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka, pytest.mark.mqtt, pytest.mark.faults]
 

@@ -44,7 +44,7 @@ ORIGIN = "roadledger.test/telemetry/0"
 async def scratch_pool(settings: Settings, *, timescaledb: bool) -> AsyncIterator[asyncpg.Pool]:
     """A pool on a fresh schema whose telemetry tables are in the mode asked for.
 
-    (``roadledger.db.scratch.scratch_schema_pool`` always lets the database decide the mode.)
+    (``tests.support.scratch_schema.scratch_schema_pool`` always lets the database decide the mode.)
     """
     schema = f"scratch_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(settings.database_url)

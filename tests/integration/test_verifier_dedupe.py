@@ -14,9 +14,9 @@ from chain.errors import RejectReason
 from ingest.dedupe import MessageClaim, Outcome, PostgresDeviceMessages, Source, resolve
 from ingest.key_cache import StaticKeys
 from ingest.verifier import Verifier
-from roadledger.db.scratch import scratch_schema_pool
 from roadledger.settings import Settings
 from roadledger.stream.memory import MemoryStream
+from tests.support.scratch_schema import scratch_schema_pool
 from tests.unit.ingest.fleet import T0, Device, raw_record
 
 pytestmark = pytest.mark.postgres

@@ -24,11 +24,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from chain.errors import RejectReason
 from ingest.verifier import Verifier
-from roadledger.db.scratch import scratch_schema_pool
 from roadledger.registry import DeviceRegistry
 from roadledger.settings import Settings
 from roadledger.stream import StreamRecord, TopicPartition
 from roadledger.stream.kafka import KafkaStream
+from tests.support.scratch_schema import scratch_schema_pool
 from tests.unit.ingest.fleet import Traffic, mixed_traffic
 from tests.unit.ingest.stream_probe import ProbeStream
 

@@ -27,15 +27,15 @@ from aiokafka import TopicPartition as KafkaTopicPartition
 
 from chain.errors import RejectReason
 from roadledger.cli import COMMANDS
-from roadledger.db.scratch import scratch_schema_pool
 from roadledger.registry import DeviceRegistry
-from roadledger.scratch_pipeline import wait_until
 from roadledger.services.kafka import delete_topics, ensure_topics
 from roadledger.settings import Settings
 from roadledger.stream import TopicPartition
 from roadledger.stream.kafka import KafkaStream
 from roadledger.topics import QUARANTINE, RAW, VERIFIED
 from tests.integration.test_verifier_kafka import read_all
+from tests.support.pipeline import wait_until
+from tests.support.scratch_schema import scratch_schema_pool
 from tests.unit.ingest.fleet import mixed_traffic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]

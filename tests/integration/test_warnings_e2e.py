@@ -21,9 +21,9 @@ from analytics.warnings.model import WarningType
 from analytics.warnings.store import ledger_positions, load_warnings
 from device_sim.scenarios import ScenarioType
 from device_sim.truth import read_truth
-from roadledger.scratch_pipeline import ROADLEDGER, pipeline_env, wait_until
 from roadledger.settings import Settings
 from tests.integration.analytics_support import wait_until_analysed
+from tests.support.pipeline import ROADLEDGER, pipeline_env, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.mqtt, pytest.mark.slow]
 

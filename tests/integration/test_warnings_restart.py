@@ -25,18 +25,18 @@ from analytics.warnings.model import Warning, WarningType
 from analytics.warnings.store import load_warnings
 from analytics.warnings.warmup import load_progress
 from device_sim.truth import read_truth
-from roadledger.scratch_pipeline import (
+from roadledger.settings import Settings
+from roadledger.stream.kafka import KafkaStream
+from roadledger.topics import QUARANTINE, VERIFIED
+from tests.integration.analytics_support import wait_until_analysed
+from tests.integration.test_warnings_e2e import SCENARIOS
+from tests.support.pipeline import (
     ROADLEDGER,
     KafkaProbe,
     PipelineEnv,
     pipeline_env,
     wait_until,
 )
-from roadledger.settings import Settings
-from roadledger.stream.kafka import KafkaStream
-from roadledger.topics import QUARANTINE, VERIFIED
-from tests.integration.analytics_support import wait_until_analysed
-from tests.integration.test_warnings_e2e import SCENARIOS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.mqtt, pytest.mark.slow]
 

@@ -18,12 +18,12 @@ from analytics.warnings.warmup import fresh_warnings, load_progress
 from chain.keys import Ed25519PrivateKey
 from chain.telemetry import Telemetry, chain_hash, sign_telemetry
 from ingest.store_writer import BatchWriter
-from roadledger.scratch_pipeline import KafkaProbe
 from roadledger.settings import Settings
 from roadledger.stream import OutgoingRecord, StreamRecord
 from roadledger.stream.kafka import KafkaStream
 from roadledger.topics import VERIFIED, WARNINGS
 from tests.integration.analytics_support import analytics_env, run_until
+from tests.support.pipeline import KafkaProbe
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 

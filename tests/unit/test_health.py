@@ -15,8 +15,8 @@ from roadledger import health
 from roadledger.cli import main
 from roadledger.health import FORMAT, health_file, read_health, report_health, write_health
 from roadledger.resilience import Dependency
-from roadledger.scratch_pipeline import wait_until
 from roadledger.settings import Settings
+from tests.support.pipeline import wait_until
 
 LOG = logging.getLogger("test.health")
 NOW = 1_800_000_000.0

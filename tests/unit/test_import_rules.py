@@ -20,8 +20,8 @@ APP_SHELL = (
     "roadledger.cli",
     "roadledger.commands",
     "roadledger.demo",
-    "roadledger.scratch_pipeline",  # test harness, still shipped: issue 10 moves it out
-    "roadledger.db.scratch",
+    "tests.support.pipeline",  # test harness, still shipped: issue 10 moves it out
+    "tests.support.scratch_schema",
 )
 
 

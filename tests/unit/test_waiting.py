@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from roadledger.scratch_pipeline import wait_until, wait_until_sync
+from tests.support.pipeline import wait_until, wait_until_sync
 
 
 class Counter:

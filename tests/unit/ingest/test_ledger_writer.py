@@ -17,10 +17,10 @@ from chain.sequencer import InMemoryLedgerStore, Integration, LogHead
 from ingest.ledger_writer import LedgerWriter
 from roadledger.log_key import LogKey
 from roadledger.resilience import RetryPolicy
-from roadledger.scratch_pipeline import wait_until
 from roadledger.settings import Settings
 from roadledger.stream import TopicPartition
 from roadledger.stream.memory import MemoryStream
+from tests.support.pipeline import wait_until
 
 TOPIC = "telemetry.verified"
 GROUP = "roadledger-ledger"
