@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 import tempfile
@@ -49,6 +50,7 @@ from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the harness lives in tests/
 
+from roadledger.resilience import quiet_client_retries
 from roadledger.settings import Settings, load_settings
 from tests.integration.fault_harness import (
     RECOVERY_FLOOR_S,
@@ -262,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         "--only", action="append", choices=[f.name for f in FAULTS], help="run this fault only"
     )
     args = parser.parse_args(argv)
+    # The bench's own sampling clients retry through the faults it injects: one line per
+    # minute for them, not a traceback per failed reconnect (the pipeline processes do the same).
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    quiet_client_retries()
     settings = load_settings()
     chosen = [f for f in FAULTS if not args.only or f.name in args.only]
     print(f"fault matrix: {len(chosen)} faults, {args.messages:,} messages at {args.rate:,} "
