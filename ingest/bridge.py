@@ -82,12 +82,15 @@ class BridgeStats:
 
 def _record(entry: Pending) -> OutgoingRecord:
     """The ``telemetry.raw`` record of one MQTT message (see the module docstring)."""
-    headers = [("mqtt_topic", entry.topic.encode()), ("recv_ms", str(entry.recv_ms).encode())]
+    headers = [
+        (topics.HEADER_MQTT_TOPIC, entry.topic.encode()),
+        (topics.HEADER_RECV_MS, str(entry.recv_ms).encode()),
+    ]
     value = entry.payload
     if len(value) > MAX_PAYLOAD_BYTES:
         headers += [
-            ("oversize", str(len(value)).encode()),
-            ("payload_sha256", hashlib.sha256(value).hexdigest().encode()),
+            (topics.HEADER_OVERSIZE, str(len(value)).encode()),
+            (topics.HEADER_PAYLOAD_SHA256, hashlib.sha256(value).hexdigest().encode()),
         ]
         value = b""
     return OutgoingRecord(entry.topic.rpartition("/")[2].encode(), value, headers)

@@ -29,8 +29,8 @@ from chain._hashing import leaf_hash
 from chain.entries import DEVICE_KEY_ENTRY_PREFIX, RULES_ENTRY_PREFIX
 from chain.telemetry import DEVICE_ID_RE, MAX_OBS, RANGES
 from ingest.map_matching import SegmentIndex
-from ingest.verifier import recv_ms_of
 from roadledger.stream.base import StreamRecord
+from roadledger.topics import recv_ms_of
 
 __all__ = [
     "OBSERVATION_COLUMNS",

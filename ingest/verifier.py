@@ -109,44 +109,32 @@ from roadledger.stream import (
     next_offsets,
 )
 from roadledger.stream.errors import StreamError
-from roadledger.topics import QUARANTINE, RAW, VERIFIED
+from roadledger.topics import (
+    HEADER_CHAIN_BROKEN,
+    HEADER_DETAIL,
+    HEADER_OVERSIZE,
+    HEADER_PAYLOAD_SHA256,
+    HEADER_REASON,
+    HEADER_RECV_MS,
+    HEADER_SRC,
+    QUARANTINE,
+    RAW,
+    VERIFIED,
+    recv_ms_of,
+)
 
 __all__ = [
     "GROUP_ID",
-    "HEADER_CHAIN_BROKEN",
-    "HEADER_DETAIL",
-    "HEADER_REASON",
-    "HEADER_RECV_MS",
-    "HEADER_SRC",
     "Decision",
     "Verifier",
     "VerifierStats",
     "bridge_dropped",
-    "recv_ms_of",
 ]
 
 log = logging.getLogger(__name__)
 
 GROUP_ID: Final = "roadledger-verifier"
-HEADER_RECV_MS: Final = "recv_ms"
-HEADER_SRC: Final = "src"
-HEADER_REASON: Final = "reason"
-HEADER_DETAIL: Final = "detail"
-# On a forwarded record: the hash-chain links through it that are broken ("9->10,10->11"),
-# with the explanation in HEADER_DETAIL (ingest/chain_links.py).
-HEADER_CHAIN_BROKEN: Final = "chain_broken"
-HEADER_OVERSIZE: Final = "oversize"  # set by the bridge when it dropped the payload
-HEADER_PAYLOAD_SHA256: Final = "payload_sha256"
 _POLL_MS: Final = 250
-
-
-def recv_ms_of(record: StreamRecord) -> int:
-    """When the bridge received the message: its ``recv_ms`` header (decimal ms), else the
-    record timestamp."""
-    header = record.header(HEADER_RECV_MS)
-    if header is not None and 0 < len(header) <= 16 and header.isdigit():
-        return int(header)
-    return record.timestamp_ms
 
 
 def bridge_dropped(record: StreamRecord) -> Rejected | None:

@@ -69,13 +69,6 @@ from chain.errors import TelemetryError
 from chain.telemetry import parse
 from ingest.chain_links import parse_links
 from ingest.map_matching import SegmentIndex
-from ingest.verifier import (
-    HEADER_CHAIN_BROKEN,
-    HEADER_DETAIL,
-    HEADER_REASON,
-    HEADER_SRC,
-    recv_ms_of,
-)
 from roadledger.resilience import Dependency, RetryPolicy, is_rebalance, patiently
 from roadledger.roads import RoadSegment, load_segments
 from roadledger.settings import Settings
@@ -88,7 +81,16 @@ from roadledger.stream import (
     next_offsets,
 )
 from roadledger.stream.errors import StreamError
-from roadledger.topics import QUARANTINE, VERIFIED, WARNINGS
+from roadledger.topics import (
+    HEADER_CHAIN_BROKEN,
+    HEADER_DETAIL,
+    HEADER_REASON,
+    HEADER_SRC,
+    QUARANTINE,
+    VERIFIED,
+    WARNINGS,
+    recv_ms_of,
+)
 
 __all__ = [
     "CHECKS",

@@ -52,6 +52,11 @@ RULES = (
         ("analytics", "device_sim"),
     ),
     Rule(
+        "analytics reads records by the contracts (roadledger.topics), not the verifier",
+        ("analytics",),
+        ("ingest.verifier",),
+    ),
+    Rule(
         "api/ reads through chain, the kernel and the stores; it never runs a pipeline stage",
         ("api",),
         ("ingest", "device_sim", *APP_SHELL),

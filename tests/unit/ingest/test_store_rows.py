@@ -31,8 +31,8 @@ from chain.telemetry import (
 from ingest.map_matching import SegmentIndex
 from ingest.store_writer import BatchWriter, WriteCounts
 from ingest.telemetry_rows import MS_PER_DAY, decode_records
-from ingest.verifier import HEADER_RECV_MS
 from roadledger.stream import StreamRecord
+from roadledger.topics import HEADER_RECV_MS
 from tests.unit.ingest.test_map_matching import grid_city, heading_of, point_on
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
