@@ -39,9 +39,9 @@ from pathlib import Path
 import nacl.signing
 from cpu_accounting import CpuAccounting, service_matchers
 
+from contracts.topics import QUARANTINE, RAW, VERIFIED
 from roadledger.db.pool import create_pool
 from roadledger.settings import Settings, load_settings
-from roadledger.topics import QUARANTINE, RAW, VERIFIED
 from tests.support.pipeline import ROADLEDGER, KafkaProbe, pipeline_env, wait_until
 
 FLOOR = 5000.0

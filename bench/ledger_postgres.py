@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from chain._hashing import leaf_hashes
+from chain.hashing import leaf_hashes
 from chain.log import InMemoryMerkleLog
 from chain.merkle import verify_consistency, verify_inclusion
 from chain.note import Ed25519Signer

@@ -53,9 +53,10 @@ import nacl.bindings
 from chain.device_keys import DeviceKey
 from chain.keys import Ed25519PrivateKey
 from chain.telemetry import DeviceKind, Telemetry, chain_hash, sign_telemetry
+from contracts.topics import Source
 from ingest.classifier_pool import ClassifierPool
 from ingest.classify import Accepted, ClassifyInput, Limits
-from ingest.dedupe import InMemoryDeviceMessages, MessageClaim, PostgresDeviceMessages, Source
+from ingest.dedupe import InMemoryDeviceMessages, MessageClaim, PostgresDeviceMessages
 from ingest.key_cache import StaticKeys
 from ingest.verifier import Verifier
 from roadledger.settings import Settings, load_settings

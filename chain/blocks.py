@@ -33,11 +33,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chain._encoding import b64_decode, b64_encode
-from chain._hashing import leaf_hashes
-from chain._json import dumps_canonical, loads_object
+from chain.encoding import b64_decode, b64_encode
 from chain.errors import BlockError, EncodingError
+from chain.hashing import leaf_hashes
 from chain.merkle import compute_root
+from chain.strict_json import dumps_canonical, loads_object
 
 __all__ = [
     "BLOCK_TAG",

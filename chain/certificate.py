@@ -19,9 +19,6 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-from chain._encoding import b64_decode, b64_encode
-from chain._hashing import HASH_SIZE, leaf_hash
-from chain._json import loads_object
 from chain.certificate_checks import (
     chain_anomaly,
     effective_keys,
@@ -31,10 +28,13 @@ from chain.certificate_checks import (
 )
 from chain.checkpoint import MAX_TREE_SIZE, Checkpoint, SignedCheckpoint
 from chain.device_keys import DeviceKey
+from chain.encoding import b64_decode, b64_encode
 from chain.entries import parse_device_key_entry
 from chain.errors import CertificateError, ChainError, EncodingError, TelemetryError
+from chain.hashing import HASH_SIZE, leaf_hash
 from chain.merkle import verify_inclusion
 from chain.mileage import Anomaly, Gap, MileageSummary, summarize
+from chain.strict_json import loads_object
 from chain.telemetry import DEVICE_ID_RE, RANGES, DeviceKind, TelemetryMessage, parse
 
 __all__ = [

@@ -32,7 +32,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from chain._json import _DECODER, _Rejected
 from chain.certificate import (
     _MEMBERS,
     FORMAT,
@@ -47,6 +46,7 @@ from chain.certificate import (
 )
 from chain.errors import CertificateError
 from chain.mileage import MileageSummary
+from chain.strict_json import _DECODER, _Rejected
 
 __all__ = [
     "MAX_CERTIFICATE_BYTES",

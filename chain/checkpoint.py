@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from chain._encoding import b64_decode, b64_encode
+from chain.encoding import b64_decode, b64_encode
 from chain.errors import EncodingError, SignatureError
 from chain.note import (
     Note,

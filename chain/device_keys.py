@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from chain._encoding import b64url_encode
+from chain.encoding import b64url_encode
 from chain.errors import EncodingError, RejectReason, TelemetryError
 from chain.jws import parse_json_object
 from chain.keys import Ed25519PublicKey

@@ -7,7 +7,7 @@ A log holds two kinds of entries, told apart by their first bytes:
 * a **device key record**: :data:`DEVICE_KEY_ENTRY_PREFIX` followed by the record's canonical
   JSON (:meth:`chain.device_keys.DeviceKey.to_json`, UTF-8);
 * a **rules version**: :data:`RULES_ENTRY_PREFIX` followed by the publishing organisation's
-  signed rules (a compact JWS, ``analytics/rules/signing.py``).
+  signed rules (a compact JWS, ``contracts/rules/signing.py``).
 
 Key records live in the same log as the messages they vouch for, so whoever trusts the log's
 key needs no separate key registry: registering, rotating (a later record of the same device

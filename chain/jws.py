@@ -23,10 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chain._encoding import b64url_decode, b64url_encode
-from chain._json import JsonContentError, dumps_canonical, loads_object
+from chain.encoding import b64url_decode, b64url_encode
 from chain.errors import EncodingError, RejectReason, TelemetryError
 from chain.keys import SIGNATURE_SIZE, Ed25519PrivateKey, Ed25519PublicKey
+from chain.strict_json import JsonContentError, dumps_canonical, loads_object
 
 __all__ = [
     "ACCEPTED_ALGS",
@@ -47,7 +47,7 @@ _OPTIONAL_HEADER_PARAMS = frozenset({"kid", "typ"})
 
 
 def parse_json_object(data: bytes, *, what: str, content_reason: RejectReason) -> dict[str, Any]:
-    """Parse ``data`` as one strict UTF-8 JSON object (:func:`chain._json.loads_object`).
+    """Parse ``data`` as one strict UTF-8 JSON object (:func:`chain.strict_json.loads_object`).
 
     Not UTF-8, not JSON (``NaN``/``Infinity`` included), too deeply nested or not an object:
     ``malformed``. Duplicate member names (at any depth) or integer literals longer than 20

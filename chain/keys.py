@@ -14,7 +14,7 @@ import nacl.bindings
 import nacl.exceptions
 import nacl.signing
 
-from chain._encoding import b64url_decode, b64url_encode
+from chain.encoding import b64url_decode, b64url_encode
 from chain.errors import EncodingError, SignatureError
 
 __all__ = [

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from chain._hashing import HASH_SIZE, leaf_hash, leaf_hashes, node_hash
 from chain.errors import EncodingError, ProofError, StorageError
+from chain.hashing import HASH_SIZE, leaf_hash, leaf_hashes, node_hash
 from chain.merkle import (
     NodeRef,
     append_plan,

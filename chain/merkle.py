@@ -5,7 +5,7 @@ Nothing here touches storage. A log stores *perfect subtrees* only, each address
 a node is written once, when its last leaf is appended, and never changes. Level 0 holds the
 leaf hashes. Every hash RFC 9162 needs is either such a node or, on the right border of a tree
 whose size is not a power of two, a combination of a few of them
-(:func:`chain._hashing.fold_right`).
+(:func:`chain.hashing.fold_right`).
 
 So each computation comes in two halves, the I/O in between being the caller's:
 
@@ -29,8 +29,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from chain._hashing import EMPTY_ROOT, HASH_SIZE, fold_right, node_hash, parent_hashes
 from chain.errors import ProofError, RootMismatchError, StorageError
+from chain.hashing import EMPTY_ROOT, HASH_SIZE, fold_right, node_hash, parent_hashes
 
 __all__ = [
     "CompletedNodes",
@@ -104,7 +104,7 @@ class ProofPlan:
 
     Each node gives one proof hash, in order, except ``nodes[border : border + width]``: those
     are the perfect pieces of the one proof subtree that is not perfect (on the right border of
-    the tree), combined with :func:`~chain._hashing.fold_right` into one proof hash.
+    the tree), combined with :func:`~chain.hashing.fold_right` into one proof hash.
     """
 
     nodes: tuple[NodeRef, ...]

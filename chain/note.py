@@ -29,7 +29,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 import nacl.exceptions
 import nacl.signing
 
-from chain._encoding import b64_decode, b64_encode
+from chain.encoding import b64_decode, b64_encode
 from chain.errors import EncodingError, SignatureError
 
 __all__ = [

@@ -32,11 +32,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chain._hashing import HASH_SIZE, leaf_hash, leaf_hashes
-from chain._json import loads_object
 from chain.errors import EncodingError, ProofError, RootMismatchError
+from chain.hashing import HASH_SIZE, leaf_hash, leaf_hashes
 from chain.log import InMemoryMerkleLog
 from chain.merkle import verify_consistency, verify_inclusion
+from chain.strict_json import loads_object
 
 __all__ = [
     "MAX_PROOF_FILE_BYTES",

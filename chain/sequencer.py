@@ -24,10 +24,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from chain._hashing import EMPTY_ROOT, fold_right, leaf_hashes
 from chain.blocks import BLOCK_VERSION, GENESIS_PREV_HASH, BlockHeader
 from chain.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
 from chain.errors import FencingError, StorageError
+from chain.hashing import EMPTY_ROOT, fold_right, leaf_hashes
 from chain.merkle import (
     CompletedNodes,
     NodeRef,

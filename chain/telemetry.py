@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from chain._encoding import b64url_decode, b64url_encode
+from chain.encoding import b64url_decode, b64url_encode
 from chain.errors import EncodingError, RejectReason, TelemetryError
 from chain.jws import SIGNING_ALG, CompactJws, JwsHeader, parse_json_object, sign_compact
 from chain.keys import Ed25519PrivateKey, Ed25519PublicKey

@@ -39,10 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from chain._encoding import b64_decode, b64_encode
-from chain._hashing import EMPTY_ROOT
 from chain.checkpoint import HASH_BYTES, SignedCheckpoint
 from chain.cosignature import Cosignature, CosignatureSigner, CosignatureVerifier, cosign
+from chain.encoding import b64_decode, b64_encode
 from chain.errors import (
     ChainError,
     ConsistencyError,
@@ -51,6 +50,7 @@ from chain.errors import (
     SignatureError,
     StorageError,
 )
+from chain.hashing import EMPTY_ROOT
 from chain.merkle import verify_consistency
 from chain.note import NoteVerifier
 

@@ -3,7 +3,7 @@
 A :class:`DrivenVehicle` parks, picks a random destination, drives the fastest route there at
 the speed :class:`~device_sim.traffic.RoadState` allows (limit, rush hour, congestion), waits at
 red lights and yields at local crossings, parks again. Its odometer is the exact distance it
-has driven along the segments (``roadledger.roads.RoadSegment.length_m``) plus its initial
+has driven along the segments (``contracts.roads.RoadSegment.length_m``) plus its initial
 reading; its reported position is the true one plus GNSS error (:class:`GnssReceiver`).
 """
 

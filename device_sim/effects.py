@@ -14,8 +14,9 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Final
 
-from analytics.rules.thresholds import THRESHOLDS
 from chain.errors import RejectReason
+from contracts.map_matching import SegmentIndex
+from contracts.rules.thresholds import THRESHOLDS
 from device_sim.assignment import ResolvedScenario
 from device_sim.driving import DrivenVehicle, VehicleReading
 from device_sim.geo import LocalFrame
@@ -25,7 +26,6 @@ from device_sim.rand import seeded
 from device_sim.scenarios import ScenarioType
 from device_sim.signing import ChainedSigner
 from device_sim.truth import WarningTruth
-from ingest.map_matching import SegmentIndex
 
 __all__ = ["DEVICE_EFFECTS", "Effect", "EffectContext", "Emission", "Planned", "reason_of"]
 

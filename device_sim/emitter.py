@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from contracts.topics import mqtt_telemetry_topic
 from device_sim.delivery import DELIVERY_EFFECTS
 from device_sim.driving import DrivenVehicle, VehicleReading
 from device_sim.effects import DEVICE_EFFECTS, Effect, EffectContext, Emission, Planned, reason_of
@@ -32,7 +33,6 @@ from device_sim.signing import ChainedSigner
 from device_sim.speeding import SPEEDING_EFFECTS, SpeedingTruth
 from device_sim.traffic import RoadState
 from device_sim.truth import MessageTruth, TruthWriter
-from roadledger.topics import mqtt_telemetry_topic
 
 if TYPE_CHECKING:
     from device_sim.simulation import Simulation

@@ -17,10 +17,10 @@ from typing import Final
 from chain.device_keys import DeviceKey
 from chain.keys import Ed25519PrivateKey
 from chain.telemetry import DeviceKind
+from contracts.roads import RoadClass
 from device_sim.errors import ConfigError
 from device_sim.network import RoadNetwork
 from device_sim.rand import seeded
-from roadledger.roads import RoadClass
 
 __all__ = [
     "AUTHORITY",

@@ -2,7 +2,7 @@
 
 An equirectangular projection is accurate to well under a metre over a city of a few
 kilometres, which is far below the GNSS noise the simulator adds. Distances that matter to the
-rest of the project (segment lengths, odometers) use :func:`roadledger.roads.haversine_m`.
+rest of the project (segment lengths, odometers) use :func:`contracts.roads.haversine_m`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from roadledger.roads import EARTH_RADIUS_M
+from contracts.roads import EARTH_RADIUS_M
 
 __all__ = ["M_PER_DEG_LAT", "LocalFrame", "bearing_cdeg"]
 

@@ -22,11 +22,11 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from analytics.rules.model import Geofence, RuleVersion
-from analytics.rules.parse import to_json
-from analytics.rules.signing import sign_rules
-from analytics.rules.thresholds import THRESHOLDS
 from chain.keys import Ed25519PrivateKey
+from contracts.rules.model import Geofence, RuleVersion
+from contracts.rules.parse import to_json
+from contracts.rules.signing import sign_rules
+from contracts.rules.thresholds import THRESHOLDS
 from device_sim.assignment import ResolvedScenario
 from device_sim.driving import DrivenVehicle
 from device_sim.effects import Effect, EffectContext, Emission

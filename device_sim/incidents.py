@@ -30,8 +30,10 @@ import statistics
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from analytics.rules.thresholds import THRESHOLDS
 from analytics.warnings.congestion import offset_m, slow_sample, window_start
+from contracts.map_matching import DEFAULT_RADIUS_M
+from contracts.roads import RoadClass
+from contracts.rules.thresholds import THRESHOLDS
 from device_sim.assignment import ResolvedScenario
 from device_sim.driving import DrivenVehicle
 from device_sim.effects import Effect, EffectContext, Emission
@@ -40,8 +42,6 @@ from device_sim.observers import RunObserver, VehicleReport
 from device_sim.rand import seeded
 from device_sim.scenarios import ScenarioType
 from device_sim.truth import WarningTruth
-from ingest.map_matching import DEFAULT_RADIUS_M
-from roadledger.roads import RoadClass
 
 if TYPE_CHECKING:
     from device_sim.simulation import Simulation

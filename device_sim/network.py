@@ -1,7 +1,7 @@
 """A generated city road network: a street grid with arterials and a ring motorway.
 
 The network is a directed graph whose nodes are intersections and whose links are
-:class:`roadledger.roads.RoadSegment` s, one per direction of every road between two adjacent
+:class:`contracts.roads.RoadSegment` s, one per direction of every road between two adjacent
 intersections. It is a pure function of :class:`NetworkSpec` (the seed included), so the same
 spec always yields the same segments with the same ids, and re-registering it is idempotent.
 
@@ -18,10 +18,10 @@ import random
 from dataclasses import dataclass
 from typing import Final
 
+from contracts.roads import RoadClass, RoadSegment
 from device_sim.errors import ConfigError
 from device_sim.geo import LocalFrame, bearing_cdeg
 from device_sim.rand import seeded
-from roadledger.roads import RoadClass, RoadSegment
 
 __all__ = ["LANES", "Link", "NetworkSpec", "Node", "RoadNetwork", "generate_network"]
 
@@ -107,7 +107,7 @@ class RoadNetwork:
 
     @property
     def segments(self) -> list[RoadSegment]:
-        """Every directed segment, by id (what ``roadledger.roads.save_segments`` stores)."""
+        """Every directed segment, by id (what ``contracts.roads.save_segments`` stores)."""
         return [link.segment for link in self.links]
 
     def position_e7(self, link: Link, pos_m: float) -> tuple[float, float]:

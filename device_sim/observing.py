@@ -12,10 +12,10 @@ import random
 from typing import Final, NamedTuple
 
 from chain.telemetry import MAX_OBS
+from contracts.roads import haversine_m
 from device_sim.driving import DrivenVehicle
 from device_sim.fleet import RoadsideUnit
 from device_sim.traffic import RoadState
-from roadledger.roads import haversine_m
 
 __all__ = ["OBSERVATION_RADIUS_M", "RsuObserver", "Sighting"]
 

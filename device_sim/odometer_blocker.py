@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Final
 
-from analytics.rules.thresholds import THRESHOLDS
 from analytics.warnings.odometer_gnss import Fix, Legs, Span, counted_too_little
+from contracts.rules.thresholds import THRESHOLDS
 from device_sim.assignment import ResolvedScenario
 from device_sim.effects import Effect, EffectContext, Emission
 from device_sim.scenarios import ScenarioType

@@ -22,15 +22,15 @@ from typing import Protocol
 
 import asyncpg
 
-from analytics.rules.errors import RulesConflict, RulesError
-from analytics.rules.model import RuleVersion
-from analytics.rules.store import add_organisation_key, list_rule_versions, publish_rules
 from chain.device_keys import DeviceKey
+from contracts.roads import save_segments
+from contracts.rules.errors import RulesConflict, RulesError
+from contracts.rules.model import RuleVersion
 from device_sim.errors import RegistrationError
 from device_sim.geofencing import RULES_KEY_ID, rules_key, signed_city_rules
 from device_sim.simulation import RegistrationPlan
 from roadledger.registry import DeviceRegistry, RegistryError
-from roadledger.roads import save_segments
+from roadledger.rules_store import add_organisation_key, list_rule_versions, publish_rules
 
 __all__ = [
     "CityRules",
@@ -100,7 +100,7 @@ class RulesPublisher(Protocol):
 
 
 class CityRules:
-    """Publishes the simulation's rules in PostgreSQL (``analytics.rules.store``)."""
+    """Publishes the simulation's rules in PostgreSQL (``roadledger.rules_store``)."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool

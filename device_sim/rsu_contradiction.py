@@ -18,19 +18,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from analytics.warnings.rsu_contradiction import PASS_GAP_MS
+from contracts.roads import haversine_m
 from device_sim.effects import Effect, Emission
 from device_sim.observers import RunObserver, VehicleReport
 from device_sim.observing import Sighting
 from device_sim.scenarios import ScenarioType
 from device_sim.truth import WarningTruth
-from roadledger.roads import haversine_m
 
 if TYPE_CHECKING:
     from device_sim.simulation import Simulation
 
 __all__ = ["RSU_CONTRADICTION_M", "RSU_EFFECTS", "RsuContradictionTruth", "RsuDisplaced"]
 
-# The analytics' default ``rsu_contradiction_m`` (analytics/rules/thresholds.py; a unit test
+# The analytics' default ``rsu_contradiction_m`` (contracts/rules/thresholds.py; a unit test
 # keeps the two equal): a sighting further than this from the vehicle's own position.
 RSU_CONTRADICTION_M: Final = 500.0
 # A pass ends when the same RSU has not contradicted the vehicle for this long.

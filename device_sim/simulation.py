@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-from analytics.rules.model import RuleVersion
 from chain.device_keys import DeviceKey
 from chain.telemetry import DEVICE_ID_RE, RANGES
+from contracts.roads import RoadSegment
+from contracts.rules.model import RuleVersion
 from device_sim.assignment import ResolvedScenario, resolve_scenarios
 from device_sim.emitter import Emitter, Outgoing
 from device_sim.errors import ConfigError, ScenarioError
@@ -29,7 +30,6 @@ from device_sim.geofencing import RESTRICTED_CLASSES, city_rules
 from device_sim.network import NetworkSpec, RoadNetwork, generate_network
 from device_sim.scenarios import ScenarioSpec, ScenarioType
 from device_sim.truth import TruthWriter
-from roadledger.roads import RoadSegment
 
 __all__ = [
     "KEY_VALID_BEFORE_MS",

@@ -17,14 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from analytics.rules.thresholds import THRESHOLDS
 from analytics.warnings.speeding import is_over_limit
+from contracts.map_matching import DEFAULT_RADIUS_M, segment_distance_m
+from contracts.rules.thresholds import THRESHOLDS
 from device_sim.driving import DrivenVehicle
 from device_sim.effects import Effect, Emission
 from device_sim.observers import RunObserver, VehicleReport
 from device_sim.scenarios import ScenarioType
 from device_sim.truth import WarningTruth
-from ingest.map_matching import DEFAULT_RADIUS_M, segment_distance_m
 
 if TYPE_CHECKING:
     from device_sim.simulation import Simulation

@@ -12,8 +12,8 @@ from __future__ import annotations
 import bisect
 from typing import Final, Generic, TypeVar
 
+from contracts.roads import RoadClass
 from device_sim.network import Link, RoadNetwork
-from roadledger.roads import RoadClass
 
 __all__ = [
     "JAM_DENSITY_PER_KM",

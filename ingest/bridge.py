@@ -35,14 +35,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from contracts import topics
+from contracts.topics import MQTT_TELEMETRY_FILTER
 from ingest.ack_order import AckWindow, Pending, Released
 from ingest.mqtt_link import MqttLink, PahoLink
-from roadledger import topics
 from roadledger.mqtt_auth import bridge_account
 from roadledger.resilience import Dependency, RetryPolicy
 from roadledger.stream.base import OutgoingRecord
 from roadledger.stream.errors import StreamError
-from roadledger.topics import MQTT_TELEMETRY_FILTER
 
 if TYPE_CHECKING:
     from roadledger.settings import Settings

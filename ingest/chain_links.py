@@ -38,8 +38,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from chain._encoding import b64url_encode
 from chain.device_keys import DeviceKey
+from chain.encoding import b64url_encode
+from contracts.topics import chain_link
 from ingest.dedupe import (
     DeviceMessageStore,
     MessageClaim,
@@ -53,7 +54,6 @@ __all__ = [
     "Settled",
     "header_value",
     "is_void",
-    "parse_links",
     "settle_claims",
 ]
 
@@ -71,24 +71,13 @@ class ChainBreak:
     @property
     def link(self) -> str:
         """``"<from_seq>-><to_seq>"``, as in the verifier's ``chain_broken`` header."""
-        return f"{self.from_seq}->{self.from_seq + 1}"
+        return chain_link(self.from_seq)
 
 
 def header_value(breaks: Sequence[ChainBreak]) -> tuple[str, str]:
     """The ``chain_broken`` and ``detail`` header values of a record carrying ``breaks``:
     the links comma-separated (``"9->10,10->11"``), the explanations joined by ``"; "``."""
     return ",".join(b.link for b in breaks), "; ".join(b.detail for b in breaks)
-
-
-def parse_links(value: str) -> list[int]:
-    """The ``from_seq`` of each link of a ``chain_broken`` header value (malformed parts are
-    left out)."""
-    found = []
-    for part in value.split(","):
-        before, sep, after = part.partition("->")
-        if sep and before.isdigit() and after.isdigit() and int(after) == int(before) + 1:
-            found.append(int(before))
-    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,8 +38,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
-from chain._encoding import b64url_decode
 from chain.device_keys import DeviceKey
+from chain.encoding import b64url_decode
 from chain.errors import RejectReason, TelemetryError
 from chain.jws import MAX_JWS_BYTES, CompactJws
 from chain.telemetry import TelemetryMessage

@@ -33,6 +33,8 @@ from typing import Any, Final, NamedTuple, Protocol
 
 import asyncpg
 
+from contracts.topics import Source
+
 __all__ = [
     "ClaimError",
     "Claimed",
@@ -41,7 +43,6 @@ __all__ = [
     "MessageClaim",
     "Outcome",
     "PostgresDeviceMessages",
-    "Source",
     "StoredMessage",
     "describe",
     "first_claims",
@@ -51,16 +52,6 @@ __all__ = [
 
 class ClaimError(Exception):
     """The store could neither insert nor read back some claims (it broke its contract)."""
-
-
-class Source(NamedTuple):
-    """Where a message came in: its ``telemetry.raw`` partition and offset."""
-
-    partition: int
-    offset: int
-
-    def __str__(self) -> str:
-        return f"raw:{self.partition}:{self.offset}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,11 +36,11 @@ from dataclasses import dataclass, field
 
 from chain.errors import FencingError
 from chain.sequencer import AppendResult, LedgerStore, Sequencer
+from contracts.topics import VERIFIED
 from roadledger.log_key import LogKey
 from roadledger.resilience import Dependency, RetryPolicy, is_transient
 from roadledger.settings import Settings
 from roadledger.stream import Consumer, Stream, StreamError, StreamRecord, TopicPartition
-from roadledger.topics import VERIFIED
 
 __all__ = ["LedgerWriter", "LedgerWriterStats"]
 

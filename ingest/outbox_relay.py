@@ -15,10 +15,10 @@ import logging
 import asyncpg
 
 from chain.entries import entry_kind
+from contracts.topics import VERIFIED
 from roadledger.resilience import Dependency, RetryPolicy, is_transient, wait_or_stop
 from roadledger.stream import Producer
 from roadledger.stream.errors import StreamError
-from roadledger.topics import VERIFIED
 
 __all__ = ["relay_outbox", "run_outbox_relay"]
 

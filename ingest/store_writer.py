@@ -36,7 +36,9 @@ from typing import Final
 
 import asyncpg
 
-from ingest.map_matching import SegmentIndex
+from contracts.map_matching import SegmentIndex
+from contracts.roads import load_segments
+from contracts.topics import VERIFIED
 from ingest.telemetry_rows import (
     MS_PER_DAY,
     OBSERVATION_COLUMNS,
@@ -53,11 +55,9 @@ from roadledger.db.telemetry_schema import (
     MODE_TIMESCALEDB,
 )
 from roadledger.resilience import Dependency, RetryPolicy, is_rebalance, is_transient, patiently
-from roadledger.roads import load_segments
 from roadledger.settings import Settings
 from roadledger.stream import Consumer, Stream, StreamRecord, TopicPartition, next_offsets
 from roadledger.stream.errors import StreamError
-from roadledger.topics import VERIFIED
 
 __all__ = ["BatchWriter", "StoreWriter", "WriteCounts"]
 

@@ -25,12 +25,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from chain._hashing import leaf_hash
 from chain.entries import DEVICE_KEY_ENTRY_PREFIX, RULES_ENTRY_PREFIX
+from chain.hashing import leaf_hash
 from chain.telemetry import DEVICE_ID_RE, MAX_OBS, RANGES
-from ingest.map_matching import SegmentIndex
+from contracts.map_matching import SegmentIndex
+from contracts.topics import recv_ms_of
 from roadledger.stream.base import StreamRecord
-from roadledger.topics import recv_ms_of
 
 __all__ = [
     "OBSERVATION_COLUMNS",

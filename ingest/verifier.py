@@ -77,6 +77,20 @@ import asyncpg
 
 from chain.errors import RejectReason
 from chain.jws import MAX_JWS_BYTES
+from contracts.topics import (
+    HEADER_CHAIN_BROKEN,
+    HEADER_DETAIL,
+    HEADER_OVERSIZE,
+    HEADER_PAYLOAD_SHA256,
+    HEADER_REASON,
+    HEADER_RECV_MS,
+    HEADER_SRC,
+    QUARANTINE,
+    RAW,
+    VERIFIED,
+    Source,
+    recv_ms_of,
+)
 from ingest.chain_links import ChainBreak, header_value, settle_claims
 from ingest.classifier_pool import ClassifierPool
 from ingest.classify import (
@@ -93,7 +107,6 @@ from ingest.dedupe import (
     MessageClaim,
     Outcome,
     PostgresDeviceMessages,
-    Source,
     describe,
 )
 from ingest.key_cache import KeyCache, KeyLookup
@@ -109,19 +122,6 @@ from roadledger.stream import (
     next_offsets,
 )
 from roadledger.stream.errors import StreamError
-from roadledger.topics import (
-    HEADER_CHAIN_BROKEN,
-    HEADER_DETAIL,
-    HEADER_OVERSIZE,
-    HEADER_PAYLOAD_SHA256,
-    HEADER_REASON,
-    HEADER_RECV_MS,
-    HEADER_SRC,
-    QUARANTINE,
-    RAW,
-    VERIFIED,
-    recv_ms_of,
-)
 
 __all__ = [
     "GROUP_ID",

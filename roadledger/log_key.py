@@ -14,7 +14,7 @@ import secrets
 
 from chain.errors import EncodingError
 from chain.note import SIGNATURE_TYPE_ED25519, Ed25519Signer, SignerKey
-from roadledger.errors import CommandError
+from contracts.errors import CommandError
 from roadledger.settings import Settings
 
 __all__ = ["LogKey", "load_log_key"]

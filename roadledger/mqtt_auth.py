@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from roadledger.topics import MQTT_TELEMETRY_PREFIX
+from contracts.topics import MQTT_TELEMETRY_PREFIX
 
 if TYPE_CHECKING:
     from roadledger.settings import Settings

@@ -13,7 +13,7 @@ no change can be missing from it.
 :mod:`roadledger.mqtt_auth`) and takes it away again when the device's key is rotated or
 revoked.
 
-Errors, each also of a kind of :mod:`roadledger.errors` (the status ``api/`` answers with)::
+Errors, each also of a kind of :mod:`contracts.errors` (the status ``api/`` answers with)::
 
     RegistryError               root: catch this to catch every refusal of the registry
     ├── OrganisationNotFound    NotFound   the organisation is not registered
@@ -35,7 +35,7 @@ import asyncpg
 from chain.device_keys import DeviceKey
 from chain.entries import device_key_entry
 from chain.keys import Ed25519PublicKey
-from roadledger.errors import Conflict, DomainError, Forbidden, NotFound
+from contracts.errors import Conflict, DomainError, Forbidden, NotFound
 
 __all__ = [
     "CredentialStore",

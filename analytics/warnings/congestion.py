@@ -27,12 +27,12 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Final
 
-from analytics.rules.model import BUILTIN_LABEL
 from analytics.warnings.checks import Check
 from analytics.warnings.detectors import Point, RuleSource
 from analytics.warnings.model import Severity, Warning, WarningType, warning_id
-from ingest.map_matching import M_PER_E7
-from roadledger.roads import RoadSegment
+from contracts.map_matching import M_PER_E7
+from contracts.roads import RoadSegment
+from contracts.rules.model import BUILTIN_LABEL
 
 __all__ = [
     "END_MARGIN_M",

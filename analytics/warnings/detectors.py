@@ -46,10 +46,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from analytics.rules.geometry import Vertex
-from analytics.rules.thresholds import THRESHOLDS
 from analytics.warnings.model import Evidence, Severity, Warning, WarningType, warning_id
-from roadledger.roads import RoadSegment, haversine_m
+from contracts.roads import RoadSegment, haversine_m
+from contracts.rules.geometry import Vertex
+from contracts.rules.thresholds import THRESHOLDS
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -63,12 +63,12 @@ __all__ = [
     "quarantine_warning",
 ]
 
-# The built-in value of every threshold (analytics/rules/thresholds.py owns them).
+# The built-in value of every threshold (contracts/rules/thresholds.py owns them).
 DEFAULT_THRESHOLDS: Final[dict[str, int]] = {name: t.default for name, t in THRESHOLDS.items()}
 
 
 class GeofenceInForce(Protocol):
-    """An area rule in force (see :class:`analytics.rules.model.Geofence`)."""
+    """An area rule in force (see :class:`contracts.rules.model.Geofence`)."""
 
     @property
     def id(self) -> str: ...

@@ -40,7 +40,6 @@ from typing import TypeVar
 
 import asyncpg
 
-from analytics.rules.model import RuleBook
 from analytics.warnings.checks import Check, RsuReport, Sighting
 from analytics.warnings.congestion import CongestionCheck
 from analytics.warnings.detectors import (
@@ -63,14 +62,25 @@ from analytics.warnings.warmup import (
     recent_telemetry,
     save_progress,
 )
-from chain._hashing import leaf_hash
 from chain.entries import DEVICE_KEY_ENTRY_PREFIX, RULES_ENTRY_PREFIX
 from chain.errors import TelemetryError
+from chain.hashing import leaf_hash
 from chain.telemetry import parse
-from ingest.chain_links import parse_links
-from ingest.map_matching import SegmentIndex
+from contracts.map_matching import SegmentIndex
+from contracts.roads import RoadSegment, load_segments
+from contracts.rules.model import RuleBook
+from contracts.topics import (
+    HEADER_CHAIN_BROKEN,
+    HEADER_DETAIL,
+    HEADER_REASON,
+    HEADER_SRC,
+    QUARANTINE,
+    VERIFIED,
+    WARNINGS,
+    parse_links,
+    recv_ms_of,
+)
 from roadledger.resilience import Dependency, RetryPolicy, is_rebalance, patiently
-from roadledger.roads import RoadSegment, load_segments
 from roadledger.settings import Settings
 from roadledger.stream import (
     Consumer,
@@ -81,16 +91,6 @@ from roadledger.stream import (
     next_offsets,
 )
 from roadledger.stream.errors import StreamError
-from roadledger.topics import (
-    HEADER_CHAIN_BROKEN,
-    HEADER_DETAIL,
-    HEADER_REASON,
-    HEADER_SRC,
-    QUARANTINE,
-    VERIFIED,
-    WARNINGS,
-    recv_ms_of,
-)
 
 __all__ = [
     "CHECKS",

@@ -35,7 +35,7 @@ from typing import Final, Generic, NamedTuple, TypeVar
 from analytics.warnings.checks import Check
 from analytics.warnings.detectors import Point, RulesInForce, RuleSource
 from analytics.warnings.model import Severity, Warning, WarningType, warning_id
-from roadledger.roads import haversine_m
+from contracts.roads import haversine_m
 
 __all__ = [
     "LEG_MIN_M",

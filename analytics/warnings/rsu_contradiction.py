@@ -20,7 +20,7 @@ from typing import Final
 from analytics.warnings.checks import Check, RsuReport, Sighting
 from analytics.warnings.detectors import Point, RuleSource
 from analytics.warnings.model import Severity, Warning, WarningType, warning_id
-from roadledger.roads import haversine_m
+from contracts.roads import haversine_m
 
 __all__ = ["PASS_GAP_MS", "RsuContradictionCheck"]
 

@@ -33,7 +33,7 @@ from analytics.warnings.checks import RsuReport, Sighting
 from analytics.warnings.detectors import Point
 from analytics.warnings.model import Warning
 from analytics.warnings.store import ms_of, timestamp_of
-from ingest.dedupe import Source
+from contracts.topics import Source
 
 __all__ = ["fresh_warnings", "load_progress", "recent_telemetry", "save_progress"]
 

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from chain._hashing import parent_hashes
 from chain.blocks import BlockHeader
 from chain.errors import FencingError, StorageError
+from chain.hashing import parent_hashes
 from chain.merkle import NodeRef, consistency_plan, inclusion_plan, root_plan
 from chain.sequencer import Integration, LogHead
 from roadledger.db.schema import NODE_MIN_STORED_LEVEL

@@ -12,7 +12,7 @@ import asyncio
 
 import asyncpg
 
-from roadledger.errors import Unavailable
+from contracts.errors import Unavailable
 from roadledger.resilience import Dependency, RetryPolicy, is_transient
 from roadledger.settings import Settings
 

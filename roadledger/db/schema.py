@@ -40,7 +40,7 @@ the change, so no change is ever missing from the ledger). ``device_messages``: 
 record of the first bytes accepted for each (device, seq), for dedupe and conflicts, with each
 message's ``prev`` link, signing key and ``ts`` for the hash-chain check (``ingest/chain_links``).
 
-Road network: ``road_segments`` (``roadledger/roads.py``). Telemetry tables, with their
+Road network: ``road_segments`` (``contracts/roads.py``). Telemetry tables, with their
 TimescaleDB and plain-PostgreSQL variants: ``roadledger/db/telemetry_schema.py``, applied from
 here.
 

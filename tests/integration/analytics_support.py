@@ -13,9 +13,9 @@ import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
 from analytics.warnings.engine import GROUP_ID, AnalyticsEngine
-from roadledger.services.kafka import delete_topics, ensure_topics
+from contracts.topics import QUARANTINE, VERIFIED
 from roadledger.settings import Settings
-from roadledger.topics import QUARANTINE, VERIFIED
+from runtime.services.kafka import delete_topics, ensure_topics
 from tests.support.pipeline import KafkaProbe, PipelineEnv, wait_until
 from tests.support.scratch_schema import scratch_schema_pool
 

@@ -47,11 +47,12 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from chain._hashing import leaf_hash
 from chain.checkpoint import SignedCheckpoint
 from chain.errors import ChainError
+from chain.hashing import leaf_hash
 from chain.merkle import verify_consistency, verify_inclusion
 from chain.note import Ed25519Verifier
+from contracts.topics import QUARANTINE, RAW, VERIFIED, mqtt_telemetry_topic
 from device_sim.truth import TruthFile, read_truth
 from roadledger.db.ledger_check import check_ledger
 from roadledger.db.ledger_store import PostgresLedgerStore
@@ -59,7 +60,6 @@ from roadledger.health import ProcessHealth, read_health
 from roadledger.log_key import load_log_key
 from roadledger.mqtt_auth import sim_account
 from roadledger.settings import Settings
-from roadledger.topics import QUARANTINE, RAW, VERIFIED, mqtt_telemetry_topic
 from tests.integration.mqtt_client import MqttTestClient
 from tests.support.pipeline import (
     ROADLEDGER,

@@ -1,7 +1,7 @@
 """A private Mosquitto for the fault tests: SIGKILLed and restarted without touching the shared
 broker every other test uses.
 
-The project's own broker service (``roadledger.services.mosquitto``: its configuration, its
+The project's own broker service (``runtime.services.mosquitto``: its configuration, its
 persistence) on a free loopback port, with its state under ``<data dir>/private/<id>`` (the
 ``mosquitto`` user must reach it, which the pytest temporary directory does not allow), removed
 afterwards. ``private_services`` does the same for PostgreSQL and Kafka.
@@ -18,8 +18,8 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from roadledger.services.mosquitto import MosquittoService
 from roadledger.settings import Settings
+from runtime.services.mosquitto import MosquittoService
 from tests.integration.conftest import free_port
 from tests.support.pipeline import wait_until
 

@@ -1,7 +1,7 @@
 """Private PostgreSQL and Kafka instances for the fault tests: killed, paused and restarted
 without touching the shared services every other test uses.
 
-Each instance is the project's own service (``roadledger.services``) on free loopback ports,
+Each instance is the project's own service (``runtime.services``) on free loopback ports,
 with its state under ``<data dir>/private/<id>`` (the server users must reach it, which the
 pytest temporary directory does not allow), removed afterwards.
 """
@@ -18,10 +18,10 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from roadledger.services.kafka import KafkaService
-from roadledger.services.postgres import SERVER_USER, PostgresService, _bindir
-from roadledger.services.process import as_user, port_open, wait_for
 from roadledger.settings import Settings
+from runtime.services.kafka import KafkaService
+from runtime.services.postgres import SERVER_USER, PostgresService, _bindir
+from runtime.services.process import as_user, port_open, wait_for
 from tests.integration.conftest import free_port
 
 __all__ = ["PrivateServices", "private_services"]

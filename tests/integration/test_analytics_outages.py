@@ -18,13 +18,13 @@ from analytics.warnings.engine import AnalyticsEngine
 from analytics.warnings.model import WarningType
 from analytics.warnings.store import load_warnings
 from chain.keys import Ed25519PrivateKey
+from contracts.topics import QUARANTINE, VERIFIED
 from roadledger.db.schema import apply_schema
 from roadledger.resilience import RetryPolicy
-from roadledger.services.kafka import delete_topics, ensure_topics
 from roadledger.settings import Settings
 from roadledger.stream import OutgoingRecord
 from roadledger.stream.kafka import KafkaStream
-from roadledger.topics import QUARANTINE, VERIFIED
+from runtime.services.kafka import delete_topics, ensure_topics
 from tests.integration.private_services import PrivateServices, private_services
 from tests.integration.test_warnings_engine import T0, _messages, _produce
 from tests.support.pipeline import wait_until

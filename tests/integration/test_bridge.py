@@ -21,12 +21,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from paho.mqtt.enums import CallbackAPIVersion
 
+from contracts.topics import RAW
 from ingest.bridge import Bridge
 from roadledger.mqtt_auth import bridge_account, sim_account
 from roadledger.settings import Settings
 from roadledger.stream.base import StreamRecord
 from roadledger.stream.kafka import KafkaStream
-from roadledger.topics import RAW
 from tests.integration.mqtt_client import MqttTestClient
 from tests.unit.ingest.test_bridge import HeldStream
 
@@ -314,7 +314,7 @@ class _BridgeProcess:
     def __init__(self, env: dict[str, str], prefix: str, client_id: str) -> None:
         code = (
             "import argparse, sys\n"
-            "from roadledger.commands import bridge\n"
+            "from app.commands import bridge\n"
             "from roadledger.settings import load_settings\n"
             "parser = argparse.ArgumentParser()\n"
             "bridge.configure(parser)\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from roadledger.cli import main
+from app.cli import main
 from roadledger.mqtt_auth import PasswordFile
 from roadledger.settings import Settings
 from tests.support.scratch_schema import scratch_schema_pool

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-import roadledger.demo.run as demo_run
+import app.demo.run as demo_run
+from app.commands import demo
+from app.demo import DemoConfig, DemoResult, choose_services
 from device_sim.truth import read_truth
-from roadledger.commands import demo
-from roadledger.demo import DemoConfig, DemoResult, choose_services
 from roadledger.settings import Settings, load_settings
 
 DEMO_START_BUDGET_S = 60.0  # issue 4: `roadledger demo` starts in under 60 s

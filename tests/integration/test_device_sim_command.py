@@ -14,9 +14,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from app import cli
 from device_sim.network import NetworkSpec, generate_network
 from device_sim.truth import read_truth
-from roadledger import cli
 from roadledger.db.schema import apply_schema
 from roadledger.registry import DeviceRegistry
 from roadledger.settings import Settings
@@ -73,7 +73,7 @@ def test_the_command_registers_publishes_and_records_truth(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setitem(cli.COMMANDS, "sim", "roadledger.commands.sim")
+    monkeypatch.setitem(cli.COMMANDS, "sim", "app.commands.sim")
     monkeypatch.setenv("ROADLEDGER_DATABASE_URL", scratch_url)
     prefix = f"it{uuid.uuid4().hex[:8]}-"
     truth_path = tmp_path / "truth.jsonl"

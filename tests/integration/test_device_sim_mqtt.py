@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from contracts.topics import MQTT_TELEMETRY_FILTER, mqtt_telemetry_topic
 from device_sim.network import NetworkSpec
 from device_sim.publisher import MqttPublisher, PublishProgress
 from device_sim.runner import run_simulation
@@ -24,7 +25,6 @@ from device_sim.simulation import Outgoing, Simulation, SimulationConfig
 from device_sim.truth import read_truth
 from roadledger.mqtt_auth import bridge_account, sim_account
 from roadledger.settings import Settings
-from roadledger.topics import MQTT_TELEMETRY_FILTER, mqtt_telemetry_topic
 from tests.integration.mqtt_client import MqttTestClient
 
 pytestmark = pytest.mark.mqtt

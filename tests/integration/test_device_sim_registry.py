@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from analytics.rules.store import load_rulebook
 from chain.errors import RejectReason, TelemetryError
+from contracts.roads import load_segments
 from device_sim.errors import RegistrationError
 from device_sim.network import NetworkSpec
 from device_sim.registration import register_simulation
@@ -16,7 +16,7 @@ from device_sim.scenarios import parse_scenario_flag
 from device_sim.simulation import Simulation, SimulationConfig
 from device_sim.truth import TruthWriter, read_truth
 from roadledger.registry import DeviceRegistry
-from roadledger.roads import load_segments
+from roadledger.rules_store import load_rulebook
 from roadledger.settings import Settings
 from tests.support.scratch_schema import scratch_schema_pool
 

@@ -24,9 +24,9 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from roadledger.db.schema import LEDGER_TABLES, apply_schema
-from roadledger.embedded import EmbeddedBroker, EmbeddedError, EmbeddedPostgres, EmbeddedServices
-from roadledger.embedded.postgres import postgres_bindir
 from roadledger.settings import Endpoint, Settings
+from runtime.embedded import EmbeddedBroker, EmbeddedError, EmbeddedPostgres, EmbeddedServices
+from runtime.embedded.postgres import postgres_bindir
 from tests.integration.mqtt_client import MqttTestClient
 
 DEMO_START_BUDGET_S = 60.0  # issue 4: `roadledger demo` starts in under 60 s
@@ -201,7 +201,7 @@ async def test_postgres_left_running_by_a_killed_process_is_taken_over(pg_home: 
     script = (
         "import asyncio, sys\n"
         "from pathlib import Path\n"
-        "from roadledger.embedded import EmbeddedPostgres\n"
+        "from runtime.embedded import EmbeddedPostgres\n"
         "pg = EmbeddedPostgres(Path(sys.argv[1]))\n"
         "print(asyncio.run(pg.start()), pg.pid, flush=True)\n"
         "sys.stdin.read()\n"

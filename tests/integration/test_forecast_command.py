@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from roadledger.cli import main
+from app.cli import main
 from roadledger.db import telemetry_schema
 from roadledger.db.schema import apply_schema
 from roadledger.settings import Settings

@@ -16,8 +16,8 @@ import asyncpg
 import pytest
 
 from analytics.forecast.refresh import RefreshConfig, refresh_forecasts
+from contracts.roads import save_segments
 from roadledger.db import telemetry_schema
-from roadledger.roads import save_segments
 from roadledger.settings import Settings
 from tests.support.scratch_schema import scratch_schema_pool
 from tests.unit.ingest.test_map_matching import grid_city

@@ -26,12 +26,12 @@ from analytics.warnings.engine import AnalyticsEngine
 from analytics.warnings.model import WarningType
 from analytics.warnings.store import load_warnings
 from chain.telemetry import chain_hash, parse
+from contracts.topics import HEADER_CHAIN_BROKEN, QUARANTINE, RAW, VERIFIED
 from ingest.verifier import Verifier
 from roadledger.registry import DeviceRegistry
 from roadledger.settings import Settings
 from roadledger.stream import OutgoingRecord
 from roadledger.stream.kafka import KafkaStream
-from roadledger.topics import HEADER_CHAIN_BROKEN, QUARANTINE, RAW, VERIFIED
 from tests.integration.analytics_support import analytics_env, run_until
 from tests.support.pipeline import KafkaProbe, wait_until
 from tests.unit.ingest.fleet import DAY_MS, Device

@@ -25,13 +25,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from contracts.topics import RAW
 from roadledger.db.schema import apply_schema
 from roadledger.registry import DeviceRegistry
-from roadledger.services.kafka import delete_topics, ensure_topics
 from roadledger.settings import Settings
 from roadledger.stream import OutgoingRecord
 from roadledger.stream.kafka import KafkaStream
-from roadledger.topics import RAW
+from runtime.services.kafka import delete_topics, ensure_topics
 from tests.integration.private_services import PrivateServices, private_services
 from tests.integration.test_verifier_process import children, running
 from tests.support.pipeline import wait_until

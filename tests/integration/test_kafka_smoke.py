@@ -10,8 +10,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from contracts.topics import KAFKA_TOPICS, RAW
 from roadledger.settings import Settings
-from roadledger.topics import KAFKA_TOPICS, RAW
 
 pytestmark = pytest.mark.kafka
 

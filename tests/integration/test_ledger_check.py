@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from chain._hashing import leaf_hash
+from chain.hashing import leaf_hash
 from chain.note import Ed25519Signer
 from chain.sequencer import Sequencer
 from roadledger.db.ledger_check import check_ledger

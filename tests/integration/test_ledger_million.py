@@ -11,8 +11,8 @@ import random
 
 import pytest
 
-from chain._hashing import leaf_hash
 from chain.checkpoint import SignedCheckpoint
+from chain.hashing import leaf_hash
 from chain.merkle import verify_consistency, verify_inclusion
 from chain.note import Ed25519Signer
 from chain.sequencer import Sequencer

@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from chain._hashing import leaf_hash
 from chain.blocks import verify_block_chain
 from chain.checkpoint import SignedCheckpoint
 from chain.errors import FencingError
+from chain.hashing import leaf_hash
 from chain.log import InMemoryMerkleLog
 from chain.merkle import compute_root, verify_consistency, verify_inclusion
 from chain.note import Ed25519Signer

@@ -1,6 +1,6 @@
 """Mosquitto's authentication, ACL and durability, on a PRIVATE real broker.
 
-The broker is the project's own (``roadledger.services.mosquitto``: its configuration, password
+The broker is the project's own (``runtime.services.mosquitto``: its configuration, password
 file and ACL) on a free port (``private_mosquitto``), so reloading and SIGKILLing it touches
 nothing another test uses. Device credentials are issued by ``roadledger devices`` against a
 scratch schema of the real PostgreSQL, exactly as an operator would.
@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
+from app.cli import main
 from chain.keys import Ed25519PrivateKey
-from roadledger.cli import main
+from contracts.topics import mqtt_telemetry_topic
 from roadledger.mqtt_auth import MqttAccount, bridge_account, sim_account
 from roadledger.settings import Settings
-from roadledger.topics import mqtt_telemetry_topic
 from tests.integration.mqtt_client import MqttTestClient
 from tests.integration.private_mosquitto import PrivateMosquitto, private_mosquitto
 from tests.support.pipeline import wait_until_sync

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from roadledger.mqtt_auth import bridge_account, sim_account
-from roadledger.services.mosquitto import mqtt_ready, write_config
-from roadledger.services.process import owned_dir, spawn, stop_pid, wait_for
 from roadledger.settings import Endpoint, Settings
+from runtime.services.mosquitto import mqtt_ready, write_config
+from runtime.services.process import owned_dir, spawn, stop_pid, wait_for
 from tests.integration.conftest import free_port
 from tests.integration.mqtt_client import MqttTestClient
 

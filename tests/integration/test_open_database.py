@@ -18,8 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from contracts.errors import Unavailable
 from roadledger.db.pool import DatabaseUnavailable, open_database, wait_for_pool
-from roadledger.errors import Unavailable
 from roadledger.resilience import Dependency
 from roadledger.settings import Settings
 from tests.integration.conftest import free_port

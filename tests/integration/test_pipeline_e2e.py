@@ -20,16 +20,16 @@ from pathlib import Path
 
 import pytest
 
-from chain._hashing import leaf_hash
 from chain.checkpoint import SignedCheckpoint
+from chain.hashing import leaf_hash
 from chain.merkle import verify_inclusion
 from chain.note import Ed25519Verifier
+from contracts.topics import QUARANTINE, RAW, mqtt_telemetry_topic
 from device_sim.truth import read_truth
 from roadledger.db.ledger_store import PostgresLedgerStore
 from roadledger.log_key import load_log_key
 from roadledger.mqtt_auth import sim_account
 from roadledger.settings import Settings
-from roadledger.topics import QUARANTINE, RAW, mqtt_telemetry_topic
 from tests.integration.mqtt_client import MqttTestClient
 from tests.support.pipeline import (
     ROADLEDGER,

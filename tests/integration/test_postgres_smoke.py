@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from roadledger.services.postgres import database_mode
 from roadledger.settings import Settings
+from runtime.services.postgres import database_mode
 
 pytestmark = pytest.mark.postgres
 

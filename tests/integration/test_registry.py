@@ -14,7 +14,7 @@ from chain.entries import parse_device_key_entry
 from chain.errors import TelemetryError
 from chain.keys import Ed25519PrivateKey
 from chain.telemetry import DeviceKind
-from roadledger.errors import Conflict, DomainError, Forbidden, NotFound
+from contracts.errors import Conflict, DomainError, Forbidden, NotFound
 from roadledger.registry import DeviceCredentials, DeviceRegistry, RegistryError
 from roadledger.settings import Settings
 from tests.support.scratch_schema import scratch_schema_pool

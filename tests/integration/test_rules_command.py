@@ -14,7 +14,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from roadledger.cli import main
+from app.cli import main
 from roadledger.db import telemetry_schema
 from roadledger.settings import Settings
 
@@ -104,7 +104,7 @@ def test_an_oversize_file_is_refused_unread(
 ) -> None:
     """Read up to the signed limit and no further: a 1 GiB (sparse) file is refused at once,
     before any database work (the database here is unreachable)."""
-    from analytics.rules.limits import MAX_DOCUMENT_BYTES, MAX_SIGNED_BYTES
+    from contracts.rules.limits import MAX_DOCUMENT_BYTES, MAX_SIGNED_BYTES
 
     monkeypatch.setenv("ROADLEDGER_DATABASE_URL", "postgresql://nobody:secret@127.0.0.1:9/none")
 

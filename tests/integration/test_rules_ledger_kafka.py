@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from analytics.rules.limits import MAX_DOCUMENT_BYTES
-from analytics.rules.signing import RULES_ENTRY_PREFIX, SignedRules, rules_entry, sign_rules
-from analytics.rules.store import add_organisation_key, publish_rules
-from chain._hashing import leaf_hash
+from chain.hashing import leaf_hash
 from chain.merkle import inclusion_plan, verify_inclusion
 from chain.sequencer import InMemoryLedgerStore
+from contracts.rules.limits import MAX_DOCUMENT_BYTES
+from contracts.rules.signing import RULES_ENTRY_PREFIX, SignedRules, rules_entry, sign_rules
 from ingest.ledger_writer import LedgerWriter
 from ingest.outbox_relay import relay_outbox
 from roadledger.log_key import LogKey
 from roadledger.registry import DeviceRegistry
+from roadledger.rules_store import add_organisation_key, publish_rules
 from roadledger.settings import Settings
 from roadledger.stream.kafka import KafkaStream
 from tests.integration.test_rules_publish import KEY, NOW, _doc

@@ -11,10 +11,18 @@ from typing import Any
 import asyncpg
 import pytest
 
-from analytics.rules.errors import StoredRulesCorrupt
-from analytics.rules.parse import RulesError
-from analytics.rules.signing import RULES_ENTRY_PREFIX, SignedRules, rules_entry, sign_rules
-from analytics.rules.store import (
+from chain.encoding import b64url_encode
+from chain.hashing import leaf_hash
+from chain.jws import JwsHeader
+from chain.keys import Ed25519PrivateKey
+from chain.merkle import inclusion_plan, verify_inclusion
+from contracts.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
+from contracts.rules.errors import StoredRulesCorrupt
+from contracts.rules.parse import RulesError
+from contracts.rules.signing import RULES_ENTRY_PREFIX, SignedRules, rules_entry, sign_rules
+from ingest.outbox_relay import relay_outbox
+from roadledger.registry import DeviceRegistry
+from roadledger.rules_store import (
     add_organisation_key,
     list_rule_versions,
     load_rulebook,
@@ -22,14 +30,6 @@ from analytics.rules.store import (
     publish_rules,
     revoke_organisation_key,
 )
-from chain._encoding import b64url_encode
-from chain._hashing import leaf_hash
-from chain.jws import JwsHeader
-from chain.keys import Ed25519PrivateKey
-from chain.merkle import inclusion_plan, verify_inclusion
-from ingest.outbox_relay import relay_outbox
-from roadledger.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
-from roadledger.registry import DeviceRegistry
 from roadledger.settings import Settings
 from roadledger.stream.memory import MemoryStream
 from tests.integration.test_outbox_relay import ledger_relayed

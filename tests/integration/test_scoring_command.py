@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from roadledger.cli import build_parser
-from roadledger.commands import score
+from app.cli import build_parser
+from app.commands import score
 from roadledger.settings import Settings, load_settings
 
 pytestmark = pytest.mark.slow

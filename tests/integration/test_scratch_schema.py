@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from contracts.roads import save_segments
 from ingest.store_writer import StoreWriter
 from roadledger.db.schema import apply_schema
-from roadledger.roads import save_segments
 from roadledger.settings import Settings
 from roadledger.stream.memory import MemoryStream
 from tests.integration.private_services import private_services

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from roadledger.services import all_services
-from roadledger.services import kafka as kafka_module
-from roadledger.services.kafka import KafkaService
-from roadledger.services.mosquitto import MosquittoService
-from roadledger.services.postgres import PostgresService
-from roadledger.services.process import ServiceError
 from roadledger.settings import Settings
+from runtime.services import all_services
+from runtime.services import kafka as kafka_module
+from runtime.services.kafka import KafkaService
+from runtime.services.mosquitto import MosquittoService
+from runtime.services.postgres import PostgresService
+from runtime.services.process import ServiceError
 from tests.integration.conftest import free_port
 
 

@@ -20,6 +20,7 @@ import pytest
 from chain.note import Ed25519Signer
 from chain.sequencer import Sequencer
 from chain.telemetry import Observation, TelemetryMessage
+from contracts.roads import RoadSegment, save_segments
 from ingest.store_writer import BatchWriter, StoreWriter, WriteCounts
 from ingest.telemetry_rows import MS_PER_DAY
 from roadledger.db import telemetry_schema
@@ -27,7 +28,6 @@ from roadledger.db.ledger_store import PostgresLedgerStore
 from roadledger.db.pool import create_pool
 from roadledger.db.schema import apply_schema
 from roadledger.db.telemetry_schema import MODE_PARTITIONED, MODE_TIMESCALEDB
-from roadledger.roads import RoadSegment, save_segments
 from roadledger.settings import Settings
 from roadledger.stream import StreamRecord, TopicPartition
 from roadledger.stream.memory import MemoryStream

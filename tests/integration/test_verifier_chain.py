@@ -16,8 +16,9 @@ import pytest
 
 from chain.errors import RejectReason
 from chain.telemetry import chain_hash
+from contracts.topics import Source
 from ingest.chain_links import settle_claims
-from ingest.dedupe import MessageClaim, Outcome, PostgresDeviceMessages, Source
+from ingest.dedupe import MessageClaim, Outcome, PostgresDeviceMessages
 from ingest.key_cache import StaticKeys
 from ingest.verifier import Decision, Verifier
 from roadledger.db.schema import SCHEMA_VERSION, apply_schema

@@ -11,7 +11,8 @@ import asyncpg
 import pytest
 
 from chain.errors import RejectReason
-from ingest.dedupe import MessageClaim, Outcome, PostgresDeviceMessages, Source, resolve
+from contracts.topics import Source
+from ingest.dedupe import MessageClaim, Outcome, PostgresDeviceMessages, resolve
 from ingest.key_cache import StaticKeys
 from ingest.verifier import Verifier
 from roadledger.settings import Settings

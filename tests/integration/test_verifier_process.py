@@ -25,14 +25,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka import TopicPartition as KafkaTopicPartition
 
+from app.cli import COMMANDS
 from chain.errors import RejectReason
-from roadledger.cli import COMMANDS
+from contracts.topics import QUARANTINE, RAW, VERIFIED
 from roadledger.registry import DeviceRegistry
-from roadledger.services.kafka import delete_topics, ensure_topics
 from roadledger.settings import Settings
 from roadledger.stream import TopicPartition
 from roadledger.stream.kafka import KafkaStream
-from roadledger.topics import QUARANTINE, RAW, VERIFIED
+from runtime.services.kafka import delete_topics, ensure_topics
 from tests.integration.test_verifier_kafka import read_all
 from tests.support.pipeline import wait_until
 from tests.support.scratch_schema import scratch_schema_pool
@@ -43,7 +43,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 # `roadledger ingest` once the CLI registers it; until then the same module, run the same way.
 _RUN_MODULE = (
     "import argparse, sys\n"
-    "from roadledger.commands import ingest\n"
+    "from app.commands import ingest\n"
     "from roadledger.settings import load_settings\n"
     "parser = argparse.ArgumentParser()\n"
     "ingest.configure(parser)\n"

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from analytics.scoring import score_warnings
 from analytics.warnings.model import WarningType
 from analytics.warnings.store import ledger_positions, load_warnings
+from app.scoring import score_warnings
 from device_sim.scenarios import ScenarioType
 from device_sim.truth import read_truth
 from roadledger.settings import Settings

@@ -19,10 +19,10 @@ from analytics.warnings.model import Warning, WarningType
 from analytics.warnings.store import load_warnings
 from chain.keys import Ed25519PrivateKey
 from chain.telemetry import Telemetry, chain_hash, sign_telemetry
+from contracts.topics import QUARANTINE, VERIFIED, WARNINGS
 from roadledger.settings import Settings
 from roadledger.stream import OutgoingRecord
 from roadledger.stream.kafka import KafkaStream
-from roadledger.topics import QUARANTINE, VERIFIED, WARNINGS
 from tests.integration.analytics_support import WAIT_S, analytics_env, run_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]

@@ -18,16 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from analytics.rules.store import load_rulebook
-from analytics.scoring import score_warnings
 from analytics.warnings.engine import GROUP_ID, AnalyticsEngine
 from analytics.warnings.model import Warning, WarningType
 from analytics.warnings.store import load_warnings
 from analytics.warnings.warmup import load_progress
+from app.scoring import score_warnings
+from contracts.topics import QUARANTINE, VERIFIED
 from device_sim.truth import read_truth
+from roadledger.rules_store import load_rulebook
 from roadledger.settings import Settings
 from roadledger.stream.kafka import KafkaStream
-from roadledger.topics import QUARANTINE, VERIFIED
 from tests.integration.analytics_support import wait_until_analysed
 from tests.integration.test_warnings_e2e import SCENARIOS
 from tests.support.pipeline import (

@@ -17,11 +17,11 @@ from analytics.warnings.store import load_warnings, store_warnings
 from analytics.warnings.warmup import fresh_warnings, load_progress
 from chain.keys import Ed25519PrivateKey
 from chain.telemetry import Telemetry, chain_hash, sign_telemetry
+from contracts.topics import VERIFIED, WARNINGS
 from ingest.store_writer import BatchWriter
 from roadledger.settings import Settings
 from roadledger.stream import OutgoingRecord, StreamRecord
 from roadledger.stream.kafka import KafkaStream
-from roadledger.topics import VERIFIED, WARNINGS
 from tests.integration.analytics_support import analytics_env, run_until
 from tests.support.pipeline import KafkaProbe
 

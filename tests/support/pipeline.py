@@ -27,8 +27,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ingest.mqtt_link import end_session
 from roadledger.mqtt_auth import bridge_account
-from roadledger.services.kafka import delete_topics, ensure_topics
 from roadledger.settings import Settings
+from runtime.services.kafka import delete_topics, ensure_topics
 from tests.support.scratch_schema import scratch_schema_pool
 
 ROADLEDGER = str(Path(sys.executable).parent / "roadledger")

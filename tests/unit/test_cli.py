@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from roadledger.cli import COMMANDS
+from app.cli import COMMANDS
 
 ENTRY_POINT = shutil.which("roadledger", path=str(Path(sys.executable).parent))
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from roadledger import cli
+from app import cli
 
 
 @pytest.fixture(autouse=True)
@@ -19,8 +19,8 @@ def only_proof_command(monkeypatch: pytest.MonkeyPatch) -> None:
     ``cli.build_parser`` imports every command module; this keeps these tests about ``proof``
     whatever state the other commands are in.
     """
-    assert cli.COMMANDS["proof"] == "roadledger.commands.proof"
-    monkeypatch.setattr(cli, "COMMANDS", {"proof": "roadledger.commands.proof"})
+    assert cli.COMMANDS["proof"] == "app.commands.proof"
+    monkeypatch.setattr(cli, "COMMANDS", {"proof": "app.commands.proof"})
 
 
 @pytest.fixture

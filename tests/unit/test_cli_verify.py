@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from roadledger import cli
-from roadledger.commands.verify import _one_line
+from app import cli
+from app.commands.verify import _one_line
 from tests.unit.chain.test_certificate_scenario import (
     DEVICE,
     ORIGIN,
@@ -23,7 +23,7 @@ from tests.unit.chain.test_certificate_scenario import (
 
 @pytest.fixture(autouse=True)
 def only_verify_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "COMMANDS", {"verify": "roadledger.commands.verify"})
+    monkeypatch.setattr(cli, "COMMANDS", {"verify": "app.commands.verify"})
 
 
 @pytest.fixture(scope="module")

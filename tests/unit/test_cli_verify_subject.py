@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from roadledger import cli
-from roadledger.commands.verify import _duration
+from app import cli
+from app.commands.verify import _duration
 from tests.unit.chain.test_certificate_scenario import DEVICE, T0, Scenario, make_scenario, ts_of
 
 VIN = "WVWZZZ1JZXW000001"
@@ -23,7 +23,7 @@ VIN = "WVWZZZ1JZXW000001"
 
 @pytest.fixture(autouse=True)
 def only_verify_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "COMMANDS", {"verify": "roadledger.commands.verify"})
+    monkeypatch.setattr(cli, "COMMANDS", {"verify": "app.commands.verify"})
 
 
 @pytest.fixture(scope="module")

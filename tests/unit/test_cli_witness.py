@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from app import cli
 from chain.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
 from chain.cosignature import Cosignature, CosignatureVerifier
 from chain.log import InMemoryMerkleLog
 from chain.note import Ed25519Signer
 from chain.witness import format_proof_lines
-from roadledger import cli
 
 ORIGIN = "roadledger.example/log-0"
 
@@ -21,7 +21,7 @@ ORIGIN = "roadledger.example/log-0"
 @pytest.fixture(autouse=True)
 def only_witness_command(monkeypatch: pytest.MonkeyPatch) -> None:
     # Build the parser with this command alone, so these tests do not depend on the others.
-    monkeypatch.setattr(cli, "COMMANDS", {"witness": "roadledger.commands.witness"})
+    monkeypatch.setattr(cli, "COMMANDS", {"witness": "app.commands.witness"})
 
 
 class Log:

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from roadledger.services.kafka import KAFKA_VERSION
+from contracts.topics import KAFKA_TOPICS
 from roadledger.settings import DEV_DATABASE_PASSWORD, ENV_PREFIX, Settings
-from roadledger.topics import KAFKA_TOPICS
+from runtime.services.kafka import KAFKA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,8 +77,8 @@ def test_topics_match_the_topic_list(compose: dict[str, Any]) -> None:
 
 
 def test_mosquitto_config_matches_local_broker(compose: dict[str, Any], tmp_path: Path) -> None:
-    from roadledger.services.mosquitto import write_config
     from roadledger.settings import Endpoint
+    from runtime.services.mosquitto import write_config
 
     local = write_config(tmp_path, Endpoint("127.0.0.1", 1883), None, Settings())
     docker = (ROOT / "docker" / "mosquitto.conf").read_text().splitlines()

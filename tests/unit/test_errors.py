@@ -1,4 +1,4 @@
-"""The domain error taxonomy (``roadledger.errors``): every class a package raises is of its
+"""The domain error taxonomy (``contracts.errors``): every class a package raises is of its
 package's root and of exactly one kind, so ``api/`` can map kinds to status codes without
 reading messages; and no package raises its bare root."""
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from analytics.rules.errors import (
+from contracts.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
+from contracts.rules.errors import (
     RulesConflict,
     RulesError,
     RulesForbidden,
@@ -17,7 +18,6 @@ from analytics.rules.errors import (
     RulesNotFound,
     StoredRulesCorrupt,
 )
-from roadledger.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
 from roadledger.registry import (
     DeviceConflict,
     DeviceNotFound,

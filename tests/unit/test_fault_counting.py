@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from chain._hashing import leaf_hash
+from chain.hashing import leaf_hash
 from device_sim.truth import MessageTruth, TruthFile
 from tests.integration.fault_harness import Tally, count_stages
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from app.cli import main
 from roadledger import health
-from roadledger.cli import main
 from roadledger.health import FORMAT, health_file, read_health, report_health, write_health
 from roadledger.resilience import Dependency
 from roadledger.settings import Settings

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from roadledger.services import kafka
+from runtime.services import kafka
 
 
 def test_an_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:

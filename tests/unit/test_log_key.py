@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chain.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
-from roadledger.errors import CommandError
+from contracts.errors import CommandError
 from roadledger.log_key import load_log_key
 from roadledger.settings import DEV_DATABASE_PASSWORD, Settings
 

@@ -85,7 +85,7 @@ def test_password_never_appears_in_redacted_url() -> None:
 
 def test_cli_reports_malformed_setting_in_one_line() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "roadledger.cli", "services", "status"],
+        [sys.executable, "-m", "app.cli", "services", "status"],
         env={"ROADLEDGER_KAFKA_BOOTSTRAP": "no-port-here", "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,

@@ -1,11 +1,11 @@
-"""analytics.scoring: matching warnings to truth events; precision and recall per type."""
+"""app.scoring: matching warnings to truth events; precision and recall per type."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from analytics.scoring import score_warnings
 from analytics.warnings.model import Severity, Warning, WarningType, warning_id
+from app.scoring import score_warnings
 from device_sim.truth import WarningTruth
 
 

@@ -1,4 +1,4 @@
-"""analytics.scoring: double reporting, types on one side only, span overlap; `roadledger score`
+"""app.scoring: double reporting, types on one side only, span overlap; `roadledger score`
 argument checks."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import argparse
 
 import pytest
 
-from analytics.scoring import score_warnings
 from analytics.warnings.model import Severity, Warning, WarningType, warning_id
+from app.cli import build_parser
+from app.scoring import score_warnings
 from device_sim.truth import WarningTruth
-from roadledger.cli import build_parser
 
 
 def event(kind: str, device: str, start: int, end: int) -> WarningTruth:

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from chain._hashing import leaf_hashes
 from chain.blocks import (
     BLOCK_TAG,
     GENESIS_PREV_HASH,
@@ -22,6 +21,7 @@ from chain.blocks import (
     verify_block_entries,
 )
 from chain.errors import BlockError, EncodingError
+from chain.hashing import leaf_hashes
 from chain.log import InMemoryMerkleLog
 
 ORIGIN = "roadledger.example/log-0"

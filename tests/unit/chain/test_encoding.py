@@ -1,4 +1,4 @@
-"""chain._encoding: strict base64url, checked against a decode-and-re-encode reference."""
+"""chain.encoding: strict base64url, checked against a decode-and-re-encode reference."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chain._encoding import b64url_decode, b64url_encode
+from chain.encoding import b64url_decode, b64url_encode
 from chain.errors import EncodingError
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"

@@ -8,7 +8,7 @@ import pytest
 
 from chain.geodesy import EARTH_RADIUS_M, great_circle_m
 from chain.mileage import gnss_distance_mm
-from roadledger.roads import haversine_m
+from contracts.roads import haversine_m
 
 
 def test_a_degree_of_latitude_on_a_meridian() -> None:

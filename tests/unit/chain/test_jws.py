@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import chain.jws as jws_module
-from chain._encoding import b64url_encode
+from chain.encoding import b64url_encode
 from chain.errors import EncodingError, RejectReason, SignatureError, TelemetryError
 from chain.jws import MAX_JWS_BYTES, CompactJws, JwsHeader, sign_compact
 from chain.keys import Ed25519PrivateKey, Ed25519PublicKey

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain._hashing import EMPTY_ROOT, leaf_hash, leaf_hashes
 from chain.errors import EncodingError, ProofError, StorageError
+from chain.hashing import EMPTY_ROOT, leaf_hash, leaf_hashes
 from chain.log import (
     InMemoryMerkleLog,
     NodeReader,

@@ -1,4 +1,4 @@
-"""chain.merkle and chain._hashing: plans, verifiers, and RFC 9162 taken literally.
+"""chain.merkle and chain.hashing: plans, verifiers, and RFC 9162 taken literally.
 
 The reference functions below transcribe the recursive definitions of RFC 9162 sections
 2.1.1, 2.1.3.1 and 2.1.4.1 directly from the leaf hashes; the plans (iterative, reading stored
@@ -17,7 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain._hashing import (
+from chain.errors import ProofError, RootMismatchError, StorageError
+from chain.hashing import (
     EMPTY_ROOT,
     HASH_SIZE,
     fold_right,
@@ -26,7 +27,6 @@ from chain._hashing import (
     node_hash,
     parent_hashes,
 )
-from chain.errors import ProofError, RootMismatchError, StorageError
 from chain.merkle import (
     NodeRef,
     append_plan,
@@ -167,7 +167,7 @@ MERKLE_MODULES = ["merkle.py", "log.py", "proof_file.py"]
 
 @pytest.mark.parametrize("module", MERKLE_MODULES)
 def test_prefixes_and_sha256_live_only_in_hashing(module: str) -> None:
-    """Architecture rule: the RFC 9162 prefixes are written in chain/_hashing.py only."""
+    """Architecture rule: the RFC 9162 prefixes are written in chain/hashing.py only."""
     source = (Path(__file__).parents[3] / "chain" / module).read_text()
     assert "hashlib" not in source
     assert not re.search(r"b[\"']\\x0[01]", source), "an RFC 9162 prefix outside _hashing.py"

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from chain._hashing import leaf_hash
 from chain.errors import ProofError, RootMismatchError
+from chain.hashing import leaf_hash
 from chain.log import InMemoryMerkleLog
 from chain.merkle import compute_root, verify_consistency, verify_inclusion
 from roadledger.settings import load_settings

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from chain._hashing import leaf_hash, leaf_hashes
 from chain.errors import EncodingError
+from chain.hashing import leaf_hash, leaf_hashes
 from chain.log import InMemoryMerkleLog
 from chain.proof_file import (
     ConsistencyClaim,

@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-import chain._hashing
-from chain._hashing import leaf_hashes
+import chain.hashing
+from chain.hashing import leaf_hashes
 from chain.log import InMemoryMerkleLog
 from chain.proof_file import ProofFile
 
 
 class _CountingHasher:
-    """Stands in for the prefixed hashers of ``chain._hashing``; counts every copy made."""
+    """Stands in for the prefixed hashers of ``chain.hashing``; counts every copy made."""
 
     def __init__(self, prefix: bytes, counter: list[int]) -> None:
         self._hasher = hashlib.sha256(prefix)
@@ -36,8 +36,8 @@ class _CountingHasher:
 @pytest.fixture
 def count_hashes(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], object]], int]:
     counter = [0]
-    monkeypatch.setattr(chain._hashing, "_LEAF_HASHER", _CountingHasher(b"\x00", counter))
-    monkeypatch.setattr(chain._hashing, "_NODE_HASHER", _CountingHasher(b"\x01", counter))
+    monkeypatch.setattr(chain.hashing, "_LEAF_HASHER", _CountingHasher(b"\x00", counter))
+    monkeypatch.setattr(chain.hashing, "_NODE_HASHER", _CountingHasher(b"\x01", counter))
 
     def count(work: Callable[[], object]) -> int:
         counter[0] = 0

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from chain._hashing import EMPTY_ROOT
 from chain.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
 from chain.cosignature import Cosignature, CosignatureSigner, verify_cosignatures
 from chain.errors import (
@@ -18,6 +17,7 @@ from chain.errors import (
     SignatureError,
     StorageError,
 )
+from chain.hashing import EMPTY_ROOT
 from chain.log import InMemoryMerkleLog
 from chain.note import Ed25519Signer
 from chain.witness import (

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from app import cli
 from device_sim.truth import read_truth
-from roadledger import cli
 
 from .conftest import START_MS
 
@@ -17,7 +17,7 @@ SMALL = ["--vehicles", "20", "--rsus", "2", "--rate", "220", "--duration", "3", 
 
 @pytest.fixture(autouse=True)
 def sim_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(cli.COMMANDS, "sim", "roadledger.commands.sim")
+    monkeypatch.setitem(cli.COMMANDS, "sim", "app.commands.sim")
 
 
 def test_help_explains_how_to_start(capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,12 +6,12 @@ import itertools
 
 import pytest
 
-from analytics.rules.thresholds import THRESHOLDS
 from chain.telemetry import parse
+from contracts.map_matching import SegmentIndex
+from contracts.roads import haversine_m
+from contracts.rules.thresholds import THRESHOLDS
 from device_sim.scenarios import parse_scenario_flag
 from device_sim.simulation import SimulationConfig
-from ingest.map_matching import SegmentIndex
-from roadledger.roads import haversine_m
 
 from .conftest import SMALL_CITY, START_MS, Run, generate
 

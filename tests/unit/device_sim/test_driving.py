@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from contracts.roads import haversine_m
 from device_sim.driving import GNSS_MAX_ERROR_M, DrivenVehicle, VehicleReading
 from device_sim.fleet import build_fleet
 from device_sim.network import NetworkSpec, RoadNetwork, generate_network
 from device_sim.rand import seeded
 from device_sim.routing import Router
 from device_sim.traffic import RoadState
-from roadledger.roads import haversine_m
 
 from .conftest import START_MS
 

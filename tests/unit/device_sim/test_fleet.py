@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 
 from chain.telemetry import DeviceKind
+from contracts.roads import RoadClass, haversine_m
 from device_sim.errors import ConfigError
 from device_sim.fleet import (
     AUTHORITY,
@@ -19,7 +20,6 @@ from device_sim.fleet import (
     ghost_vehicle,
 )
 from device_sim.network import generate_network
-from roadledger.roads import RoadClass, haversine_m
 
 NETWORK = generate_network()
 VIN_VALUES = {c: int(c) for c in "0123456789"} | dict(

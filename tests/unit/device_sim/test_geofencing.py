@@ -6,8 +6,9 @@ import itertools
 
 import pytest
 
-from analytics.rules.signing import SignedRules
 from chain.telemetry import parse
+from contracts.roads import haversine_m
+from contracts.rules.signing import SignedRules
 from device_sim.errors import ScenarioError
 from device_sim.fleet import VehicleType
 from device_sim.geofencing import (
@@ -20,7 +21,6 @@ from device_sim.geofencing import (
 from device_sim.network import generate_network
 from device_sim.scenarios import parse_scenario_flag
 from device_sim.simulation import Simulation, SimulationConfig
-from roadledger.roads import haversine_m
 
 from .conftest import SMALL_CITY, START_MS, Run, generate
 

@@ -7,19 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from analytics.rules.model import RuleBook
-from analytics.scoring import score_warnings
 from analytics.warnings.congestion import CongestionCheck
 from analytics.warnings.detectors import Point
 from analytics.warnings.model import Warning
+from app.scoring import score_warnings
 from chain.telemetry import Telemetry, parse
+from contracts.map_matching import SegmentIndex
+from contracts.roads import haversine_m
+from contracts.rules.model import RuleBook
 from device_sim.incidents import incident_link
 from device_sim.network import generate_network
 from device_sim.scenarios import parse_scenario_flag
 from device_sim.simulation import SimulationConfig
 from device_sim.traffic import RoadState
-from ingest.map_matching import SegmentIndex
-from roadledger.roads import haversine_m
 
 from .conftest import SMALL_CITY, START_MS, Run, generate
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from contracts.roads import RoadClass
 from device_sim.errors import ConfigError
 from device_sim.geo import LocalFrame, bearing_cdeg
 from device_sim.network import NetworkSpec, generate_network
 from device_sim.routing import Router
-from roadledger.roads import RoadClass
 
 LIMITS = {
     RoadClass.LOCAL: {30, 50},

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from analytics.rules.thresholds import THRESHOLDS
 from analytics.warnings.detectors import Point
 from analytics.warnings.odometer_gnss import OdometerGnssCheck
 from chain.telemetry import parse
+from contracts.map_matching import SegmentIndex
+from contracts.rules.thresholds import THRESHOLDS
 from device_sim.scenarios import parse_scenario_flag
 from device_sim.simulation import SimulationConfig
 from device_sim.truth import MessageTruth
-from ingest.map_matching import SegmentIndex
 from tests.unit.analytics.warnings.test_detectors import Rules
 
 from .conftest import SMALL_CITY, START_MS, Run, generate

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from analytics.rules.model import RuleVersion
 from chain.device_keys import DeviceKey
+from contracts.rules.model import RuleVersion
 from device_sim.errors import RegistrationError
 from device_sim.registration import plan_registration, register_simulation
 from device_sim.scenarios import parse_scenario_flag

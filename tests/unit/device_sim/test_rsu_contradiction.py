@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from analytics.rules.thresholds import THRESHOLDS
 from chain.telemetry import parse
+from contracts.roads import haversine_m
+from contracts.rules.thresholds import THRESHOLDS
 from device_sim.rsu_contradiction import RSU_CONTRADICTION_M
 from device_sim.scenarios import parse_scenario_flag
 from device_sim.simulation import SimulationConfig
-from roadledger.roads import haversine_m
 
 from .conftest import SMALL_CITY, START_MS, Run, generate
 

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from chain._encoding import b64url_decode
 from chain.device_keys import DeviceKey
+from chain.encoding import b64url_decode
 from chain.errors import RejectReason, TelemetryError
 from chain.telemetry import TelemetryMessage, parse, verify
+from contracts.roads import haversine_m
 from device_sim.fleet import device_private_key
 from device_sim.truth import MessageTruth
-from roadledger.roads import haversine_m
 from roadledger.settings import Settings
 
 from .conftest import Run

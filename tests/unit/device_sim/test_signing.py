@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chain._encoding import b64url_decode
+from chain.encoding import b64url_decode
 from chain.telemetry import (
     RANGES,
     Observation,

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from chain.telemetry import TelemetryMessage, check_chain_link
+from contracts.roads import haversine_m
+from contracts.topics import mqtt_telemetry_topic
 from device_sim.driving import GNSS_MAX_ERROR_M
 from device_sim.errors import ConfigError
 from device_sim.observing import OBSERVATION_RADIUS_M
 from device_sim.simulation import Simulation
-from roadledger.roads import haversine_m
-from roadledger.topics import mqtt_telemetry_topic
 
 from .conftest import START_MS, Run, generate, plain_config
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from analytics.rules.thresholds import THRESHOLDS
 from chain.telemetry import parse
+from contracts.rules.thresholds import THRESHOLDS
 from device_sim.scenarios import parse_scenario_flag
 from device_sim.simulation import SimulationConfig
 

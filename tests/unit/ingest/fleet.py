@@ -13,8 +13,8 @@ from chain.errors import RejectReason
 from chain.jws import MAX_JWS_BYTES
 from chain.keys import Ed25519PrivateKey
 from chain.telemetry import DeviceKind, Observation, Telemetry, chain_hash, sign_telemetry
+from contracts.topics import HEADER_RECV_MS
 from roadledger.stream import StreamRecord
-from roadledger.topics import HEADER_RECV_MS
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z: device clocks and receive times in the tests
 DAY_MS = 86_400_000

@@ -1,4 +1,4 @@
-"""roadledger.commands.bridge: its help states the delivery guarantee; bad options are refused."""
+"""app.commands.bridge: its help states the delivery guarantee; bad options are refused."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from roadledger.commands import bridge
+from app.commands import bridge
 
 
 def _parser() -> argparse.ArgumentParser:

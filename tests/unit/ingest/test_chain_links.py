@@ -10,14 +10,14 @@ from __future__ import annotations
 from chain.device_keys import DeviceKey
 from chain.errors import RejectReason
 from chain.telemetry import chain_hash
+from contracts.topics import HEADER_CHAIN_BROKEN, Source
 from ingest.chain_links import is_void
-from ingest.dedupe import InMemoryDeviceMessages, Source, StoredMessage
+from ingest.dedupe import InMemoryDeviceMessages, StoredMessage
 from ingest.key_cache import StaticKeys
 from ingest.verifier import Decision, Verifier
 from roadledger.settings import Settings
 from roadledger.stream import StreamRecord
 from roadledger.stream.memory import MemoryStream
-from roadledger.topics import HEADER_CHAIN_BROKEN
 from tests.unit.ingest.fleet import T0, Device, raw_record
 
 R = RejectReason

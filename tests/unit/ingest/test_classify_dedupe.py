@@ -6,11 +6,11 @@ import hashlib
 
 import pytest
 
+from contracts.topics import Source
 from ingest.dedupe import (
     InMemoryDeviceMessages,
     MessageClaim,
     Outcome,
-    Source,
     StoredMessage,
     describe,
     first_claims,

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from ingest.map_matching import HEADING_PENALTY_M, M_PER_E7, SegmentIndex
-from roadledger.roads import RoadClass, RoadSegment, haversine_m
+from contracts.map_matching import HEADING_PENALTY_M, M_PER_E7, SegmentIndex
+from contracts.roads import RoadClass, RoadSegment, haversine_m
 
 BERLIN = (525_200_000, 134_050_000)
 

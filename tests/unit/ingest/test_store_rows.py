@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chain._hashing import leaf_hash
 from chain.device_keys import DeviceKey
 from chain.entries import device_key_entry
+from chain.hashing import leaf_hash
 from chain.keys import Ed25519PrivateKey
 from chain.telemetry import (
     RANGES,
@@ -28,11 +28,11 @@ from chain.telemetry import (
     chain_hash,
     sign_telemetry,
 )
-from ingest.map_matching import SegmentIndex
+from contracts.map_matching import SegmentIndex
+from contracts.topics import HEADER_RECV_MS
 from ingest.store_writer import BatchWriter, WriteCounts
 from ingest.telemetry_rows import MS_PER_DAY, decode_records
 from roadledger.stream import StreamRecord
-from roadledger.topics import HEADER_RECV_MS
 from tests.unit.ingest.test_map_matching import grid_city, heading_of, point_on
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from chain.errors import RejectReason
+from contracts.topics import recv_ms_of
 from ingest.classifier_pool import ClassifierPool
 from ingest.classify import Accepted, ClassifyInput, Limits, classify_chunk
 from ingest.dedupe import InMemoryDeviceMessages
@@ -19,7 +20,6 @@ from roadledger.settings import Settings
 from roadledger.stream import StreamRecord, TopicPartition
 from roadledger.stream.errors import StreamError
 from roadledger.stream.memory import MemoryStream
-from roadledger.topics import recv_ms_of
 from tests.support.pipeline import wait_until
 from tests.unit.ingest.fleet import DAY_MS, T0, Device, Traffic, mixed_traffic, raw_record
 from tests.unit.ingest.stream_probe import ProbeStream

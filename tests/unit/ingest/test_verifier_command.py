@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
+from app.commands import ingest
 from chain.errors import RejectReason
-from roadledger.commands import ingest
-from roadledger.errors import CommandError
+from contracts.errors import CommandError
 from roadledger.settings import Settings
 
 

@@ -14,7 +14,7 @@ from analytics.forecast.evaluation import (
     floor_checks,
 )
 from analytics.forecast.losloop import load_los_loop, los_loop_dir
-from roadledger.cli import main
+from app.cli import main
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from analytics.warnings.detectors import chain_broken_warning
 from analytics.warnings.model import Evidence, Severity, Warning, WarningType
-from ingest.chain_links import ChainBreak, header_value, parse_links
+from contracts.topics import parse_links
+from ingest.chain_links import ChainBreak, header_value
 from tests.unit.analytics.warnings.test_detectors import T0, Rules
 
 

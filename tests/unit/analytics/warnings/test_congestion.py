@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import random
 
-from analytics.rules.model import RuleBook, RuleVersion, SpeedLimit
 from analytics.warnings.congestion import CongestionCheck, is_slow, slow_sample, window_start
 from analytics.warnings.detectors import Point
 from analytics.warnings.model import Severity, Warning, WarningType, warning_id
-from roadledger.roads import RoadClass, RoadSegment
+from contracts.roads import RoadClass, RoadSegment
+from contracts.rules.model import RuleBook, RuleVersion, SpeedLimit
 
 WINDOW_START = 1_790_000_010_000  # a multiple of 30 s
 T0 = WINDOW_START + 10_000

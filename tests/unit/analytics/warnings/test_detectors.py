@@ -17,7 +17,7 @@ from analytics.warnings.detectors import (
     quarantine_warning,
 )
 from analytics.warnings.model import Severity, Warning, WarningType
-from roadledger.roads import RoadSegment
+from contracts.roads import RoadSegment
 
 T0 = 1_790_000_000_000
 LAT, LON = 522_516_100, 133_777_200

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 
-from analytics.rules.model import Geofence, RuleBook, RuleVersion, TimeWindow
 from analytics.warnings.detectors import Point
 from analytics.warnings.geofencing import GeofenceCheck
 from analytics.warnings.model import Severity, Warning, WarningType
+from contracts.rules.model import Geofence, RuleBook, RuleVersion, TimeWindow
 
 T0 = 1_790_000_000_000  # a Monday, 14:13 UTC
 LAT, LON = 525_200_000, 134_050_000

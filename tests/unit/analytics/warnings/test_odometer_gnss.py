@@ -15,7 +15,7 @@ from analytics.warnings.odometer_gnss import (
     Span,
     counted_too_little,
 )
-from roadledger.roads import RoadClass, RoadSegment
+from contracts.roads import RoadClass, RoadSegment
 from tests.unit.analytics.warnings.test_detectors import LAT, LON, Rules
 
 T0 = 1_790_000_000_000

@@ -6,18 +6,18 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from analytics.rules.model import RuleBook
-from analytics.scoring import score_warnings
 from analytics.warnings.checks import RsuReport, Sighting
 from analytics.warnings.detectors import Point
 from analytics.warnings.model import Severity, Warning, WarningType
 from analytics.warnings.rsu_contradiction import RsuContradictionCheck
+from app.scoring import score_warnings
 from chain.telemetry import parse
+from contracts.roads import haversine_m
+from contracts.rules.model import RuleBook
 from device_sim.network import NetworkSpec
 from device_sim.scenarios import parse_scenario_flag
 from device_sim.simulation import Simulation, SimulationConfig
 from device_sim.truth import TruthWriter, read_truth
-from roadledger.roads import haversine_m
 
 from .test_detectors import E7_PER_KM_LAT, LAT, LON, T0, Rules
 

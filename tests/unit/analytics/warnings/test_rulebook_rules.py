@@ -3,10 +3,10 @@ effective time and warnings cite the version that set them."""
 
 from __future__ import annotations
 
-from analytics.rules.model import RuleBook, RuleVersion
-from analytics.rules.thresholds import THRESHOLDS
 from analytics.warnings.detectors import DEFAULT_THRESHOLDS, Point, TelemetryDetector
 from analytics.warnings.model import Warning, WarningType
+from contracts.rules.model import RuleBook, RuleVersion
+from contracts.rules.thresholds import THRESHOLDS
 
 T0 = 1_790_000_000_000
 LAT, LON = 522_516_100, 133_777_200

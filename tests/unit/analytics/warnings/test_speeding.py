@@ -5,11 +5,11 @@ from __future__ import annotations
 import itertools
 import random
 
-from analytics.rules.model import Geofence, RuleBook, RuleVersion, SpeedLimit
 from analytics.warnings.detectors import Point
 from analytics.warnings.model import Warning, WarningType
 from analytics.warnings.speeding import SpeedingCheck, is_over_limit
-from roadledger.roads import RoadClass, RoadSegment
+from contracts.roads import RoadClass, RoadSegment
+from contracts.rules.model import Geofence, RuleBook, RuleVersion, SpeedLimit
 
 T0 = 1_790_000_000_000
 LAT, LON = 525_200_000, 134_050_000

@@ -1,0 +1,1 @@
+"""Subcommands of the ``roadledger`` CLI, one module each (see ``app.cli``)."""

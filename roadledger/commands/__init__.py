@@ -1,1 +1,0 @@
-"""Subcommands of the ``roadledger`` CLI, one module each (see ``roadledger.cli``)."""

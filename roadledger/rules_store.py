@@ -1,0 +1,183 @@
+"""Rules in PostgreSQL: organisations' signing keys, publishing a version, loading the book.
+
+:func:`publish_rules` verifies a signed document against the organisation's registered key,
+refuses a version that does not increase, and stores the version and its ledger entry (into
+``ledger_outbox``, keyed ``rules:<org_id>``) in one transaction, like the device registry does
+for device keys: no accepted version can be missing from the ledger.
+
+The signature is checked over the raw bytes before anything in the document is read, both
+when publishing and when loading: an unauthenticated document costs a signature check (linear
+in its bytes, bounded by ``limits.MAX_SIGNED_BYTES``), never a parse.
+"""
+
+from __future__ import annotations
+
+from typing import Final, TypeAlias
+
+import asyncpg
+
+from chain.keys import Ed25519PublicKey
+from contracts.rules.errors import (
+    RulesConflict,
+    RulesForbidden,
+    RulesInvalid,
+    RulesNotFound,
+    StoredRulesCorrupt,
+)
+from contracts.rules.model import RuleBook, RuleVersion
+from contracts.rules.signing import SignedRules, rules_entry
+
+__all__ = [
+    "add_organisation_key",
+    "list_rule_versions",
+    "load_rulebook",
+    "outbox_key",
+    "publish_rules",
+    "revoke_organisation_key",
+]
+
+# Serialises publishers of the same rule set (the version check and the insert are one step).
+_PUBLISH_LOCK: Final = 0x52756C6573  # "Rules"
+
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+
+def outbox_key(org_id: str) -> str:
+    """The stream key (``ledger_outbox.device_id``) of an organisation's rules entries."""
+    return f"rules:{org_id}"
+
+
+async def add_organisation_key(
+    conn: Conn, org_id: str, key_id: str, public_key: Ed25519PublicKey, valid_from_ms: int
+) -> None:
+    """Register a rule-signing key; the organisation must exist (``registry``)."""
+    try:
+        await conn.execute(
+            "INSERT INTO organisation_keys (org_id, key_id, public_key, valid_from_ms) "
+            "VALUES ($1, $2, $3, $4)",
+            org_id,
+            key_id,
+            public_key.to_bytes(),
+            valid_from_ms,
+        )
+    except asyncpg.ForeignKeyViolationError:
+        raise RulesNotFound("org_id", f"unknown organisation {org_id!r}") from None
+    except asyncpg.UniqueViolationError:
+        raise RulesConflict("key_id", f"{org_id!r} already has a key {key_id!r}") from None
+
+
+async def revoke_organisation_key(conn: Conn, org_id: str, key_id: str, at_ms: int) -> None:
+    """Revoke a key from ``at_ms``: documents published from then on under it are refused."""
+    done = await conn.execute(
+        "UPDATE organisation_keys SET revoked_at_ms = $3 "
+        "WHERE org_id = $1 AND key_id = $2 AND revoked_at_ms IS NULL",
+        org_id,
+        key_id,
+        at_ms,
+    )
+    if done != "UPDATE 1":
+        raise RulesNotFound("key_id", f"no unrevoked key {key_id!r} for {org_id!r}")
+
+
+async def publish_rules(conn: asyncpg.Connection, signed: bytes, now_ms: int) -> RuleVersion:
+    """Verify, check and store one signed rules version; a :class:`RulesError` says why not
+    (its kind: :mod:`contracts.rules.errors`).
+
+    The signer is found by the signature alone: the registered keys with the header's ``kid``
+    (one per organisation that uses that id) are tried on the raw bytes, and the document is
+    parsed only once one verifies; its ``org_id`` must then be that key's organisation.
+    """
+    envelope = SignedRules.from_bytes(signed)
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _PUBLISH_LOCK)
+        keys = await conn.fetch(
+            "SELECT org_id, public_key, valid_from_ms, revoked_at_ms FROM organisation_keys "
+            "WHERE key_id = $1 ORDER BY org_id",
+            envelope.kid,
+        )
+        if not keys:
+            raise RulesForbidden(
+                "signature.header.kid", f"no organisation has a key {envelope.kid!r}"
+            )
+        key = next(
+            (k for k in keys if envelope.signed_by(Ed25519PublicKey.from_bytes(k["public_key"]))),
+            None,
+        )
+        if key is None:
+            raise RulesForbidden(
+                "signature", f"does not verify under any registered key {envelope.kid!r}"
+            )
+        if key["revoked_at_ms"] is not None and key["revoked_at_ms"] <= now_ms:
+            raise RulesForbidden("signature.header.kid", f"key {envelope.kid!r} is revoked")
+        if key["valid_from_ms"] > now_ms:
+            raise RulesForbidden("signature.header.kid", f"key {envelope.kid!r} is not valid yet")
+        rules = envelope.rules()  # authenticated: now it may cost a parse
+        if rules.org_id != key["org_id"]:
+            raise RulesForbidden(
+                "org_id",
+                f"{rules.org_id!r}, but the document is signed with key {envelope.kid!r} "
+                f"of {key['org_id']!r}",
+            )
+        latest = await conn.fetchval(
+            "SELECT max(version) FROM rule_versions WHERE org_id = $1 AND rule_set = $2",
+            rules.org_id,
+            rules.rule_set,
+        )
+        if latest is not None and rules.version <= latest:
+            raise RulesConflict(
+                "version", f"must be greater than {latest}, the latest of {rules.rule_set!r}"
+            )
+        await conn.execute(
+            "INSERT INTO rule_versions "
+            "(org_id, rule_set, version, effective_from_ms, key_id, signed) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            rules.org_id,
+            rules.rule_set,
+            rules.version,
+            rules.effective_from_ms,
+            envelope.kid,
+            envelope.raw,
+        )
+        await conn.execute(
+            "INSERT INTO ledger_outbox (device_id, entry) VALUES ($1, $2)",
+            outbox_key(rules.org_id),
+            rules_entry(envelope.raw),
+        )
+    return rules
+
+
+async def list_rule_versions(conn: Conn) -> list[RuleVersion]:
+    """Every accepted version, by organisation, rule set and version.
+
+    Each is verified again under the key it was published with before it is parsed (the
+    stored bytes are the only source), so a row changed in the database is refused with
+    :class:`StoredRulesCorrupt` rather than applied: the server's fault, not the caller's.
+    """
+    rows = await conn.fetch(
+        "SELECT v.org_id, v.rule_set, v.version, v.key_id, v.signed, k.public_key "
+        "FROM rule_versions v JOIN organisation_keys k USING (org_id, key_id) "
+        "ORDER BY v.org_id, v.rule_set, v.version"
+    )
+    versions = []
+    for r in rows:
+        label = f"{r['org_id']}/{r['rule_set']}@{r['version']}"
+        try:
+            envelope = SignedRules.from_bytes(bytes(r["signed"]))
+            if envelope.kid != r["key_id"] or not envelope.signed_by(
+                Ed25519PublicKey.from_bytes(r["public_key"])
+            ):
+                raise StoredRulesCorrupt(
+                    "signature", f"stored {label} does not verify under {r['key_id']!r}"
+                )
+            rules = envelope.rules()
+        except RulesInvalid as exc:  # it was valid when published: the row has changed since
+            raise StoredRulesCorrupt(exc.path, exc.reason) from None
+        if rules.label != label:
+            raise StoredRulesCorrupt("", f"stored as {label}, the signed document is {rules.label}")
+        versions.append(rules)
+    return versions
+
+
+async def load_rulebook(conn: Conn) -> RuleBook:
+    """The rule book of every accepted (verified at publication) version in the database."""
+    return RuleBook(tuple(await list_rule_versions(conn)))
