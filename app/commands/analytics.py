@@ -153,7 +153,7 @@ async def _analyse(settings: Settings, stop: asyncio.Event) -> None:
     from roadledger.health import start_reporting_health
     from roadledger.resilience import Dependency, RetryPolicy
     from roadledger.rules_store import load_rulebook
-    from roadledger.stream.kafka import KafkaStream
+    from roadledger.stream.opening import open_stream
 
     log = logging.getLogger("roadledger.analytics")
     # One per service for the whole process: one line per outage.
@@ -174,7 +174,7 @@ async def _analyse(settings: Settings, stop: asyncio.Event) -> None:
             return
         engine = AnalyticsEngine(
             settings,
-            KafkaStream(settings),
+            open_stream(settings),
             pool,
             load_rules=functools.partial(load_rulebook, pool),
             database=database,

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.bridge import Bridge
     from roadledger.health import start_reporting_health
     from roadledger.stream.errors import StreamError
-    from roadledger.stream.kafka import KafkaStream
+    from roadledger.stream.opening import open_stream
 
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             loop.add_signal_handler(signum, on_signal)
         bridge = Bridge(
             settings,
-            KafkaStream(settings),
+            open_stream(settings),
             topic_filter=args.topic_filter,
             client_id=args.client_id,
             stats_interval=args.stats_interval,

@@ -139,7 +139,7 @@ async def serve(
     from roadledger.registry import DeviceRegistry
     from roadledger.resilience import Dependency, RetryPolicy
     from roadledger.stream.errors import StreamError
-    from roadledger.stream.kafka import KafkaStream
+    from roadledger.stream.opening import open_stream
 
     # One per service for the whole process: an outage is one line down and one line back,
     # however many of the components notice it.
@@ -160,7 +160,7 @@ async def serve(
 
         if not await RetryPolicy().run(schema, database, stop):
             return
-        stream = KafkaStream(settings)
+        stream = open_stream(settings)
         verifier = Verifier(
             settings,
             stream,

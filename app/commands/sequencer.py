@@ -75,7 +75,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     from roadledger.health import start_reporting_health
     from roadledger.log_key import load_log_key
     from roadledger.resilience import Dependency, RetryPolicy
-    from roadledger.stream.kafka import KafkaStream
+    from roadledger.stream.opening import open_stream
 
     log = logging.getLogger("roadledger.sequencer")
     retry = RetryPolicy()
@@ -87,7 +87,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     )  # a wrong password: DatabaseUnavailable, one line
     if pool is None:
         return
-    stream = KafkaStream(settings)
+    stream = open_stream(settings)
     producer = stream.producer(client_id="roadledger-outbox")
     try:
 

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from device_sim.publisher import MqttPublisher, PublishProgress, PublishReport
     from device_sim.simulation import Simulation
     from roadledger.settings import Settings
-    from roadledger.stream import Stream
 
 __all__ = ["DemoConfig", "ServiceChoice", "choose_services", "run_demo"]
 
@@ -160,16 +159,6 @@ async def _main(
         await embedded.stop()
 
 
-def _stream(settings: Settings, real_kafka: bool) -> Stream:
-    if real_kafka:
-        from roadledger.stream.kafka import KafkaStream
-
-        return KafkaStream(settings)
-    from roadledger.stream.memory import MemoryStream
-
-    return MemoryStream(partitions=settings.kafka_partitions, trim_committed=True)
-
-
 async def _with_services(
     config: DemoConfig,
     settings: Settings,
@@ -183,6 +172,7 @@ async def _with_services(
     from device_sim.registration import register_simulation
     from roadledger.db.pool import open_database
     from roadledger.db.schema import apply_schema
+    from roadledger.stream.opening import open_stream, require_broker
 
     pool = await open_database(settings, max_size=8)
     try:
@@ -194,9 +184,11 @@ async def _with_services(
         if config.services.real_kafka:
             from runtime.services.kafka import ensure_topics
 
+            await require_broker(settings)  # down: one line, not aiokafka's traceback
             with console.status(f"creating the topics on Kafka {settings.kafka_bootstrap}"):
                 await ensure_topics(settings)  # idempotent, as `roadledger services up` does
-        pipeline = Pipeline(settings, _stream(settings, config.services.real_kafka), pool)
+        stream = open_stream(settings, in_memory=not config.services.real_kafka)
+        pipeline = Pipeline(settings, stream, pool)
         try:
             with console.status("starting the pipeline"):
                 await pipeline.start()

@@ -41,8 +41,9 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from roadledger.settings import Settings
+from roadledger.tcp_probe import port_open
 from runtime.embedded.errors import EmbeddedError
-from runtime.services.process import as_user, owned_dir, port_open, running_pid
+from runtime.services.process import as_user, owned_dir, running_pid
 
 __all__ = ["DEFAULT_TEMPLATE", "EmbeddedPostgres", "postgres_bindir"]
 

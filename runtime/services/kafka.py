@@ -19,12 +19,12 @@ from pathlib import Path
 
 from contracts.topics import KAFKA_TOPICS
 from roadledger.settings import Endpoint, Settings
+from roadledger.tcp_probe import port_open
 from runtime.services.base import ServiceStatus
 from runtime.services.packages import ensure_packages
 from runtime.services.process import (
     ServiceError,
     Spawned,
-    port_open,
     running_pid,
     spawn,
     stop_pid,

@@ -31,13 +31,12 @@ from roadledger.mqtt_auth import (
     sim_account,
 )
 from roadledger.settings import Endpoint, Settings
+from roadledger.tcp_probe import connect_tcp, port_open
 from runtime.services.base import ServiceStatus
 from runtime.services.packages import ensure_packages
 from runtime.services.process import (
     ServiceError,
-    connect_tcp,
     owned_dir,
-    port_open,
     running_pid,
     spawn,
     stop_pid,

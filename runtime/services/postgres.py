@@ -21,13 +21,13 @@ from pathlib import Path
 import asyncpg
 
 from roadledger.settings import Settings
+from roadledger.tcp_probe import port_open
 from runtime.services.base import ServiceStatus
 from runtime.services.packages import ensure_packages
 from runtime.services.process import (
     ServiceError,
     as_user,
     owned_dir,
-    port_open,
     running_pid,
     tail,
 )

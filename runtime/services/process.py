@@ -12,8 +12,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import time
@@ -27,9 +25,7 @@ __all__ = [
     "ServiceError",
     "Spawned",
     "as_user",
-    "connect_tcp",
     "owned_dir",
-    "port_open",
     "read_pid",
     "running_pid",
     "spawn",
@@ -41,42 +37,6 @@ __all__ = [
 
 class ServiceError(CommandError):
     """A local service could not be installed, started, probed or stopped."""
-
-
-def connect_tcp(host: str, port: int, timeout: float) -> socket.socket:
-    """A TCP connection to ``host:port``; ``ConnectionRefusedError`` when it is only to itself.
-
-    Our ports lie in Linux's ephemeral range (32768-60999). With nothing listening on loopback,
-    a probe whose own ephemeral port happens to equal the target port connects to itself (TCP
-    simultaneous open), sees "something" listening, and then holds the port in TIME_WAIT so the
-    starting server cannot bind it (Kafka waited ~60 s for it). Such a socket is reset (no
-    TIME_WAIT) and the attempt counts as refused."""
-    sock = socket.create_connection((host, port), timeout=timeout)
-    try:
-        is_self = sock.getsockname() == sock.getpeername()
-    except OSError:
-        sock.close()
-        raise
-    if is_self:
-        _reset_close(sock)
-        raise ConnectionRefusedError(f"{host}:{port}: connected to itself, nothing listens")
-    return sock
-
-
-def _reset_close(sock: socket.socket) -> None:
-    """Close with a reset (SO_LINGER 0): the port is not left in TIME_WAIT."""
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
-
-
-def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    """True when something (not this probe itself) accepts TCP connections on ``host:port``."""
-    try:
-        with connect_tcp(host, port, timeout):
-            return True
-    except OSError:
-        return False
 
 
 def read_pid(pid_file: Path) -> int | None:

@@ -19,9 +19,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from roadledger.settings import Settings
+from roadledger.tcp_probe import port_open
 from runtime.services.kafka import KafkaService
 from runtime.services.postgres import SERVER_USER, PostgresService, _bindir
-from runtime.services.process import as_user, port_open, wait_for
+from runtime.services.process import as_user, wait_for
 from tests.integration.conftest import free_port
 
 __all__ = ["PrivateServices", "private_services"]

@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from runtime.services.process import connect_tcp, port_open
+from roadledger.tcp_probe import connect_tcp, port_open
 
 
 def _free_port() -> int:
