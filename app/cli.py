@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "proof": "app.commands.proof",
     "verify": "app.commands.verify",
     "witness": "app.commands.witness",
+    "api": "app.commands.api",
     "forecast": "app.commands.forecast",
     "rules": "app.commands.rules",
     "score": "app.commands.score",

@@ -11,6 +11,9 @@ Tree::
     │                            version not above the latest)
     ├── Invalid             422  the request itself is malformed or out of bounds, whatever is
     │                            stored (a rules document over a limit, an unknown field)
+    ├── Unauthenticated     401  no credentials, or credentials that are wrong, expired or
+    │                            revoked (a login, a token, an API key)
+    ├── RateLimited         429  too many attempts; ``retry_after_s`` says when to try again
     ├── Forbidden           403  well-formed, but not allowed (a service account's username as a
     │                            device id, rules not signed by a key that may publish them)
     └── Unavailable         503  a service the operation needs cannot be reached; try again
@@ -36,6 +39,8 @@ __all__ = [
     "Forbidden",
     "Invalid",
     "NotFound",
+    "RateLimited",
+    "Unauthenticated",
     "Unavailable",
 ]
 
@@ -54,6 +59,18 @@ class Conflict(DomainError):
 
 class Invalid(DomainError):
     """The request is malformed or out of bounds, whatever the stored state (HTTP 422)."""
+
+
+class Unauthenticated(DomainError):
+    """No credentials, or wrong, expired or revoked ones (HTTP 401)."""
+
+
+class RateLimited(DomainError):
+    """Too many attempts (HTTP 429); try again after ``retry_after_s`` seconds."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class Forbidden(DomainError):

@@ -17,6 +17,7 @@ Errors, each also of a kind of :mod:`contracts.errors` (the status ``api/`` answ
 
     RegistryError               root: catch this to catch every refusal of the registry
     ├── OrganisationNotFound    NotFound   the organisation is not registered
+    ├── InvalidOrganisationKind Invalid    not a kind of contracts.access.OrgKind
     ├── DeviceNotFound          NotFound   the device is not registered
     ├── DeviceConflict          Conflict   the change contradicts the registry: another owner,
     │                                      kind or key details for a known device, a key used
@@ -35,7 +36,8 @@ import asyncpg
 from chain.device_keys import DeviceKey
 from chain.entries import device_key_entry
 from chain.keys import Ed25519PublicKey
-from contracts.errors import Conflict, DomainError, Forbidden, NotFound
+from contracts.access import OrgKind
+from contracts.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 
 __all__ = [
     "CredentialStore",
@@ -43,6 +45,7 @@ __all__ = [
     "DeviceCredentials",
     "DeviceNotFound",
     "DeviceRegistry",
+    "InvalidOrganisationKind",
     "OrganisationNotFound",
     "RegistryError",
     "ReservedDeviceId",
@@ -56,6 +59,10 @@ class RegistryError(DomainError):
 
 class OrganisationNotFound(RegistryError, NotFound):
     """The organisation is not registered."""
+
+
+class InvalidOrganisationKind(RegistryError, Invalid):
+    """The organisation kind is not one RoadLedger knows."""
 
 
 class DeviceNotFound(RegistryError, NotFound):
@@ -98,7 +105,11 @@ class DeviceRegistry:
         self._parsed: dict[str, DeviceKey] = {}
 
     async def ensure_organisation(self, org_id: str, name: str, kind: str) -> None:
-        """Create the organisation unless it exists (its name and kind are then kept)."""
+        """Create the organisation unless it exists (its name and kind are then kept); a kind
+        that is not a ``contracts.access.OrgKind`` is :class:`InvalidOrganisationKind`."""
+        if kind not in OrgKind.__members__.values():
+            known = ", ".join(k.value for k in OrgKind)
+            raise InvalidOrganisationKind(f"organisation kind {kind!r} is not one of {known}")
         async with self.pool.acquire() as conn:
             await conn.execute(
                 "INSERT INTO organisations (org_id, name, kind) VALUES ($1, $2, $3) "

@@ -227,6 +227,28 @@ class Settings(BaseSettings):
     analytics_warmup_rows: int = Field(
         default=2_000_000, ge=1, description="At most this many rows of each kind replayed."
     )
+    api_host: str = Field(default="127.0.0.1", description="Where `roadledger api` listens.")
+    api_port: int = Field(default=58080, gt=0, lt=65536)
+    api_access_token_s: int = Field(
+        default=900, ge=30, le=86_400, description="How long a login's access token lives."
+    )
+    api_refresh_token_s: int = Field(
+        default=30 * 86_400,
+        ge=300,
+        le=365 * 86_400,
+        description="How long a login may be refreshed without a password.",
+    )
+    api_login_failures: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Failed logins of one username (or 4x this from one client) within "
+        "api_login_window_s before further attempts get 429.",
+    )
+    api_login_window_s: int = Field(default=900, ge=1, le=86_400)
+    api_key_max_days: int = Field(
+        default=365, ge=1, le=3650, description="The longest life an API key may be given."
+    )
 
     @field_validator("database_url")
     @classmethod

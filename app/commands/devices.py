@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.commands._args import non_negative_int
+from contracts.access import OrgKind
 from contracts.errors import CommandError
 from roadledger.settings import Settings
 
@@ -56,7 +57,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--owner-name", help="organisation name, if the organisation is new (default: its id)"
     )
     register.add_argument(
-        "--owner-kind", default="fleet", help="organisation kind, if new (default: fleet)"
+        "--owner-kind",
+        default="fleet_owner",
+        choices=[kind.value for kind in OrgKind],
+        help="organisation kind, if new (default: fleet_owner)",
     )
     register.add_argument("--kind", choices=("vehicle", "rsu"), required=True)
     _key_arguments(register)

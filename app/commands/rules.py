@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.commands._args import non_negative_int
+from contracts.access import OrgKind
 from contracts.errors import CommandError
 from roadledger.settings import Settings
 
@@ -48,7 +49,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     key.add_argument("--public-key", metavar="B64URL", help="Ed25519 public key, base64url")
     key.add_argument("--key-file", type=Path, metavar="FILE", help="a key file from `keygen`")
     register.add_argument("--org-name", help="organisation name, if new (default: its id)")
-    register.add_argument("--org-kind", default="authority", help="if new (default: authority)")
+    register.add_argument(
+        "--org-kind",
+        default="authority",
+        choices=[kind.value for kind in OrgKind],
+        help="if new (default: authority)",
+    )
     register.add_argument("--valid-from", type=non_negative_int, metavar="MS", help="default: now")
 
     revoke = actions.add_parser("revoke-key", help="refuse documents signed with a key from now")

@@ -14,8 +14,10 @@ recorded before (1..6):
   missing, exactly as the old ``apply_schema`` did; versions 1..4 were not reconstructed as
   migrations of their own.
 - Migration 6: ``device_messages.prev``, ``key_id``, ``signed_ts`` (``ALTER TABLE``).
+- Migration 7: identity and access (``roadledger/db/access_schema.py``): the organisations'
+  hierarchy and jurisdiction, members, sessions, API keys, login failures, grants.
 
-A fresh database runs 5 then 6; a legacy 5 runs 6 only; a legacy 6 is current. A change to a
+A fresh database runs 5, 6, 7; a legacy 5 runs 6 and 7; a legacy 6 runs 7. A change to a
 table goes into a new migration appended to :data:`MIGRATIONS` (an ``ALTER``), never into the
 DDL of a released one. The telemetry tables' DDL depends on the mode chosen at run time and
 lives in ``telemetry_schema``; ``apply_schema`` also calls ``telemetry_schema.apply`` after the
@@ -55,6 +57,7 @@ from typing import Final
 
 import asyncpg
 
+from roadledger.db.access_schema import ACCESS_DDL
 from roadledger.db.migrations import (
     Migration,
     StorageChoice,
@@ -349,6 +352,12 @@ MIGRATIONS: Final = (
         6,
         "device_messages.prev, key_id, signed_ts (hash-chain check)",
         statements(*_DEVICE_MESSAGES_CHAIN_DDL),
+    ),
+    Migration(
+        7,
+        "identity and access: organisation hierarchy and jurisdiction, members, sessions, "
+        "API keys, login failures, grants",
+        statements(*ACCESS_DDL),
     ),
 )
 check_order(MIGRATIONS)

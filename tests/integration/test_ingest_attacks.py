@@ -97,7 +97,7 @@ async def _topic(settings: Settings, name: str) -> list[tuple[bytes, dict[str, b
 
 async def _register(pool: asyncpg.Pool, device: Device) -> DeviceRegistry:
     registry = DeviceRegistry(pool)
-    await registry.ensure_organisation("fleet-a", "Fleet A", "fleet")
+    await registry.ensure_organisation("fleet-a", "Fleet A", "fleet_owner")
     await registry.register_many(device.records)
     return registry
 

@@ -214,7 +214,7 @@ async def register(settings: Settings, fleet: list[Device]) -> None:
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
     try:
         registry = DeviceRegistry(pool)
-        await registry.ensure_organisation("fleet-a", "Fleet A", "fleet")
+        await registry.ensure_organisation("fleet-a", "Fleet A", "fleet_owner")
         await registry.register_many([device.record for device in fleet])
     finally:
         await pool.close()

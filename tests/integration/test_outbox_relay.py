@@ -60,7 +60,7 @@ async def test_key_history_is_appended_to_the_devices_log(
     stream.create_topic(TOPIC)
     async with scratch_schema_pool(postgres) as pool:
         registry = DeviceRegistry(pool)
-        await registry.ensure_organisation("fleet-a", "Fleet A", "fleet")
+        await registry.ensure_organisation("fleet-a", "Fleet A", "fleet_owner")
         record = DeviceKey(
             device_id="veh-1",
             public_key=Ed25519PrivateKey.generate().public_key,

@@ -33,7 +33,7 @@ async def pool(postgres: Settings) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 async def registry(pool: asyncpg.Pool) -> DeviceRegistry:
     registry = DeviceRegistry(pool)
-    await registry.ensure_organisation("fleet-a", "Fleet A", "fleet")
+    await registry.ensure_organisation("fleet-a", "Fleet A", "fleet_owner")
     await registry.ensure_organisation("authority", "Traffic Authority", "authority")
     return registry
 

@@ -102,13 +102,19 @@ async def test_a_released_schema_5_with_rows_is_upgraded_in_place(
         )
         assert await conn.fetchval("SELECT count(*) FROM telemetry") == 1
 
-        # Only migration 6 ran; 5 is what the legacy version said, date unknown.
+        # Migration 7 (identity and access) altered organisations and kept its row.
+        org = await conn.fetchrow("SELECT kind, parent_id, jurisdiction FROM organisations")
+        assert tuple(org) == ("fleet_owner", None, None)  # the legacy 'fleet', renamed
+        assert await conn.fetchval("SELECT count(*) FROM members") == 0
+
+        # Only migrations 6 and 7 ran; 5 is what the legacy version said, date unknown.
         assert await applied_numbers(conn) == [
             (5, MIGRATIONS[0].description, False),
             (6, MIGRATIONS[1].description, True),
+            (7, MIGRATIONS[2].description, True),
         ]
-        assert await recorded_number(conn) == SCHEMA_VERSION == 6
-        assert await conn.fetchval("SELECT max(version) FROM roadledger_schema") == 6
+        assert await recorded_number(conn) == SCHEMA_VERSION == 7
+        assert await conn.fetchval("SELECT max(version) FROM roadledger_schema") == 7
 
         # A second call finds it current and changes nothing, not even the records' dates.
         dates = await conn.fetch("SELECT number, applied_at FROM roadledger_migrations")
@@ -116,8 +122,8 @@ async def test_a_released_schema_5_with_rows_is_upgraded_in_place(
         assert await conn.fetch("SELECT number, applied_at FROM roadledger_migrations") == dates
 
 
-async def test_a_current_legacy_database_is_left_alone(empty_schema: asyncpg.Pool) -> None:
-    """A legacy 6 (the old apply_schema's last version) is current: no migration table made."""
+async def test_a_legacy_6_gets_only_the_migrations_after_it(empty_schema: asyncpg.Pool) -> None:
+    """A legacy 6 (the old apply_schema's last version) runs 7 and on, never 6 again."""
     async with empty_schema.acquire() as conn:
         await conn.execute(SCHEMA_V5.read_text())
         for statement in (
@@ -128,7 +134,11 @@ async def test_a_current_legacy_database_is_left_alone(empty_schema: asyncpg.Poo
         ):
             await conn.execute(statement)
         assert await apply_schema(conn) == MODE_PARTITIONED
-        assert await conn.fetchval("SELECT to_regclass('roadledger_migrations')") is None
+        assert [(n, fresh) for n, _, fresh in await applied_numbers(conn)] == [
+            (5, False),
+            (6, False),
+            (7, True),
+        ]
 
 
 async def test_a_fresh_database_runs_every_migration_in_order(empty_schema: asyncpg.Pool) -> None:

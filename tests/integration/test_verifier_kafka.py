@@ -80,7 +80,7 @@ class KafkaRun:
 
     async def register_and_publish(self) -> None:
         registry = DeviceRegistry(self.pool)
-        await registry.ensure_organisation("fleet-a", "Fleet A", "fleet")
+        await registry.ensure_organisation("fleet-a", "Fleet A", "fleet_owner")
         assert await registry.register_many(self.traffic.records) == len(self.traffic.records)
         producer = KafkaStream(self.settings).producer(client_id="test-bridge")
         await producer.start()

@@ -153,7 +153,7 @@ async def test_sigkill_mid_run_then_restart_loses_and_repeats_nothing_wrongly(
     settings, pool = env
     traffic = mixed_traffic(vehicles=60, messages=200)
     registry = DeviceRegistry(pool)
-    await registry.ensure_organisation("fleet-a", "Fleet A", "fleet")
+    await registry.ensure_organisation("fleet-a", "Fleet A", "fleet_owner")
     await registry.register_many(traffic.records)
 
     raw = settings.topic(RAW)

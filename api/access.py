@@ -1,0 +1,42 @@
+"""Authorisation checks the routes share: who administers an organisation, and data access.
+
+Data reads go through :func:`require_access`, which asks the kernel's
+:func:`roadledger.identity.grants.authorize` (ownership or a live grant, role, key scope) and
+returns what allowed it, so the route can name the grant in what it records.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from contracts.access import OrgKind, Role, Scope
+from roadledger.identity.errors import NotPermitted
+from roadledger.identity.grants import authorize
+from roadledger.identity.principal import Principal
+
+__all__ = ["is_operator_admin", "require_access", "require_org_admin"]
+
+
+def is_operator_admin(principal: Principal) -> bool:
+    """An admin of an operator organisation: manages every organisation."""
+    return principal.org_kind == OrgKind.OPERATOR and principal.has(Role.ADMIN)
+
+
+def require_org_admin(principal: Principal, org_id: str) -> None:
+    """Pass when the caller administers ``org_id`` (its admin, or an operator admin)."""
+    if is_operator_admin(principal):
+        return
+    if principal.org_id == org_id and principal.has(Role.ADMIN):
+        return
+    raise NotPermitted(f"only an admin of {org_id!r} (or of the operator) may do this")
+
+
+async def require_access(
+    pool: asyncpg.Pool, principal: Principal, device_id: str, scope: Scope, *, action: str
+) -> str:
+    """``"owner"`` or the id of the grant that lets ``principal`` read ``scope`` of
+    ``device_id`` now; raises 404/403 kinds otherwise (see ``authorize``). ``action`` names
+    what is read (the route, e.g. ``"GET /v1/vehicles/{device_id}/track"``) for the audit
+    log."""
+    del action  # recorded in the audit log (issue 11, item 3)
+    return await authorize(pool, principal, device_id, scope)

@@ -1,0 +1,86 @@
+"""The API application: :func:`create_app` builds it from settings, once, at the entry point.
+
+The lifespan opens the PostgreSQL pool (waiting out a server that is down, one log line) and
+brings the schema up to date; routes reach both through ``api.deps``. Every route but
+``/health`` requires authentication (``tests/integration/api`` checks each one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from api import errors
+from api.deps import PrincipalDep
+from api.errors import ERROR_RESPONSES
+from api.routes import ROUTERS
+from roadledger import __version__
+from roadledger.db.pool import wait_for_pool
+from roadledger.db.schema import apply_schema
+from roadledger.resilience import Dependency
+from roadledger.settings import Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("roadledger.api")
+
+DESCRIPTION = """\
+RoadLedger's API for authorities, insurers, owners, auditors and witnesses.
+
+Authenticate with `POST /v1/auth/token` (OAuth2 password flow) and send the access token as
+`Authorization: Bearer ...`, or send an API key (`X-API-Key: rlk_...`). Every route but
+`/health` requires it. Errors are `{"detail": "..."}` with the status saying which kind.
+"""
+
+
+def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> FastAPI:
+    """The API for ``settings``. Without ``pool`` it opens its own when it starts (and closes
+    it when it stops); with one (tests, an embedding process) it uses that, schema applied."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if pool is not None:
+            app.state.pool = pool
+            yield
+            return
+        database = Dependency("PostgreSQL", log)
+        own = await wait_for_pool(settings, asyncio.Event(), database, max_size=10)
+        assert own is not None  # the event is never set: uvicorn cancels us to stop
+        async with own.acquire() as conn:
+            await apply_schema(conn, retention_days=settings.retention_days)
+        app.state.pool = own
+        try:
+            yield
+        finally:
+            await own.close()
+
+    # No unauthenticated /docs or /openapi.json (and Swagger UI would load from a CDN): the
+    # schema is served to authenticated callers at /v1/openapi.json and by `roadledger api
+    # openapi`.
+    app = FastAPI(
+        title="RoadLedger",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+
+    @app.get("/v1/openapi.json", tags=["meta"], responses=ERROR_RESPONSES, summary="OpenAPI")
+    async def openapi(principal: PrincipalDep) -> JSONResponse:
+        """This API's OpenAPI 3.1 description."""
+        del principal
+        return JSONResponse(app.openapi())
+
+    return app

@@ -1,0 +1,90 @@
+"""What routes ask FastAPI for: ``Annotated`` dependencies, one per thing a route needs.
+
+``SettingsDep`` and ``PoolDep`` come from the application state (built once by
+:func:`api.app.create_app`). ``PrincipalDep`` authenticates the request: a bearer access token
+from a login (``rla_...``) or an API key (``Authorization: Bearer rlk_...`` or ``X-API-Key``);
+no credentials or bad ones are 401. ``require_roles(...)`` adds a role check (403).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+
+from contracts.access import Role
+from contracts.errors import Unauthenticated
+from roadledger.identity.api_keys import principal_of_api_key
+from roadledger.identity.credentials import API_KEY_PREFIX
+from roadledger.identity.errors import NotPermitted
+from roadledger.identity.logins import LoginPolicy, principal_of_token
+from roadledger.identity.principal import Principal
+from roadledger.settings import Settings
+
+__all__ = [
+    "PoolDep",
+    "PrincipalDep",
+    "SettingsDep",
+    "login_policy",
+    "require_roles",
+]
+
+TOKEN_URL = "/v1/auth/token"  # noqa: S105 - a path, not a secret
+_bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (rlk_...)")
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _pool(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+PoolDep = Annotated[asyncpg.Pool, Depends(_pool)]
+
+
+def login_policy(settings: Settings) -> LoginPolicy:
+    """Token lifetimes and the login limit of ``settings``."""
+    return LoginPolicy(
+        access_s=settings.api_access_token_s,
+        refresh_s=settings.api_refresh_token_s,
+        max_failures=settings.api_login_failures,
+        window_s=settings.api_login_window_s,
+    )
+
+
+async def _principal(
+    pool: PoolDep,
+    bearer: Annotated[str | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> Principal:
+    if api_key is not None:
+        return await principal_of_api_key(pool, api_key)
+    if bearer is None:
+        raise Unauthenticated("authentication required: a bearer token or an API key")
+    if bearer.startswith(API_KEY_PREFIX + "_"):
+        return await principal_of_api_key(pool, bearer)
+    return await principal_of_token(pool, bearer)
+
+
+PrincipalDep = Annotated[Principal, Depends(_principal)]
+
+
+def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that passes the principal on when it holds one of ``roles``, else 403."""
+    names = ", ".join(sorted(roles))
+
+    async def check(principal: PrincipalDep) -> Principal:
+        if not principal.has(*roles):
+            raise NotPermitted(f"this needs one of the roles {names}")
+        return principal
+
+    return check
