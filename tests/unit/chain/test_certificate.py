@@ -8,13 +8,9 @@ from typing import Any
 
 import pytest
 
-from chain.certificate import (
-    FORMAT,
-    CertifiedKeyRecord,
-    CertifiedMessage,
-    MileageCertificate,
-    build_certificate,
-)
+from chain.certificate import FORMAT, MileageCertificate
+from chain.certificate_build import build_certificate
+from chain.certificate_parts import CertifiedKeyRecord, CertifiedMessage
 from chain.device_keys import DeviceKey
 from chain.entries import DEVICE_KEY_ENTRY_PREFIX, device_key_entry, parse_device_key_entry
 from chain.errors import CertificateError, EncodingError

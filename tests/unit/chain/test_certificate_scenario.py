@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chain.certificate import MileageCertificate, build_certificate
+from chain.certificate import MileageCertificate
+from chain.certificate_build import build_certificate
 from chain.certificate_verify import VerifiedCertificate, verify_certificate
 from chain.checkpoint import Checkpoint, sign_checkpoint
 from chain.cosignature import CosignatureSigner, CosignatureVerifier
@@ -25,7 +26,7 @@ from chain.device_keys import DeviceKey
 from chain.entries import device_key_entry
 from chain.keys import Ed25519PrivateKey
 from chain.log import InMemoryMerkleLog
-from chain.note import Ed25519Signer, Ed25519Verifier
+from chain.note_signers import Ed25519Signer, Ed25519Verifier
 from chain.telemetry import DeviceKind, Telemetry, chain_hash, sign_telemetry
 from chain.witness import MemoryWitnessStateStore, Witness
 

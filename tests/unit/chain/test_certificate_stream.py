@@ -17,7 +17,7 @@ from typing import IO, Any
 import pytest
 
 import chain.certificate_stream as stream_module
-from chain.certificate import build_certificate
+from chain.certificate_build import build_certificate
 from chain.certificate_stream import MAX_ITEM_CHARS
 from chain.certificate_verify import VerificationReport, verify_certificate_file
 from chain.checkpoint import Checkpoint, sign_checkpoint

@@ -19,7 +19,8 @@ from chain.cosignature import CosignatureVerifier, cosign
 from chain.device_keys import DeviceKey
 from chain.entries import device_key_entry
 from chain.errors import CertificateError
-from chain.note import Ed25519Signer, Ed25519Verifier, NoteSignature
+from chain.note import NoteSignature
+from chain.note_signers import Ed25519Signer, Ed25519Verifier
 from chain.telemetry import DeviceKind, Observation, Telemetry, chain_hash, sign_telemetry
 from tests.unit.chain.test_certificate_scenario import (
     DEVICE,

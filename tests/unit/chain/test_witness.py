@@ -19,7 +19,7 @@ from chain.errors import (
 )
 from chain.hashing import EMPTY_ROOT
 from chain.log import InMemoryMerkleLog
-from chain.note import Ed25519Signer
+from chain.note_signers import Ed25519Signer
 from chain.witness import (
     MAX_PROOF_HASHES,
     AddCheckpointRequest,
