@@ -26,12 +26,6 @@ from tests.unit.chain.test_certificate_scenario import (
     ts_of,
 )
 
-
-@pytest.fixture(scope="module")
-def scenario() -> Scenario:
-    return make_scenario()
-
-
 # --- JSON round trips -------------------------------------------------------------------------
 
 

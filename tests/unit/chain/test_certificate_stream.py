@@ -33,7 +33,6 @@ from tests.unit.chain.test_certificate_scenario import (
     Scenario,
     device_private_key,
     log_signer,
-    make_scenario,
 )
 
 
@@ -190,8 +189,3 @@ def test_a_format_error_after_the_messages_is_reported_first(scenario: Scenario)
         _verify(io.BytesIO(json.dumps(obj).encode()))
     assert info.value.item == "format"
     assert info.value.detail.startswith("summary.gaps[0].after_seq: expected an integer")
-
-
-@pytest.fixture(scope="module")
-def scenario() -> Scenario:
-    return make_scenario()
