@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from chain.hashing import leaf_hashes
 from chain.log import InMemoryMerkleLog
 from chain.merkle import verify_consistency, verify_inclusion
-from chain.note import Ed25519Signer
+from chain.note_signers import Ed25519Signer
 from chain.sequencer import AppendResult, Sequencer
 from roadledger.db.ledger_store import PostgresLedgerStore
 from roadledger.settings import load_settings

@@ -12,20 +12,26 @@ rules live here once:
   nothing about that, so the leaf order is what counts; the message is flagged
   ``sequenced_after_revocation``;
 * **the hash chain** (:func:`chain_anomaly`): ``b = a + 1`` whose ``prev`` is not the hash of
-  ``a`` is flagged ``chain_broken``.
+  ``a`` is flagged ``chain_broken``;
+* **inclusion** (:func:`check_inclusion`): an entry is the leaf it claims to be of the tree
+  the checkpoint commits to.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from chain.checkpoint import Checkpoint
 from chain.device_keys import DeviceKey
+from chain.hashing import leaf_hash
 from chain.jws import CompactJws
+from chain.merkle import verify_inclusion
 from chain.mileage import Anomaly, AnomalyKind
 from chain.telemetry import TelemetryMessage, chain_hash
 
 __all__ = [
     "chain_anomaly",
+    "check_inclusion",
     "effective_keys",
     "revocation_anomaly",
     "revocation_leaves",
@@ -89,3 +95,11 @@ def revocation_anomaly(
         f"seq {t.seq} (ts {t.ts}) is at leaf {leaf_index}, after leaf {revocation_leaf} that "
         f"revoked key {key.key_id} at {key.revoked_at_ms}",
     )
+
+
+def check_inclusion(entry: bytes, leaf_index: int, proof: Sequence[bytes], cp: Checkpoint) -> None:
+    """Check that ``entry`` is leaf ``leaf_index`` of the tree ``cp`` commits to.
+
+    Raises :class:`chain.errors.ProofError` (or its ``RootMismatchError``) when it is not.
+    """
+    verify_inclusion(leaf_index, cp.size, leaf_hash(entry), cp.root_hash, proof)

@@ -32,18 +32,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from chain.certificate import (
+from chain.certificate import FORMAT
+from chain.certificate_json import (
     _MEMBERS,
-    FORMAT,
-    CertifiedKeyRecord,
-    CertifiedMessage,
-    _bad,
     _members,
-    check_header,
     key_from_dict,
     message_from_dict,
     summary_from_dict,
 )
+from chain.certificate_parts import CertifiedKeyRecord, CertifiedMessage, _bad, check_header
 from chain.errors import CertificateError
 from chain.mileage import MileageSummary
 from chain.strict_json import _DECODER, _Rejected

@@ -45,34 +45,22 @@ returns the same :class:`VerificationReport` without the messages.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
-from typing import IO, Generic, TypeVar
+from typing import IO
 
-from chain.certificate import (
-    CertifiedKeyRecord,
-    CertifiedMessage,
-    MileageCertificate,
-    check_inclusion,
-)
-from chain.certificate_checks import (
-    chain_anomaly,
-    effective_keys,
-    revocation_anomaly,
-    revocation_leaves,
-    signing_key,
-)
+from chain.certificate import MileageCertificate
+from chain.certificate_parts import CertifiedMessage
 from chain.certificate_stream import CertificateHead, iter_messages, read_head
-from chain.checkpoint import Checkpoint, SignedCheckpoint
+from chain.certificate_verify_head import check_device_keys, check_vin, open_checkpoint
+from chain.certificate_verify_messages import MessageChecker
+from chain.checkpoint import Checkpoint
 from chain.cosignature import Cosignature, CosignatureVerifier, verify_cosignatures
 from chain.device_keys import DeviceKey
-from chain.entries import parse_device_key_entry
-from chain.errors import CertificateError, ChainError, TelemetryError
-from chain.jws import CompactJws
-from chain.mileage import Anomaly, Gap, MileageSummary, SummaryBuilder
-from chain.note import NoteVerifier
-from chain.telemetry import DeviceKind, TelemetryMessage
+from chain.errors import CertificateError, ChainError
+from chain.mileage import MileageSummary
+from chain.note_signers import NoteVerifier
+from chain.telemetry import TelemetryMessage
 
 __all__ = [
     "VehicleIdentity",
@@ -81,8 +69,6 @@ __all__ = [
     "verify_certificate",
     "verify_certificate_file",
 ]
-
-_T = TypeVar("_T", bound=Gap | Anomaly)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +261,7 @@ def _verify(
             "device_id",
             f"the certificate is for device {head.device_id}, expected {expected_device_id}",
         )
-    signed, log_verifier = _open_checkpoint(head.checkpoint, verifiers)
+    signed, log_verifier = open_checkpoint(head.checkpoint, verifiers)
     try:
         cosigned = verify_cosignatures(
             head.checkpoint, log_verifier, witness_verifiers, min_witnesses
@@ -283,10 +269,10 @@ def _verify(
     except ChainError as exc:
         raise CertificateError("cosignatures", str(exc)) from None
     checkpoint = signed.checkpoint
-    records = _check_device_keys(head.device_id, head.device_keys, checkpoint)
+    records = check_device_keys(head.device_id, head.device_keys, checkpoint)
     if expected_vin is not None:
-        _check_vin(records, head.device_keys, expected_vin)
-    checker = _MessageChecker(head, checkpoint, records)
+        check_vin(records, head.device_keys, expected_vin)
+    checker = MessageChecker(head, checkpoint, records)
     for i, item in enumerate(items):
         message = checker.add(i, item)
         if kept is not None and messages is not None:
@@ -307,228 +293,3 @@ def _verify(
         first_ts_ms=checker.first_ts,
         last_ts_ms=checker.last_ts,
     )
-
-
-def _open_checkpoint(
-    text: str, verifiers: Sequence[NoteVerifier]
-) -> tuple[SignedCheckpoint, NoteVerifier]:
-    """Parse the note and check the log's signature; return it and the key that verified."""
-    try:
-        signed = SignedCheckpoint.from_text(text)
-    except ChainError as exc:
-        raise CertificateError("checkpoint", f"malformed: {exc}") from None
-    known = {(v.name, v.key_id): v for v in verifiers}
-    body = signed.note.text.encode("utf-8")
-    trusted: NoteVerifier | None = None
-    for sig in signed.note.signatures:
-        verifier = known.get((sig.name, sig.key_id))
-        if verifier is None:
-            continue  # a witness's cosignature, or a key we were not given
-        if not verifier.verify(body, sig.signature):
-            raise CertificateError(
-                "checkpoint",
-                f"the signature of log key {sig.name} ({sig.key_id:08x}) does not verify "
-                f"over the checkpoint body",
-            )
-        trusted = trusted or verifier
-    if trusted is None:
-        given = ", ".join(f"{v.name} ({v.key_id:08x})" for v in verifiers)
-        present = ", ".join(f"{s.name} ({s.key_id:08x})" for s in signed.note.signatures)
-        raise CertificateError(
-            "checkpoint", f"not signed by the log key {given}; signature lines: {present}"
-        )
-    return signed, trusted
-
-
-def _check_device_keys(
-    device_id: str, items: Sequence[CertifiedKeyRecord], cp: Checkpoint
-) -> list[DeviceKey]:
-    records: list[DeviceKey] = []
-    previous_leaf: int | None = None
-    for i, item in enumerate(items):
-        name = f"device_keys[{i}]"
-        try:
-            record = parse_device_key_entry(item.entry)
-        except ChainError as exc:
-            raise CertificateError(name, str(exc)) from None
-        if record.device_id != device_id:
-            raise CertificateError(
-                name, f"a record of device {record.device_id}, the certificate is for {device_id}"
-            )
-        if record.kind is not DeviceKind.VEHICLE:
-            raise CertificateError(name, f"a key of a {record.kind}; mileage needs a vehicle")
-        if previous_leaf is not None and item.leaf_index <= previous_leaf:
-            raise CertificateError(
-                name,
-                f"leaf index {item.leaf_index} is not after the previous record's "
-                f"{previous_leaf}: key records must be listed in log order",
-            )
-        try:
-            check_inclusion(item.entry, item.leaf_index, item.inclusion_proof, cp)
-        except ChainError as exc:
-            raise CertificateError(
-                name, f"inclusion proof of leaf {item.leaf_index}: {exc}"
-            ) from None
-        previous_leaf = item.leaf_index
-        records.append(record)
-    return records
-
-
-def _check_vin(
-    records: Sequence[DeviceKey], items: Sequence[CertifiedKeyRecord], expected: str
-) -> None:
-    for i, (record, item) in enumerate(zip(records, items, strict=True)):
-        if record.vin != expected:
-            stated = f"VIN {record.vin}" if record.vin else "no VIN"
-            raise CertificateError(
-                "vin",
-                f"device_keys[{i}] (leaf {item.leaf_index}, key {record.key_id}) states "
-                f"{stated}, expected {expected}",
-            )
-
-
-class _Tally(Generic[_T]):
-    """Compares recomputed gaps or anomalies with the stated ones as they are found."""
-
-    def __init__(self, stated: tuple[_T, ...]) -> None:
-        self.stated = stated
-        self.count = 0
-        self.first_difference: tuple[int, _T] | None = None
-
-    def append(self, item: _T) -> None:
-        if self.first_difference is None and (
-            self.count >= len(self.stated) or self.stated[self.count] != item
-        ):
-            self.first_difference = (self.count, item)
-        self.count += 1
-
-    def difference(self) -> str | None:
-        """None if equal; else what the first difference is."""
-        stated, count = self.stated, self.count
-        if self.first_difference is None:
-            if count == len(stated):
-                return None
-            return (
-                f"stated {len(stated)}, recomputed {count}: "
-                f"[{count}] {_render(stated[count])} is not in the messages"
-            )
-        i, item = self.first_difference
-        if i < len(stated):
-            return f"[{i}] stated {_render(stated[i])}, recomputed {_render(item)}"
-        return f"stated {len(stated)}, recomputed {count}: {_render(item)} is missing"
-
-
-class _MessageChecker:
-    """Checks messages one at a time, keeping only what the next check needs."""
-
-    def __init__(self, head: CertificateHead, cp: Checkpoint, records: Sequence[DeviceKey]) -> None:
-        self.head = head
-        self.cp = cp
-        self.keys = effective_keys(records)
-        self.revoked_at_leaf = revocation_leaves(
-            zip(records, (k.leaf_index for k in head.device_keys), strict=True)
-        )
-        self.stated_anomalies = set(head.summary.anomalies)
-        self.gaps = _Tally(head.summary.gaps)
-        self.anomalies = _Tally(head.summary.anomalies)
-        self.summary = SummaryBuilder(self.gaps, self.anomalies)
-        self.previous: TelemetryMessage | None = None
-        self.chain_failure: CertificateError | None = None
-        self.first_ts = 2**63
-        self.last_ts = -1
-
-    def add(self, i: int, item: CertifiedMessage) -> TelemetryMessage:
-        name, head = f"messages[{i}]", self.head
-        try:
-            jws = CompactJws.from_bytes(item.raw)
-        except TelemetryError as exc:
-            raise CertificateError(name, str(exc)) from None
-        if jws.header.kid != head.device_id:
-            raise CertificateError(
-                name,
-                f"bad_header: kid {jws.header.kid!r:.66} is not the certificate's device "
-                f"{head.device_id!r}",
-            )
-        key = signing_key(jws, self.keys)
-        if key is None:
-            raise CertificateError(
-                name,
-                f"bad_signature: the signature verifies under none of the {len(self.keys)} "
-                f"certified keys of {head.device_id}",
-            )
-        try:
-            message = TelemetryMessage.from_jws(jws)
-        except TelemetryError as exc:
-            raise CertificateError(name, str(exc)) from None
-        seq, ts = message.telemetry.seq, message.telemetry.ts
-        if message.telemetry.kind is not DeviceKind.VEHICLE:
-            raise CertificateError(name, f"seq {seq}: schema: an RSU message has no odometer")
-        try:
-            key.check_valid_at(ts)
-        except TelemetryError as exc:
-            raise CertificateError(name, f"seq {seq}: {exc}") from None
-        if not head.from_ms <= ts < head.to_ms:
-            raise CertificateError(
-                name,
-                f"seq {seq}: ts {ts} is outside the certificate's range "
-                f"[{head.from_ms}, {head.to_ms})",
-            )
-        try:
-            check_inclusion(item.raw, item.leaf_index, item.inclusion_proof, self.cp)
-        except ChainError as exc:
-            raise CertificateError(
-                name, f"seq {seq}: inclusion proof of leaf {item.leaf_index}: {exc}"
-            ) from None
-        extra: list[Anomaly] = []
-        previous = self.previous
-        if previous is not None:
-            before = previous.telemetry.seq
-            if seq == before:
-                raise CertificateError(name, f"seq {seq} repeats messages[{i - 1}]")
-            if seq < before:
-                raise CertificateError(
-                    name, f"seq {seq} follows seq {before}: messages must be sorted by seq"
-                )
-            broken = chain_anomaly(previous, message)
-            if broken is not None:
-                if broken not in self.stated_anomalies and self.chain_failure is None:
-                    # Reported after every message is checked, as a broken link always was.
-                    self.chain_failure = CertificateError(
-                        f"chain[seq {before}->{seq}]", broken.detail
-                    )
-                extra.append(broken)
-        late = revocation_anomaly(
-            message, item.leaf_index, key, self.revoked_at_leaf.get(key.public_key.raw)
-        )
-        if late is not None:
-            extra.append(late)
-        self.summary.add(message.telemetry, extra)
-        self.previous = message
-        self.first_ts = min(self.first_ts, ts)
-        self.last_ts = max(self.last_ts, ts)
-        return message
-
-    def finish(self) -> None:
-        """The deferred chain failure, then the summary, field by field in declaration order."""
-        if self.chain_failure is not None:
-            raise self.chain_failure
-        if self.previous is None:
-            raise CertificateError("messages", "expected at least one element")
-        recomputed = self.summary.scalars()
-        stated = self.head.summary
-        for field in fields(MileageSummary):
-            if field.name == "gaps":
-                detail = self.gaps.difference()
-            elif field.name == "anomalies":
-                detail = self.anomalies.difference()
-            else:
-                mine, theirs = getattr(stated, field.name), recomputed[field.name]
-                detail = None if mine == theirs else f"stated {mine}, recomputed {theirs}"
-            if detail is not None:
-                raise CertificateError(f"summary.{field.name}", detail)
-
-
-def _render(value: Gap | Anomaly) -> str:
-    if isinstance(value, Gap):
-        return json.dumps({"after_seq": value.after_seq, "before_seq": value.before_seq})
-    return json.dumps({"seq": value.seq, "kind": str(value.kind), "detail": value.detail})

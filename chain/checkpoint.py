@@ -19,15 +19,8 @@ from dataclasses import dataclass
 
 from chain.encoding import b64_decode, b64_encode
 from chain.errors import EncodingError, SignatureError
-from chain.note import (
-    Note,
-    NoteSignature,
-    NoteSigner,
-    NoteVerifier,
-    VerifiedNote,
-    check_note_text,
-    verify_signatures,
-)
+from chain.note import Note, NoteSignature, VerifiedNote, check_note_text, verify_signatures
+from chain.note_signers import NoteSigner, NoteVerifier
 
 __all__ = ["HASH_BYTES", "MAX_TREE_SIZE", "Checkpoint", "SignedCheckpoint", "sign_checkpoint"]
 

@@ -26,16 +26,9 @@ import nacl.signing
 
 from chain.checkpoint import Checkpoint, SignedCheckpoint
 from chain.errors import EncodingError, SignatureError
-from chain.note import (
-    NamedSigner,
-    NamedVerifier,
-    NoteSignature,
-    NoteVerifier,
-    SignerKey,
-    VerifierKey,
-    check_key_name,
-    verify_signatures,
-)
+from chain.note import NoteSignature, verify_signatures
+from chain.note_keys import SignerKey, VerifierKey, check_key_name
+from chain.note_signers import NamedSigner, NamedVerifier, NoteVerifier
 
 __all__ = [
     "COSIGNATURE_HEADER",

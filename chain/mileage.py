@@ -22,8 +22,8 @@ is fixed here and kept in integers wherever a comparison is made:
     checked only between consecutive seqs (roads bend, so this bound is loose on purpose).
 
 Two more anomalies need what only a certificate knows (the signed bytes, the leaf indices, the
-key records); :mod:`chain.certificate` computes them and passes them in as ``extra`` anomalies,
-listed at their message before the ones above:
+key records); :mod:`chain.certificate_build` computes them and passes them in as ``extra``
+anomalies, listed at their message before the ones above:
 
   - ``chain_broken``: ``b = a + 1`` and ``b``'s ``prev`` is not the hash of ``a``'s JWS (a
     re-flashed or cloned device continuing the count);

@@ -36,7 +36,7 @@ from chain.merkle import (
     nodes_completed_by_append,
     root_plan,
 )
-from chain.note import NoteSigner
+from chain.note_signers import NoteSigner
 
 __all__ = [
     "AppendResult",

@@ -52,7 +52,7 @@ from chain.errors import (
 )
 from chain.hashing import EMPTY_ROOT
 from chain.merkle import verify_consistency
-from chain.note import NoteVerifier
+from chain.note_signers import NoteVerifier
 
 __all__ = [
     "MAX_PROOF_HASHES",

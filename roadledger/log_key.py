@@ -13,7 +13,8 @@ import os
 import secrets
 
 from chain.errors import EncodingError
-from chain.note import SIGNATURE_TYPE_ED25519, Ed25519Signer, SignerKey
+from chain.note_keys import SIGNATURE_TYPE_ED25519, SignerKey
+from chain.note_signers import Ed25519Signer
 from contracts.errors import CommandError
 from roadledger.settings import Settings
 

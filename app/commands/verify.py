@@ -121,7 +121,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from chain.certificate_verify import verify_certificate_file
     from chain.cosignature import CosignatureVerifier
     from chain.errors import CertificateError
-    from chain.note import Ed25519Verifier
+    from chain.note_signers import Ed25519Verifier
 
     log_keys = [_verifier(Ed25519Verifier.from_vkey, t, "--log-key") for t in args.log_key]
     witnesses = [

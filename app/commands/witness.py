@@ -268,7 +268,7 @@ def _load_signer(path: Path) -> CosignatureSigner:
 
 def _add_checkpoint(args: argparse.Namespace) -> int:
     from chain.errors import ChainError, ConsistencyError, EncodingError, StorageError
-    from chain.note import Ed25519Verifier
+    from chain.note_signers import Ed25519Verifier
     from chain.witness import FileWitnessStateStore, Witness, parse_proof_lines
 
     signer = _load_signer(args.key)
@@ -332,7 +332,7 @@ def _write_evidence(path: Path, exc: Exception) -> None:
 def _verify(args: argparse.Namespace) -> int:
     from chain.cosignature import CosignatureVerifier, verify_cosignatures
     from chain.errors import ChainError, EncodingError
-    from chain.note import Ed25519Verifier
+    from chain.note_signers import Ed25519Verifier
 
     try:
         log_verifier = Ed25519Verifier.from_vkey(args.log_key)

@@ -51,7 +51,7 @@ from chain.checkpoint import SignedCheckpoint
 from chain.errors import ChainError
 from chain.hashing import leaf_hash
 from chain.merkle import verify_consistency, verify_inclusion
-from chain.note import Ed25519Verifier
+from chain.note_signers import Ed25519Verifier
 from contracts.topics import QUARANTINE, RAW, VERIFIED, mqtt_telemetry_topic
 from device_sim.truth import TruthFile, read_truth
 from roadledger.db.ledger_check import check_ledger

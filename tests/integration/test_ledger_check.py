@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from chain.hashing import leaf_hash
-from chain.note import Ed25519Signer
+from chain.note_signers import Ed25519Signer
 from chain.sequencer import Sequencer
 from roadledger.db.ledger_check import check_ledger
 from roadledger.db.ledger_store import PostgresLedgerStore

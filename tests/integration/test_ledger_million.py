@@ -14,7 +14,7 @@ import pytest
 from chain.checkpoint import SignedCheckpoint
 from chain.hashing import leaf_hash
 from chain.merkle import verify_consistency, verify_inclusion
-from chain.note import Ed25519Signer
+from chain.note_signers import Ed25519Signer
 from chain.sequencer import Sequencer
 from roadledger.db.ledger_store import PostgresLedgerStore
 from roadledger.settings import Settings

@@ -17,7 +17,7 @@ from chain.errors import FencingError
 from chain.hashing import leaf_hash
 from chain.log import InMemoryMerkleLog
 from chain.merkle import compute_root, verify_consistency, verify_inclusion
-from chain.note import Ed25519Signer
+from chain.note_signers import Ed25519Signer
 from chain.sequencer import InMemoryLedgerStore, Integration, LedgerStore, Sequencer
 from roadledger.db.ledger_store import PostgresLedgerStore
 from roadledger.settings import Settings

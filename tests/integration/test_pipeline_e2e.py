@@ -23,7 +23,7 @@ import pytest
 from chain.checkpoint import SignedCheckpoint
 from chain.hashing import leaf_hash
 from chain.merkle import verify_inclusion
-from chain.note import Ed25519Verifier
+from chain.note_signers import Ed25519Verifier
 from contracts.topics import QUARANTINE, RAW, mqtt_telemetry_topic
 from device_sim.truth import read_truth
 from roadledger.db.ledger_store import PostgresLedgerStore

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 import pytest
 
-from chain.note import Ed25519Signer
+from chain.note_signers import Ed25519Signer
 from chain.sequencer import Sequencer
 from chain.telemetry import Observation, TelemetryMessage
 from contracts.roads import RoadSegment, save_segments

@@ -179,7 +179,7 @@ def test_broken_hash_chain(files: Files, capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_wrong_log_key(files: Files, capsys: pytest.CaptureFixture[str]) -> None:
-    from chain.note import Ed25519Signer
+    from chain.note_signers import Ed25519Signer
 
     impostor = Ed25519Signer(ORIGIN, b"\x05" * 32).to_vkey()
     argv = files.argv()

@@ -12,7 +12,7 @@ from app import cli
 from chain.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
 from chain.cosignature import Cosignature, CosignatureVerifier
 from chain.log import InMemoryMerkleLog
-from chain.note import Ed25519Signer
+from chain.note_signers import Ed25519Signer
 from chain.witness import format_proof_lines
 
 ORIGIN = "roadledger.example/log-0"

@@ -26,7 +26,7 @@ def test_development_creates_a_private_key_file_once(tmp_path: Path) -> None:
 
 
 def test_checkpoints_verify_under_the_published_vkey(tmp_path: Path) -> None:
-    from chain.note import Ed25519Verifier
+    from chain.note_signers import Ed25519Verifier
 
     key = load_log_key(Settings(log_key_file=tmp_path / "log.skey"))
     origin = "roadledger.local/telemetry/0"

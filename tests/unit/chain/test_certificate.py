@@ -8,13 +8,9 @@ from typing import Any
 
 import pytest
 
-from chain.certificate import (
-    FORMAT,
-    CertifiedKeyRecord,
-    CertifiedMessage,
-    MileageCertificate,
-    build_certificate,
-)
+from chain.certificate import FORMAT, MileageCertificate
+from chain.certificate_build import build_certificate
+from chain.certificate_parts import CertifiedKeyRecord, CertifiedMessage
 from chain.device_keys import DeviceKey
 from chain.entries import DEVICE_KEY_ENTRY_PREFIX, device_key_entry, parse_device_key_entry
 from chain.errors import CertificateError, EncodingError
@@ -29,12 +25,6 @@ from tests.unit.chain.test_certificate_scenario import (
     make_scenario,
     ts_of,
 )
-
-
-@pytest.fixture(scope="module")
-def scenario() -> Scenario:
-    return make_scenario()
-
 
 # --- JSON round trips -------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from chain.certificate import build_certificate
+from chain.certificate_build import build_certificate
 from chain.entries import device_key_entry
 from chain.errors import CertificateError
 from chain.telemetry import chain_hash

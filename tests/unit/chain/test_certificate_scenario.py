@@ -17,15 +17,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chain.certificate import MileageCertificate, build_certificate
+import pytest
+
+from chain.certificate import MileageCertificate
+from chain.certificate_build import build_certificate
 from chain.certificate_verify import VerifiedCertificate, verify_certificate
 from chain.checkpoint import Checkpoint, sign_checkpoint
 from chain.cosignature import CosignatureSigner, CosignatureVerifier
 from chain.device_keys import DeviceKey
 from chain.entries import device_key_entry
+from chain.errors import CertificateError
 from chain.keys import Ed25519PrivateKey
 from chain.log import InMemoryMerkleLog
-from chain.note import Ed25519Signer, Ed25519Verifier
+from chain.note_signers import Ed25519Signer, Ed25519Verifier
 from chain.telemetry import DeviceKind, Telemetry, chain_hash, sign_telemetry
 from chain.witness import MemoryWitnessStateStore, Witness
 
@@ -251,6 +255,27 @@ def b64url(data: bytes) -> str:
 
 def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+# --- expecting a verification failure ---------------------------------------------------------
+
+Change = Callable[[dict[str, Any]], object]
+
+
+def failure(scenario: Scenario, text: str | bytes, **kwargs: Any) -> CertificateError:
+    """The error verifying ``text`` raises (it must raise)."""
+    with pytest.raises(CertificateError) as info:
+        scenario.verify(text.decode() if isinstance(text, bytes) else text, **kwargs)
+    return info.value
+
+
+def expect(scenario: Scenario, change: Change, item: str, **kwargs: Any) -> CertificateError:
+    """The error of the scenario's certificate after ``change``; it must name ``item``."""
+    error = failure(scenario, edit(scenario.text, change), **kwargs)
+    assert error.item == item, str(error)
+    assert str(error) == f"{error.item}: {error.detail}"
+    assert "\n" not in str(error)
+    return error
 
 
 # --- the scenario itself is what the tests assume ---------------------------------------------

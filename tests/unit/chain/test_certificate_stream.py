@@ -17,7 +17,7 @@ from typing import IO, Any
 import pytest
 
 import chain.certificate_stream as stream_module
-from chain.certificate import build_certificate
+from chain.certificate_build import build_certificate
 from chain.certificate_stream import MAX_ITEM_CHARS
 from chain.certificate_verify import VerificationReport, verify_certificate_file
 from chain.checkpoint import Checkpoint, sign_checkpoint
@@ -33,7 +33,6 @@ from tests.unit.chain.test_certificate_scenario import (
     Scenario,
     device_private_key,
     log_signer,
-    make_scenario,
 )
 
 
@@ -190,8 +189,3 @@ def test_a_format_error_after_the_messages_is_reported_first(scenario: Scenario)
         _verify(io.BytesIO(json.dumps(obj).encode()))
     assert info.value.item == "format"
     assert info.value.detail.startswith("summary.gaps[0].after_seq: expected an integer")
-
-
-@pytest.fixture(scope="module")
-def scenario() -> Scenario:
-    return make_scenario()

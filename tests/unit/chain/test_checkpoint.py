@@ -8,7 +8,8 @@ import pytest
 
 from chain.checkpoint import MAX_TREE_SIZE, Checkpoint, SignedCheckpoint, sign_checkpoint
 from chain.errors import EncodingError, SignatureError
-from chain.note import Ed25519Signer, Note, NoteSignature
+from chain.note import Note, NoteSignature
+from chain.note_signers import Ed25519Signer
 
 # c2sp.org/tlog-checkpoint example.
 SPEC_BODY = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"

@@ -17,7 +17,9 @@ from chain.cosignature import (
     verify_cosignatures,
 )
 from chain.errors import EncodingError, SignatureError
-from chain.note import Ed25519Signer, Ed25519Verifier, Note, NoteSignature, compute_key_id
+from chain.note import Note, NoteSignature
+from chain.note_keys import compute_key_id
+from chain.note_signers import Ed25519Signer, Ed25519Verifier
 
 # c2sp.org/tlog-cosignature: example checkpoint, its cosignature line and the signed message.
 SPEC_BODY = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"

@@ -8,19 +8,9 @@ import hashlib
 import pytest
 
 from chain.errors import EncodingError, SignatureError
-from chain.note import (
-    MAX_SIGNATURES,
-    Ed25519Signer,
-    Ed25519Verifier,
-    Note,
-    NoteSignature,
-    SignerKey,
-    VerifierKey,
-    add_signatures,
-    compute_key_id,
-    open_note,
-    sign_note,
-)
+from chain.note import MAX_SIGNATURES, Note, NoteSignature, add_signatures, open_note, sign_note
+from chain.note_keys import SignerKey, VerifierKey, compute_key_id
+from chain.note_signers import Ed25519Signer, Ed25519Verifier
 
 # golang.org/x/mod/sumdb/note (package documentation and note_test.go).
 PETER_SKEY = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"

@@ -3,35 +3,22 @@
 from __future__ import annotations
 
 import hashlib
-import os
-from pathlib import Path
 
 import pytest
 
 from chain.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
 from chain.cosignature import Cosignature, CosignatureSigner, verify_cosignatures
-from chain.errors import (
-    ConsistencyError,
-    EncodingError,
-    ProofError,
-    SignatureError,
-    StorageError,
-)
+from chain.errors import ConsistencyError, EncodingError, ProofError, SignatureError
 from chain.hashing import EMPTY_ROOT
 from chain.log import InMemoryMerkleLog
-from chain.note import Ed25519Signer
+from chain.note_signers import Ed25519Signer
 from chain.witness import (
     MAX_PROOF_HASHES,
-    AddCheckpointRequest,
-    FileWitnessStateStore,
     MemoryWitnessStateStore,
     OldSizeMismatchError,
-    StaleStateError,
     UnknownLogError,
     Witness,
     WitnessStateStore,
-    format_proof_lines,
-    parse_proof_lines,
 )
 
 ORIGIN = "roadledger.example/log-0"
@@ -304,188 +291,3 @@ def test_malformed_arguments(witness: Witness, log: Log, old_size: int, proof: l
 def test_malformed_checkpoint_note(witness: Witness, log: Log) -> None:
     with pytest.raises(EncodingError):
         witness.add_checkpoint("not a note", 0, [], log.signer.verifier())
-
-
-# --- state ------------------------------------------------------------------------------------
-
-
-def test_file_state_survives_reopening(tmp_path: Path, log: Log) -> None:
-    state = tmp_path / "state"
-    first = make_witness(FileWitnessStateStore(state))
-    cosign_sizes(first, log, 3, 7)
-    reopened = make_witness(FileWitnessStateStore(state))
-    latest = reopened.latest(ORIGIN)
-    assert latest == first.latest(ORIGIN)
-    assert latest is not None
-    assert latest.checkpoint.size == 7
-    with pytest.raises(ConsistencyError, match="rollback"):
-        reopened.add_checkpoint(log.checkpoint(3), 7, [], log.signer.verifier())
-    log.grow_to(9)
-    reopened.add_checkpoint(log.checkpoint(), 7, log.proof(7, 9), log.signer.verifier())
-    files = sorted(p.name for p in state.iterdir())
-    digest = hashlib.sha256(ORIGIN.encode()).hexdigest()
-    assert files == [".lock", f"{digest}.checkpoint"]  # no temporary files left behind
-    assert (state / f"{digest}.checkpoint").read_text().startswith(f"{ORIGIN}\n9\n")
-
-
-def test_file_store_compare_and_swap(tmp_path: Path) -> None:
-    store = FileWitnessStateStore(tmp_path)
-    store.store("o", None, "one")
-    assert store.load("o") == "one"
-    with pytest.raises(StaleStateError):
-        store.store("o", None, "two")
-    with pytest.raises(StaleStateError):
-        store.store("o", "not one", "two")
-    store.store("o", "one", "two")
-    assert store.load("o") == "two"
-
-
-def test_memory_store_compare_and_swap() -> None:
-    store = MemoryWitnessStateStore()
-    store.store("o", None, "one")
-    with pytest.raises(StaleStateError):
-        store.store("o", None, "two")
-    store.store("o", "one", "two")
-    assert store.load("o") == "two"
-
-
-def test_corrupt_state_is_a_storage_error(tmp_path: Path, log: Log) -> None:
-    store = FileWitnessStateStore(tmp_path)
-    store.path_for(ORIGIN).write_bytes(b"\xff\xfe garbage")
-    with pytest.raises(StorageError):
-        make_witness(store).latest(ORIGIN)
-    store.path_for(ORIGIN).write_text("garbage\n")
-    log.grow_to(3)
-    with pytest.raises(StorageError, match="corrupt"):
-        make_witness(store).add_checkpoint(log.checkpoint(), 0, [], log.signer.verifier())
-
-
-def test_state_of_another_origin_under_this_name_is_refused(tmp_path: Path) -> None:
-    store = FileWitnessStateStore(tmp_path)
-    other = Log()
-    other.grow_to(1)
-    store.path_for("some.other/origin").write_text(other.checkpoint())
-    with pytest.raises(StorageError, match="holds a checkpoint of"):
-        make_witness(store).latest("some.other/origin")
-
-
-def test_state_directory_that_is_a_file(tmp_path: Path) -> None:
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(StorageError):
-        FileWitnessStateStore(tmp_path / "file")
-
-
-class RacingStore:
-    """A store where another request wins the race once, just before our write."""
-
-    def __init__(self, inner: WitnessStateStore, winner: str) -> None:
-        self.inner = inner
-        self.winner = winner
-        self.raced = False
-
-    def load(self, origin: str) -> str | None:
-        return self.inner.load(origin)
-
-    def store(self, origin: str, expected: str | None, record: str) -> None:
-        if not self.raced:
-            self.raced = True
-            self.inner.store(origin, expected, self.winner)
-        self.inner.store(origin, expected, record)
-
-
-def test_lost_race_is_judged_against_the_new_state(log: Log) -> None:
-    # The spec's race: A (size 5) and B (size 8) both checked against size 3; B is stored
-    # first. A must then be judged against 8 and refused, never roll the state back to 5.
-    inner = MemoryWitnessStateStore()
-    base = make_witness(inner)
-    cosign_sizes(base, log, 3)
-    log.grow_to(8)
-    winner = make_witness(MemoryWitnessStateStore())
-    cosign_sizes(winner, log, 8)
-    winner_state = winner.latest(ORIGIN)
-    assert winner_state is not None
-    racing = make_witness(RacingStore(inner, winner_state.to_text()))
-    with pytest.raises(ConsistencyError, match="rollback"):
-        racing.add_checkpoint(log.checkpoint(5), 3, log.proof(3, 5), log.signer.verifier())
-    latest = racing.latest(ORIGIN)
-    assert latest is not None
-    assert latest.checkpoint.size == 8
-
-
-def test_file_store_writes_durably(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    synced: list[int] = []
-    real_fsync = os.fsync
-
-    def spy(fd: int) -> None:
-        synced.append(fd)
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", spy)
-    FileWitnessStateStore(tmp_path).store("o", None, "record")
-    assert len(synced) == 2  # the file, then the directory
-
-
-# --- wire helpers -----------------------------------------------------------------------------
-
-SPEC_REQUEST = """\
-old 20852014
-PlRNCrwHpqhGrupue0L7gxbjbMiKA9temvuZZDDpkaw=
-jrJZDmY8Y7SyJE0MWLpLozkIVMSMZcD5kvuKxPC3swk=
-5+pKlUdi2LeF/BcMHBn+Ku6yhPGNCswZZD1X/6QgPd8=
-/6WVhPs2CwSsb5rYBH5cjHV/wSmA79abXAwhXw3Kj/0=
-
-example.com/behind-the-sofa
-20852163
-CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=
-
-— example.com/behind-the-sofa Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5/Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=
-— example.com/behind-the-sofa opLqBQsREYCgu6xQkYQwJr9fo45a62DN9EdmHXnZdXNqlcVGlCum2Wks+49/V6267UEjw6QUXTS5Rovnzv++qbSzm9Q=
-"""  # noqa: E501 - verbatim from c2sp.org/tlog-witness
-
-
-def test_spec_add_checkpoint_request_round_trips() -> None:
-    request = AddCheckpointRequest.from_text(SPEC_REQUEST)
-    assert request.old_size == 20852014
-    assert len(request.proof) == 4
-    assert SignedCheckpoint.from_text(request.checkpoint).checkpoint.size == 20852163
-    assert request.to_text() == SPEC_REQUEST
-    assert AddCheckpointRequest.from_text(request.to_text()) == request
-
-
-def test_request_with_empty_proof_round_trips(log: Log) -> None:
-    log.grow_to(2)
-    request = AddCheckpointRequest(0, (), log.checkpoint())
-    assert request.to_text().startswith("old 0\n\n")
-    assert AddCheckpointRequest.from_text(request.to_text()) == request
-
-
-@pytest.mark.parametrize(
-    "body",
-    ["old 01\n\nx", "old -1\n\nx", "new 1\n\nx", "old 1\n", "old 1\nnot base64\n\nx"],
-)
-def test_malformed_requests(body: str) -> None:
-    with pytest.raises(EncodingError):
-        AddCheckpointRequest.from_text(body)
-
-
-def test_proof_lines_round_trip(log: Log) -> None:
-    log.grow_to(20)
-    proof = log.proof(7, 20)
-    text = format_proof_lines(proof)
-    assert parse_proof_lines(text) == tuple(proof)
-    assert format_proof_lines(parse_proof_lines(text)) == text
-    assert parse_proof_lines("") == ()
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "AAAA\n",  # not 32 bytes
-        "PlRNCrwHpqhGrupue0L7gxbjbMiKA9temvuZZDDpkaw=",  # no final newline
-        "PlRNCrwHpqhGrupue0L7gxbjbMiKA9temvuZZDDpkaw=\n\n",  # empty line
-        "PlRNCrwHpqhGrupue0L7gxbjbMiKA9temvuZZDDpkaw=\n" * (MAX_PROOF_HASHES + 1),
-    ],
-)
-def test_malformed_proof_lines(text: str) -> None:
-    with pytest.raises(EncodingError):
-        parse_proof_lines(text)
