@@ -21,9 +21,10 @@ from chain.note import Ed25519Signer
 from chain.sequencer import Sequencer
 from chain.telemetry import Observation, TelemetryMessage
 from contracts.roads import RoadSegment, save_segments
-from ingest.store_writer import BatchWriter, StoreWriter, WriteCounts
+from ingest.batch_writer import BatchWriter, WriteCounts
+from ingest.store_writer import StoreWriter
 from ingest.telemetry_rows import MS_PER_DAY
-from roadledger.db import telemetry_schema
+from roadledger.db import telemetry_partitions, telemetry_schema, telemetry_tables
 from roadledger.db.ledger_store import PostgresLedgerStore
 from roadledger.db.pool import create_pool
 from roadledger.db.schema import apply_schema
@@ -235,7 +236,7 @@ async def test_segment_speed_5m_has_the_same_columns_in_both_modes(pool: asyncpg
         ("vehicles", "bigint"),
         ("avg_spd_cms", "double precision"),
     ]
-    assert tuple(c["column_name"] for c in columns) == telemetry_schema.AGGREGATE_COLUMNS
+    assert tuple(c["column_name"] for c in columns) == telemetry_tables.AGGREGATE_COLUMNS
 
 
 async def test_timescaledb_asked_for_without_the_extension_is_refused(postgres: Settings) -> None:
@@ -314,8 +315,8 @@ async def test_out_of_order_and_old_timestamps_are_all_stored(pool: asyncpg.Pool
             assert row["part"] == want, (d, row["part"])
         # A partition created later takes its rows out of DEFAULT (nothing lost, no error).
         old = date(1970, 1, 1) + timedelta(days=today - 400)
-        assert await telemetry_schema.ensure_day_partitions(conn, [old]) == 3
-        assert await telemetry_schema.ensure_day_partitions(conn, [old]) == 0
+        assert await telemetry_partitions.ensure_day_partitions(conn, [old]) == 3
+        assert await telemetry_partitions.ensure_day_partitions(conn, [old]) == 0
         moved = await conn.fetchval(
             "SELECT count(*) FROM telemetry WHERE tableoid::regclass::text = $1",
             f"telemetry_p{old:%Y%m%d}",
@@ -332,10 +333,10 @@ async def test_partitions_are_created_once_by_concurrent_callers(
 
     async def create() -> int:
         async with pool.acquire() as conn:
-            return await telemetry_schema.ensure_day_partitions(conn, reversed(days))
+            return await telemetry_partitions.ensure_day_partitions(conn, reversed(days))
 
     created = await asyncio.gather(*(create() for _ in range(6)))
-    assert sum(created) == len(days) * len(telemetry_schema.DAY_PARTITIONED)
+    assert sum(created) == len(days) * len(telemetry_partitions.DAY_PARTITIONED)
     async with pool.acquire() as conn:
         names = await conn.fetchval(
             "SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_inherits i "
@@ -440,7 +441,7 @@ async def test_retention_drops_only_whole_days_older_than_the_window(pool: async
         raws += drive([car], 3, day_ms - 6 * 3_600_000)  # 06:00-ish UTC of that day
     async with pool.acquire() as conn:
         if mode == MODE_PARTITIONED:
-            await telemetry_schema.ensure_day_partitions(
+            await telemetry_partitions.ensure_day_partitions(
                 conn, [today - timedelta(days=b) for b in days_back]
             )
         writer = await BatchWriter.open(conn, retention_days=10)
@@ -459,7 +460,7 @@ async def test_retention_drops_only_whole_days_older_than_the_window(pool: async
     if mode == MODE_PARTITIONED:
         assert sorted(dropped) == sorted(
             f"{table}_p{today - timedelta(days=b):%Y%m%d}"
-            for table, _ in telemetry_schema.DAY_PARTITIONED
+            for table, _ in telemetry_partitions.DAY_PARTITIONED
             for b in (12, 11)
         )
     else:
