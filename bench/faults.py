@@ -52,12 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the harness live
 
 from roadledger.resilience import quiet_client_retries
 from roadledger.settings import Settings, load_settings
-from tests.integration.fault_harness import (
-    RECOVERY_FLOOR_S,
-    FaultRun,
-    Tally,
-    fault_run,
-)
+from tests.integration.fault_counting import Tally
+from tests.integration.fault_harness import RECOVERY_FLOOR_S, FaultRun, fault_run
 from tests.integration.private_mosquitto import private_mosquitto
 
 CYCLE_S = 12  # one sequencer kill/restart cycle: ~10 s Kafka session timeout, then work

@@ -37,7 +37,7 @@ from chain.keys import Ed25519PrivateKey
 from chain.telemetry import Telemetry, chain_hash, sign_telemetry
 from contracts.map_matching import M_PER_E7, SegmentIndex
 from contracts.roads import RoadClass, RoadSegment, save_segments
-from ingest.store_writer import BatchWriter, WriteCounts
+from ingest.batch_writer import BatchWriter, WriteCounts
 from ingest.telemetry_rows import TelemetryRow, decode_records
 from roadledger.db import telemetry_schema
 from roadledger.db.pool import create_pool

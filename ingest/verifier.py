@@ -14,7 +14,8 @@ Each batch from the consumer group ``roadledger-verifier`` goes through four ste
 3. **produce** every record to exactly one topic and await every acknowledgement: forwarded
    ones verbatim to ``telemetry.verified`` (key = device id, headers ``recv_ms``, ``src``),
    the others verbatim to ``telemetry.quarantine`` (key = record key, headers ``reason``,
-   ``detail``, ``recv_ms``, ``src``). ``src`` is ``raw:<partition>:<offset>``;
+   ``detail``, ``recv_ms``, ``src``). ``src`` is ``raw:<partition>:<offset>``. Which topic
+   and which headers: :mod:`ingest.verifier_routing`;
 4. **commit** the batch's offsets.
 
 Why this order survives a SIGKILL anywhere (at least once, nothing lost, no wrong verdict):
@@ -68,48 +69,24 @@ import contextlib
 import functools
 import logging
 import time
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Final
 
 import asyncpg
 
-from chain.errors import RejectReason
-from chain.jws import MAX_JWS_BYTES
-from contracts.topics import (
-    HEADER_CHAIN_BROKEN,
-    HEADER_DETAIL,
-    HEADER_OVERSIZE,
-    HEADER_PAYLOAD_SHA256,
-    HEADER_REASON,
-    HEADER_RECV_MS,
-    HEADER_SRC,
-    QUARANTINE,
-    RAW,
-    VERIFIED,
-    Source,
-    recv_ms_of,
-)
-from ingest.chain_links import ChainBreak, header_value, settle_claims
+from contracts.topics import QUARANTINE, RAW, VERIFIED, recv_ms_of
+from ingest.chain_links import settle_claims
 from ingest.classifier_pool import ClassifierPool
-from ingest.classify import (
-    Accepted,
-    ClassifyInput,
-    Limits,
-    Rejected,
-    Verdict,
-    device_id_of,
-    one_line,
-)
-from ingest.dedupe import (
-    DeviceMessageStore,
-    MessageClaim,
-    Outcome,
-    PostgresDeviceMessages,
-    describe,
-)
+from ingest.classify import ClassifyInput, Limits, Verdict, device_id_of
+from ingest.dedupe import DeviceMessageStore, PostgresDeviceMessages
 from ingest.key_cache import KeyCache, KeyLookup
+from ingest.verifier_routing import (
+    Decision,
+    VerifierStats,
+    bridge_dropped,
+    claims_of,
+    decisions_of,
+)
 from roadledger.resilience import Dependency, RetryPolicy, is_rebalance, patiently
 from roadledger.settings import Settings
 from roadledger.stream import (
@@ -123,106 +100,12 @@ from roadledger.stream import (
 )
 from roadledger.stream.errors import StreamError
 
-__all__ = [
-    "GROUP_ID",
-    "Decision",
-    "Verifier",
-    "VerifierStats",
-    "bridge_dropped",
-]
+__all__ = ["GROUP_ID", "Verifier"]
 
 log = logging.getLogger(__name__)
 
 GROUP_ID: Final = "roadledger-verifier"
 _POLL_MS: Final = 250
-
-
-def bridge_dropped(record: StreamRecord) -> Rejected | None:
-    """``oversize`` for a payload the bridge did not put on the stream (too large for a Kafka
-    record: empty value, its length and SHA-256 in headers); None for every other record."""
-    size = record.header(HEADER_OVERSIZE)
-    if size is None:
-        return None
-    digest = record.header(HEADER_PAYLOAD_SHA256) or b"unknown"
-    return Rejected(
-        RejectReason.OVERSIZE,
-        one_line(
-            f"{size.decode('ascii', 'replace')} bytes, limit is {MAX_JWS_BYTES}; the bridge "
-            f"kept only its sha256 {digest.decode('ascii', 'replace')}"
-        ),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """Where one raw record goes: ``reason`` None -> ``telemetry.verified``."""
-
-    record: StreamRecord
-    recv_ms: int
-    reason: RejectReason | None
-    detail: str = ""
-    replay: bool = False
-    chain_breaks: tuple[ChainBreak, ...] = ()
-
-    @property
-    def source(self) -> Source:
-        return Source(self.record.partition, self.record.offset)
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        """The headers of the forwarded or quarantined copy."""
-        common = [
-            (HEADER_RECV_MS, str(self.recv_ms).encode()),
-            (HEADER_SRC, str(self.source).encode()),
-        ]
-        if self.reason is None:
-            if self.chain_breaks:
-                links, detail = header_value(self.chain_breaks)
-                return [
-                    (HEADER_CHAIN_BROKEN, links.encode()),
-                    (HEADER_DETAIL, one_line(detail, 600).encode("utf-8", "backslashreplace")),
-                    *common,
-                ]
-            return common
-        return [
-            (HEADER_REASON, self.reason.value.encode()),
-            (HEADER_DETAIL, self.detail.encode("utf-8", "backslashreplace")),
-            *common,
-        ]
-
-
-@dataclass
-class VerifierStats:
-    """Counters since start: records read, forwarded (own replays included), per reason."""
-
-    received: int = 0
-    forwarded: int = 0
-    replayed: int = 0
-    chain_broken: int = 0
-    batches: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
-
-    def count(self, decisions: Sequence[Decision]) -> None:
-        self.batches += 1
-        self.received += len(decisions)
-        for decision in decisions:
-            if decision.reason is None:
-                self.forwarded += 1
-                self.replayed += decision.replay
-                self.chain_broken += len(decision.chain_breaks)
-            else:
-                self.rejected[decision.reason.value] += 1
-
-    def snapshot(self) -> dict[str, int]:
-        """Flat counters for a log line or a metrics endpoint."""
-        counts = {
-            "received": self.received,
-            "forwarded": self.forwarded,
-            "replayed": self.replayed,
-            "chain_broken": self.chain_broken,
-            "quarantined": sum(self.rejected.values()),
-            "batches": self.batches,
-        }
-        return counts | {f"rejected.{reason}": n for reason, n in sorted(self.rejected.items())}
 
 
 class Verifier:
@@ -421,49 +304,10 @@ class Verifier:
         self, records: Sequence[StreamRecord], verdicts: Sequence[Verdict]
     ) -> list[Decision]:
         """Claim the accepted records of a batch in ``device_messages``; where each one goes."""
-        claims: list[MessageClaim] = []
-        for record, verdict in zip(records, verdicts, strict=True):
-            if isinstance(verdict, Accepted):
-                claims.append(
-                    MessageClaim(
-                        verdict.device_id,
-                        verdict.seq,
-                        verdict.message_hash,
-                        Source(record.partition, record.offset),
-                        verdict.prev,
-                        verdict.key_id,
-                        verdict.ts,
-                    )
-                )
+        claims = claims_of(records, verdicts)
         keys = await self.keys.keys_for({c.device_id for c in claims}) if claims else {}
-        outcomes = iter(await settle_claims(self.messages, claims, keys))
-
-        decisions = []
-        for record, verdict in zip(records, verdicts, strict=True):
-            recv_ms = recv_ms_of(record)
-            if isinstance(verdict, Rejected):
-                if verdict.internal:
-                    log.error(
-                        "raw:%d:%d quarantined after an internal error: %s",
-                        record.partition,
-                        record.offset,
-                        verdict.detail,
-                    )
-                decisions.append(Decision(record, recv_ms, verdict.reason, verdict.detail))
-                continue
-            settled = next(outcomes)
-            outcome = settled.outcome
-            if outcome.forwards:
-                replay = outcome is Outcome.REPLAY
-                links = settled.chain_breaks
-                decisions.append(Decision(record, recv_ms, None, replay=replay, chain_breaks=links))
-            else:
-                reason = (
-                    RejectReason.CONFLICT if outcome is Outcome.CONFLICT else RejectReason.DUPLICATE
-                )
-                detail = one_line(describe(settled.claim, settled.row, outcome))
-                decisions.append(Decision(record, recv_ms, reason, detail))
-        return decisions
+        settled = await settle_claims(self.messages, claims, keys)
+        return decisions_of(records, verdicts, iter(settled))
 
     async def decide(self, records: Sequence[StreamRecord]) -> list[Decision]:
         """:meth:`classify` and :meth:`settle` one batch (claims the accepted ones)."""

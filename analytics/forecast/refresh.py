@@ -25,7 +25,7 @@ from analytics.forecast.store import (
 
 __all__ = ["RefreshConfig", "RefreshSummary", "issue_time", "refresh_forecasts"]
 
-_EPOCH = datetime(2000, 1, 3, tzinfo=UTC)  # the buckets' origin (telemetry_schema.BUCKET_ORIGIN)
+_EPOCH = datetime(2000, 1, 3, tzinfo=UTC)  # the buckets' origin (telemetry_tables.BUCKET_ORIGIN)
 
 
 @dataclass(frozen=True)

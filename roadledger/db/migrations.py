@@ -29,7 +29,7 @@ from typing import Final
 
 import asyncpg
 
-from roadledger.db.telemetry_schema import relation_exists
+from roadledger.db.telemetry_tables import relation_exists
 
 __all__ = [
     "MIGRATIONS_TABLE",

@@ -28,7 +28,7 @@ from roadledger.settings import Settings
 from roadledger.stream.base import StreamRecord
 from roadledger.stream.kafka import KafkaStream
 from tests.integration.mqtt_client import MqttTestClient
-from tests.unit.ingest.test_bridge import HeldStream
+from tests.unit.ingest.bridge_rig import HeldStream
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.kafka]
 

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from app.cli import main
-from roadledger.db import telemetry_schema
+from roadledger.db import telemetry_schema, telemetry_tables
 from roadledger.db.schema import apply_schema
 from roadledger.settings import Settings
 
@@ -49,7 +49,7 @@ async def _prepare(url: str, schema: str) -> None:
         await conn.execute(
             f"""
             INSERT INTO segment_speed_5m (bucket, segment_id, speed_sum, samples, vehicles)
-            SELECT date_bin('5 minutes', ts, '{telemetry_schema.BUCKET_ORIGIN}'), segment_id,
+            SELECT date_bin('5 minutes', ts, '{telemetry_tables.BUCKET_ORIGIN}'), segment_id,
                    sum(spd_cms), count(*), count(DISTINCT device_id) FROM telemetry GROUP BY 1, 2
             """  # noqa: S608 - a constant
         )

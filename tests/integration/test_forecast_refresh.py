@@ -17,7 +17,7 @@ import pytest
 
 from analytics.forecast.refresh import RefreshConfig, refresh_forecasts
 from contracts.roads import save_segments
-from roadledger.db import telemetry_schema
+from roadledger.db import telemetry_schema, telemetry_tables
 from roadledger.settings import Settings
 from tests.support.scratch_schema import scratch_schema_pool
 from tests.unit.ingest.test_map_matching import grid_city
@@ -74,7 +74,7 @@ async def bring_aggregate_up_to_date(conn: asyncpg.Connection) -> None:
     await conn.execute(
         f"""
         INSERT INTO segment_speed_5m (bucket, segment_id, speed_sum, samples, vehicles)
-        SELECT date_bin('5 minutes', ts, '{telemetry_schema.BUCKET_ORIGIN}'), segment_id,
+        SELECT date_bin('5 minutes', ts, '{telemetry_tables.BUCKET_ORIGIN}'), segment_id,
                sum(spd_cms), count(*), count(DISTINCT device_id)
           FROM telemetry WHERE segment_id IS NOT NULL AND spd_cms IS NOT NULL GROUP BY 1, 2
         """  # noqa: S608 - a constant

@@ -20,7 +20,7 @@ from roadledger.db.schema import apply_schema
 from roadledger.settings import Settings
 from roadledger.stream.memory import MemoryStream
 from tests.integration.private_services import private_services
-from tests.integration.test_store_writer import SEGMENTS, drive, now_ms, produce
+from tests.integration.store_support import SEGMENTS, drive, now_ms, produce
 from tests.support.scratch_schema import scratch_schema_pool
 from tests.unit.ingest.test_store_rows import Signer
 

@@ -15,7 +15,7 @@ from ingest.store_writer import StoreWriter
 from roadledger.settings import Settings
 from roadledger.stream import TopicPartition
 from roadledger.stream.kafka import KafkaStream
-from tests.integration.test_store_writer import (
+from tests.integration.store_support import (
     drive,
     now_ms,
     scratch_pool,

@@ -20,7 +20,8 @@ from contracts.topics import Source
 from ingest.chain_links import settle_claims
 from ingest.dedupe import MessageClaim, Outcome, PostgresDeviceMessages
 from ingest.key_cache import StaticKeys
-from ingest.verifier import Decision, Verifier
+from ingest.verifier import Verifier
+from ingest.verifier_routing import Decision
 from roadledger.db.schema import SCHEMA_VERSION, apply_schema
 from roadledger.settings import Settings
 from roadledger.stream.memory import MemoryStream

@@ -148,7 +148,7 @@ async def _uninterrupted(pipeline: PipelineEnv, group: str) -> list[Warning]:
         load_rules=functools.partial(load_rulebook, pipeline.pool),
         group_id=env.group(group),
     )
-    await engine.refresh_rules()
+    await engine.judge.refresh_rules()
     kafka = KafkaProbe(env)
     await kafka.start()
     try:
@@ -169,7 +169,7 @@ async def _uninterrupted(pipeline: PipelineEnv, group: str) -> list[Warning]:
                 records = await consumer.getmany(timeout_ms=500, max_records=env.batch_size)
                 read += len(records)
                 if records:
-                    found.extend(await engine.detect(records))
+                    found.extend(await engine.judge.detect(records))
     finally:
         await consumer.stop()
     return found

@@ -18,7 +18,7 @@ from analytics.warnings.warmup import fresh_warnings, load_progress
 from chain.keys import Ed25519PrivateKey
 from chain.telemetry import Telemetry, chain_hash, sign_telemetry
 from contracts.topics import VERIFIED, WARNINGS
-from ingest.store_writer import BatchWriter
+from ingest.batch_writer import BatchWriter
 from roadledger.settings import Settings
 from roadledger.stream import OutgoingRecord, StreamRecord
 from roadledger.stream.kafka import KafkaStream

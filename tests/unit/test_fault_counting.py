@@ -13,7 +13,7 @@ import pytest
 
 from chain.hashing import leaf_hash
 from device_sim.truth import MessageTruth, TruthFile
-from tests.integration.fault_harness import Tally, count_stages
+from tests.integration.fault_counting import Tally, count_stages
 
 Stages = tuple[
     dict[str, bytes],

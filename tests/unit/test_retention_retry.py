@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from roadledger.db import telemetry_schema
+from roadledger.db import telemetry_timescaledb
 
 
 class _Conn:
@@ -32,7 +32,7 @@ CUTOFF = datetime(2026, 1, 1, tzinfo=UTC)
 @pytest.mark.parametrize("error", [asyncpg.DeadlockDetectedError, asyncpg.LockNotAvailableError])
 async def test_a_deadlocked_drop_is_tried_again(error: type[Exception]) -> None:
     conn = _Conn(2, error)
-    rows = await telemetry_schema._drop_chunks(conn, "public", "telemetry", CUTOFF)
+    rows = await telemetry_timescaledb._drop_chunks(conn, "public", "telemetry", CUTOFF)
     assert rows == [("_hyper_1_1_chunk",)]
     assert conn.calls == 3
 
@@ -40,12 +40,12 @@ async def test_a_deadlocked_drop_is_tried_again(error: type[Exception]) -> None:
 async def test_a_drop_that_keeps_deadlocking_fails_with_the_database_error() -> None:
     conn = _Conn(100, asyncpg.DeadlockDetectedError)
     with pytest.raises(asyncpg.DeadlockDetectedError):
-        await telemetry_schema._drop_chunks(conn, "public", "telemetry", CUTOFF)
-    assert conn.calls == telemetry_schema._DROP_CHUNKS_ATTEMPTS
+        await telemetry_timescaledb._drop_chunks(conn, "public", "telemetry", CUTOFF)
+    assert conn.calls == telemetry_timescaledb._DROP_CHUNKS_ATTEMPTS
 
 
 async def test_other_errors_are_not_retried() -> None:
     conn = _Conn(1, asyncpg.UndefinedTableError)
     with pytest.raises(asyncpg.UndefinedTableError):
-        await telemetry_schema._drop_chunks(conn, "public", "telemetry", CUTOFF)
+        await telemetry_timescaledb._drop_chunks(conn, "public", "telemetry", CUTOFF)
     assert conn.calls == 1

@@ -1,224 +1,39 @@
 """ingest.bridge without a network: an MQTT link with the broker played by the test, and a
-producer whose deliveries the test settles by hand. The real broker (and the paho link) is in
-tests/integration/test_bridge.py."""
+producer whose deliveries the test settles by hand (the doubles: ``bridge_rig.py``). The real
+broker (and the paho link) is in tests/integration/test_bridge.py."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from ingest.bridge import MAX_PAYLOAD_BYTES, Bridge
-from ingest.mqtt_link import MessageHandler
-from roadledger.resilience import Dependency
 from roadledger.settings import Settings
-from roadledger.stream.base import (
-    Consumer,
-    OutgoingRecord,
-    PartitionsListener,
-    send_one_by_one,
-)
 from roadledger.stream.errors import StreamError
 from roadledger.stream.memory import MemoryStream
-
-WAIT_S = 5
-FILTER = "fleet/+"
-
-
-# --- doubles (also used by tests/integration/test_bridge.py) --------------------------------
-
-
-@dataclass(frozen=True)
-class Sent:
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...]
-
-    def header(self, name: str) -> bytes | None:
-        return dict(self.headers).get(name)
-
-
-class HeldProducer:
-    """A Producer whose delivery futures stay pending until the test settles them."""
-
-    def __init__(self) -> None:
-        self.sent: list[Sent] = []
-        self.deliveries: list[asyncio.Future[tuple[int, int]]] = []
-        self.auto_deliver = False  # settle each new send at once
-        self.failing_sends = 0  # so many next send() calls raise StreamError
-        self._changed = asyncio.Event()
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
-
-    async def send(
-        self,
-        topic: str,
-        value: bytes,
-        *,
-        key: bytes | None = None,
-        headers: Sequence[tuple[str, bytes]] = (),
-    ) -> asyncio.Future[tuple[int, int]]:
-        if self.failing_sends:
-            self.failing_sends -= 1
-            raise StreamError("no broker (test)", retriable=True)
-        delivery: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
-        self.sent.append(Sent(topic, key, value, tuple(headers)))
-        self.deliveries.append(delivery)
-        if self.auto_deliver:
-            delivery.set_result((0, len(self.sent) - 1))
-        self._changed.set()
-        return delivery
-
-    def deliver(self, index: int) -> None:
-        self.deliveries[index].set_result((0, index))
-
-    def deliver_all(self, *, from_now_on: bool = False) -> None:
-        for index, delivery in enumerate(self.deliveries):
-            if not delivery.done():
-                delivery.set_result((0, index))
-        self.auto_deliver = self.auto_deliver or from_now_on
-
-    async def wait_sent(self, count: int) -> None:
-        async with asyncio.timeout(WAIT_S):
-            while len(self.sent) < count:
-                self._changed.clear()
-                await self._changed.wait()
-
-    async def send_many(
-        self, topic: str, records: Sequence[OutgoingRecord]
-    ) -> asyncio.Future[None]:
-        return await send_one_by_one(self, topic, records)
-
-
-class HeldStream:
-    """A Stream whose producer is one :class:`HeldProducer`."""
-
-    def __init__(self) -> None:
-        self.held = HeldProducer()
-
-    def producer(self, *, client_id: str) -> HeldProducer:
-        return self.held
-
-    def consumer(
-        self,
-        topics: Sequence[str],
-        *,
-        group_id: str,
-        client_id: str,
-        listener: PartitionsListener | None = None,
-    ) -> Consumer:
-        raise NotImplementedError("the bridge only produces")
-
-
-class FakeLink:
-    """The MQTT link with the broker played by the test (the real one: tests/integration)."""
-
-    def __init__(self) -> None:
-        self.session = 0
-        self.connections = 0
-        self.mqtt = Dependency("MQTT", logging.getLogger("test"))
-        self.paused = False
-        self.journal: list[tuple[str, int]] = []  # ("ack", mid), ("pause", 0), ("close", 0)...
-        self._on_message: MessageHandler | None = None
-        self._subscribed = asyncio.Event()
-        self.started = asyncio.Event()
-
-    # what the bridge calls
-    async def start(self, on_message: MessageHandler) -> None:
-        self._on_message = on_message
-        self.started.set()
-
-    async def wait_subscribed(self) -> None:
-        await self._subscribed.wait()
-
-    def is_paused(self) -> bool:
-        return self.paused
-
-    def pause_reading(self) -> None:
-        self.paused = True
-        self.journal.append(("pause", 0))
-
-    def resume_reading(self) -> None:
-        self.paused = False
-        self.journal.append(("resume", 0))
-
-    def ack(self, session: int, mid: int, qos: int) -> bool:
-        if session != self.session:
-            return False
-        if qos:
-            self.journal.append(("ack", mid))
-        return True
-
-    async def close(self, grace_s: float) -> None:
-        self.journal.append(("close", 0))
-
-    # what the test (as the broker) does
-    def connects(self, *, session_present: bool = False) -> None:
-        self.session += 1
-        self.connections += 1
-        self._subscribed.set()
-
-    def loses_connection(self) -> None:
-        self.session += 1
-
-    def delivers(self, mid: int, device: str, payload: bytes, qos: int = 1) -> None:
-        assert not self.paused, "a paused link reads nothing from the broker"
-        assert self._on_message is not None
-        self._on_message(mid, qos, f"fleet/{device}", payload)
-
-    @property
-    def acks(self) -> list[int]:
-        return [mid for what, mid in self.journal if what == "ack"]
-
+from tests.unit.ingest.bridge_rig import (
+    FILTER,
+    WAIT_S,
+    FakeLink,
+    HeldProducer,
+    HeldStream,
+    Rig,
+    acked,
+    make_rig,
+)
 
 # --- fixtures -------------------------------------------------------------------------------
 
 
-@dataclass
-class Rig:
-    bridge: Bridge
-    link: FakeLink
-    producer: HeldProducer
-
-
-async def _rig(settings: Settings, max_inflight: int = 100) -> Rig:
-    stream, link = HeldStream(), FakeLink()
-    bridge = Bridge(
-        settings.model_copy(update={"bridge_max_inflight": max_inflight}),
-        stream,
-        topic_filter=FILTER,
-        client_id="test-bridge",
-        raw_topic="raw",
-        link=link,
-    )
-    await bridge.start()
-    link.connects()
-    async with asyncio.timeout(WAIT_S):
-        await bridge.wait_subscribed()
-    return Rig(bridge, link, stream.held)
-
-
 @pytest.fixture
 async def rig(settings: Settings) -> Any:
-    rig = await _rig(settings)
+    rig = await make_rig(settings)
     yield rig
     await rig.bridge.stop(drain_timeout=0)
-
-
-async def _acked(rig: Rig, count: int) -> None:
-    async with asyncio.timeout(WAIT_S):
-        await rig.bridge.wait_acked(count)
 
 
 # --- tests ----------------------------------------------------------------------------------
@@ -251,7 +66,7 @@ async def test_pubacks_wait_for_kafka_and_follow_arrival_order(rig: Rig) -> None
     assert rig.link.acks == []
 
     rig.producer.deliver(0)
-    await _acked(rig, 5)
+    await acked(rig, 5)
     assert rig.link.acks == [1, 2, 3, 4, 5], "early or out-of-order PUBACK"
     stats = rig.bridge.stats()
     assert (stats.received, stats.produced, stats.acked, stats.in_flight) == (5, 5, 5, 0)
@@ -270,7 +85,7 @@ async def test_failed_delivery_is_sent_again_and_holds_back_later_pubacks(rig: R
 
     rig.producer.deliver(2)
     rig.producer.deliver(3)
-    await _acked(rig, 2)
+    await acked(rig, 2)
     assert rig.link.acks == [1, 2]
     assert rig.bridge.stats().resent == 2
 
@@ -279,7 +94,7 @@ async def test_send_errors_are_retried_until_the_producer_takes_the_record(rig: 
     rig.producer.failing_sends = 2
     rig.producer.auto_deliver = True
     rig.link.delivers(7, "a", b"x")
-    await _acked(rig, 1)
+    await acked(rig, 1)
     assert [s.value for s in rig.producer.sent] == [b"x"]
     assert rig.link.acks == [7]
     assert rig.bridge.stats().resent == 2
@@ -293,7 +108,7 @@ async def test_no_puback_on_a_new_connection_for_a_message_of_the_old_one(rig: R
     rig.link.delivers(1, "a", b"m")  # the broker delivers it again, same packet id
     await rig.producer.wait_sent(2)
     rig.producer.deliver_all()
-    await _acked(rig, 1)
+    await acked(rig, 1)
     assert rig.link.acks == [1], "one PUBACK, on the connection that can use it"
     stats = rig.bridge.stats()
     assert (stats.dropped, stats.acked, stats.produced, stats.connections) == (1, 1, 2, 2)
@@ -308,7 +123,7 @@ async def test_a_message_whose_connection_dropped_before_sending_is_still_sent(r
     rig.link.loses_connection()  # before the event loop forwarded it
     rig.link.connects(session_present=False)  # the broker lost the session
     rig.link.delivers(1, "a", b"new")
-    await _acked(rig, 1)
+    await acked(rig, 1)
     assert [s.value for s in rig.producer.sent] == [b"old", b"new"]
     assert rig.link.acks == [1], "no PUBACK for the old connection's message"
     assert rig.bridge.stats().dropped == 1
@@ -318,7 +133,7 @@ async def test_oversize_payload_is_recorded_by_length_and_hash(rig: Rig) -> None
     rig.producer.auto_deliver = True
     payload = b"x" * (MAX_PAYLOAD_BYTES + 1)
     rig.link.delivers(3, "big", payload)
-    await _acked(rig, 1)
+    await acked(rig, 1)
     (sent,) = rig.producer.sent
     assert sent.value == b""
     assert sent.header("oversize") == str(len(payload)).encode()
@@ -329,7 +144,7 @@ async def test_qos0_message_is_forwarded_without_puback(rig: Rig) -> None:
     rig.producer.auto_deliver = True
     rig.link.delivers(0, "a", b"q0", qos=0)
     rig.link.delivers(9, "a", b"q1")
-    await _acked(rig, 1)
+    await acked(rig, 1)
     assert rig.link.acks == [9]
     assert rig.bridge.stats().produced == 2
 
@@ -337,7 +152,7 @@ async def test_qos0_message_is_forwarded_without_puback(rig: Rig) -> None:
 async def test_back_pressure_pauses_reading_at_max_inflight_and_resumes(
     settings: Settings,
 ) -> None:
-    rig = await _rig(settings, max_inflight=8)  # reads again at 7 (an eighth of 8 done)
+    rig = await make_rig(settings, max_inflight=8)  # reads again at 7 (an eighth of 8 done)
     try:
         for mid in range(1, 5):
             rig.link.delivers(mid, f"d{mid}", b"m%d" % mid)
@@ -352,7 +167,7 @@ async def test_back_pressure_pauses_reading_at_max_inflight_and_resumes(
 
         for index in range(4):
             rig.producer.deliver(index)
-        await _acked(rig, 4)
+        await acked(rig, 4)
         assert not rig.link.is_paused(), "room again: reading resumes"
         assert not rig.bridge.throttled.is_set()
 
@@ -361,11 +176,11 @@ async def test_back_pressure_pauses_reading_at_max_inflight_and_resumes(
         while delivered < 40:  # a broker that sends whenever the link reads
             if rig.link.is_paused():
                 async with asyncio.timeout(WAIT_S):
-                    await _acked(rig, rig.bridge.stats().acked + 1)
+                    await acked(rig, rig.bridge.stats().acked + 1)
                 continue
             delivered += 1
             rig.link.delivers(delivered, "d", b"m%d" % delivered)
-        await _acked(rig, 40)
+        await acked(rig, 40)
         assert rig.link.acks == list(range(1, 41))
         assert rig.bridge.stats().high_water == 8
     finally:
@@ -375,7 +190,7 @@ async def test_back_pressure_pauses_reading_at_max_inflight_and_resumes(
 async def test_stop_sends_pubacks_for_in_flight_messages_before_closing(
     settings: Settings,
 ) -> None:
-    rig = await _rig(settings)
+    rig = await make_rig(settings)
     rig.link.delivers(1, "a", b"m1")
     rig.link.delivers(2, "a", b"m2")
     await rig.producer.wait_sent(2)
@@ -388,7 +203,7 @@ async def test_stop_sends_pubacks_for_in_flight_messages_before_closing(
 
 
 async def test_stop_without_drain_acknowledges_nothing(settings: Settings) -> None:
-    rig = await _rig(settings)
+    rig = await make_rig(settings)
     rig.link.delivers(1, "a", b"m1")
     await rig.producer.wait_sent(1)
     stats = await rig.bridge.stop(drain_timeout=0)

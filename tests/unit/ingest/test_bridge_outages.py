@@ -11,13 +11,13 @@ import pytest
 from ingest.bridge import Bridge
 from roadledger.settings import Settings
 from roadledger.stream.errors import StreamError
-from tests.unit.ingest.test_bridge import WAIT_S, FakeLink, HeldStream, Rig, _acked, _rig
+from tests.unit.ingest.bridge_rig import WAIT_S, FakeLink, HeldStream, Rig, acked, make_rig
 
 
 async def test_an_outage_is_one_line_down_and_one_back(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    rig: Rig = await _rig(settings)
+    rig: Rig = await make_rig(settings)
     try:
         with caplog.at_level(logging.INFO, logger="ingest.bridge"):
             rig.link.delivers(1, "a", b"x")
@@ -27,7 +27,7 @@ async def test_an_outage_is_one_line_down_and_one_back(
             for delivery in rig.producer.deliveries:  # and what was in flight fails
                 delivery.set_exception(StreamError("KafkaConnectionError (test)", retriable=True))
             rig.producer.auto_deliver = True  # until it is back
-            await _acked(rig, 2)
+            await acked(rig, 2)
         assert rig.link.acks == [1, 2]
         lines = [r.getMessage() for r in caplog.records if "Kafka" in r.getMessage()]
         assert len(lines) == 2, lines
@@ -66,7 +66,7 @@ async def test_a_stop_does_not_wait_to_drain_into_a_paused_broker(
     """A paused broker never answers: the drain ends once that is noticed, not after the
     30 s drain timeout, and nothing is acknowledged to MQTT (the broker keeps it)."""
     monkeypatch.setattr("ingest.bridge._SLOW_DELIVERY_S", 0.05)
-    rig: Rig = await _rig(settings)
+    rig: Rig = await make_rig(settings)
     rig.link.delivers(1, "a", b"x")
     await rig.producer.wait_sent(1)  # its delivery is never answered
     with caplog.at_level(logging.INFO, logger="ingest.bridge"):

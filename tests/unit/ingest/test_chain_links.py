@@ -14,7 +14,8 @@ from contracts.topics import HEADER_CHAIN_BROKEN, Source
 from ingest.chain_links import is_void
 from ingest.dedupe import InMemoryDeviceMessages, StoredMessage
 from ingest.key_cache import StaticKeys
-from ingest.verifier import Decision, Verifier
+from ingest.verifier import Verifier
+from ingest.verifier_routing import Decision
 from roadledger.settings import Settings
 from roadledger.stream import StreamRecord
 from roadledger.stream.memory import MemoryStream

@@ -30,7 +30,7 @@ from chain.telemetry import (
 )
 from contracts.map_matching import SegmentIndex
 from contracts.topics import HEADER_RECV_MS
-from ingest.store_writer import BatchWriter, WriteCounts
+from ingest.batch_writer import BatchWriter, WriteCounts
 from ingest.telemetry_rows import MS_PER_DAY, decode_records
 from roadledger.stream import StreamRecord
 from tests.unit.ingest.test_map_matching import grid_city, heading_of, point_on

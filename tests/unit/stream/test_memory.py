@@ -9,7 +9,8 @@ from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
 from roadledger.stream.base import TopicPartition
 from roadledger.stream.errors import StreamError
-from roadledger.stream.memory import MemoryConsumer, MemoryStream, murmur2
+from roadledger.stream.memory import MemoryStream, murmur2
+from roadledger.stream.memory_consumer import MemoryConsumer
 from tests.stream_support import read_records
 
 TOPIC = "telemetry.raw"
