@@ -20,6 +20,7 @@ from api import errors
 from api.deps import PrincipalDep
 from api.errors import ERROR_RESPONSES
 from api.routes import ROUTERS
+from api.routes.metrics import RequestCounts, count_requests
 from roadledger import __version__
 from roadledger.db.pool import wait_for_pool
 from roadledger.db.schema import apply_schema
@@ -73,6 +74,8 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.request_counts = RequestCounts()
+    count_requests(app, app.state.request_counts)
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -43,6 +43,7 @@ from roadledger.db import telemetry_schema
 from roadledger.db.telemetry_partitions import ensure_day_partitions
 from roadledger.db.telemetry_schema import MODE_PARTITIONED, MODE_TIMESCALEDB
 from roadledger.db.telemetry_tables import BUCKET, BUCKET_ORIGIN, DEFAULT_RETENTION_DAYS
+from roadledger.metrics import Sample, counters
 from roadledger.stream import StreamRecord
 
 __all__ = ["BatchWriter", "WriteCounts"]
@@ -168,6 +169,10 @@ class WriteCounts:
         return WriteCounts(
             *(getattr(self, f.name) + getattr(other, f.name) for f in fields(WriteCounts))
         )
+
+    def samples(self) -> list[Sample]:
+        """Prometheus samples of these counts (``roadledger_store_<field>_total``)."""
+        return counters("roadledger_store", {f.name: getattr(self, f.name) for f in fields(self)})
 
     @property
     def duplicates(self) -> int:

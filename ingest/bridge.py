@@ -32,13 +32,14 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from contracts import topics
 from contracts.topics import MQTT_TELEMETRY_FILTER
 from ingest.ack_order import AckWindow, Pending, Released
 from ingest.mqtt_link import MqttLink, PahoLink
+from roadledger.metrics import Sample, counters
 from roadledger.mqtt_auth import bridge_account
 from roadledger.resilience import Dependency, RetryPolicy
 from roadledger.stream.base import OutgoingRecord
@@ -70,6 +71,15 @@ class BridgeStats:
     dropped: int  # taken on a connection that was lost before their PUBACK (redelivered)
     throttled: int  # times reading paused because bridge_max_inflight were held
     connections: int  # MQTT connections the broker accepted
+
+    def samples(self) -> list[Sample]:
+        """Prometheus samples (``roadledger.metrics``): the counters, and in flight now."""
+        counted = {k: v for k, v in asdict(self).items() if k not in ("in_flight", "high_water")}
+        return [
+            *counters("roadledger_bridge", counted),
+            Sample("roadledger_bridge_in_flight", self.in_flight),
+            Sample("roadledger_bridge_in_flight_max", self.high_water),
+        ]
 
     def line(self) -> str:
         return (

@@ -38,6 +38,7 @@ from chain.errors import FencingError
 from chain.sequencer import AppendResult, LedgerStore, Sequencer
 from contracts.topics import VERIFIED
 from roadledger.log_key import LogKey
+from roadledger.metrics import Sample, counters
 from roadledger.resilience import Dependency, RetryPolicy, is_transient
 from roadledger.settings import Settings
 from roadledger.stream import Consumer, Stream, StreamError, StreamRecord, TopicPartition
@@ -57,6 +58,17 @@ class LedgerWriterStats:
     blocks: int = 0
     rewinds: int = 0
     tree_sizes: dict[int, int] = field(default_factory=dict)
+
+    def samples(self) -> list[Sample]:
+        """Prometheus samples: what was appended, and each owned log's tree size."""
+        done = {"entries": self.entries, "blocks": self.blocks, "rewinds": self.rewinds}
+        return [
+            *counters("roadledger_sequencer", done),
+            *(
+                Sample("roadledger_ledger_tree_size", size, (("partition", str(partition)),))
+                for partition, size in sorted(self.tree_sizes.items())
+            ),
+        ]
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from contracts.topics import (
 from ingest.chain_links import ChainBreak, Settled, header_value
 from ingest.classify import Accepted, Rejected, Verdict, one_line
 from ingest.dedupe import MessageClaim, Outcome, describe
+from roadledger.metrics import Sample, counters
 from roadledger.stream import StreamRecord
 
 __all__ = [
@@ -116,6 +117,17 @@ class VerifierStats:
                 self.chain_broken += len(decision.chain_breaks)
             else:
                 self.rejected[decision.reason.value] += 1
+
+    def samples(self) -> list[Sample]:
+        """Prometheus samples: the counters, and quarantined records by reason code."""
+        counted = {k: v for k, v in self.snapshot().items() if k != "quarantined"}
+        return [
+            *counters("roadledger_verifier", counted),
+            *(
+                Sample("roadledger_quarantined_total", n, (("reason", reason),))
+                for reason, n in sorted(self.rejected.items())
+            ),
+        ]
 
     def snapshot(self) -> dict[str, int]:
         """Flat counters for a log line or a metrics endpoint."""

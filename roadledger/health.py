@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from roadledger.metrics import MetricsSource, Sample
 from roadledger.resilience import Dependency, wait_or_stop
 from roadledger.settings import Settings
 
@@ -59,6 +60,7 @@ def write_health(
     *,
     started: float,
     stopped: bool = False,
+    samples: Sequence[Sample] = (),
     now: Callable[[], float] = time.time,
 ) -> None:
     """Write one report (atomically: a reader never sees half a file)."""
@@ -78,6 +80,7 @@ def write_health(
             }
             for dependency in dependencies
         ],
+        "metrics": [[s.name, dict(s.labels), s.value] for s in samples],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}")
@@ -92,10 +95,12 @@ async def report_health(
     stop: asyncio.Event,
     *,
     every_s: float | None = None,
+    metrics: MetricsSource | None = None,
 ) -> None:
     """Write ``component``'s health every ``every_s`` (default ``settings.health_interval_s``)
     until ``stop`` is set, then once more as stopped. Run it as a task beside the work: when
-    the process dies or its event loop is stuck, the report goes stale, which is the point."""
+    the process dies or its event loop is stuck, the report goes stale, which is the point.
+    ``metrics``: the process's counters, carried in each report (:mod:`roadledger.metrics`)."""
     path = health_file(settings, component)
     started = time.time()
     interval = settings.health_interval_s if every_s is None else every_s
@@ -103,7 +108,10 @@ async def report_health(
     while True:
         stopped = stop.is_set()
         try:
-            write_health(path, component, dependencies, started=started, stopped=stopped)
+            samples = list(metrics()) if metrics is not None else []
+            write_health(
+                path, component, dependencies, started=started, stopped=stopped, samples=samples
+            )
         except OSError as exc:  # health is worth a line, not the process
             if not failed:
                 log.warning("cannot write health to %s: %s", path, exc)
@@ -117,11 +125,16 @@ _reporters: set[asyncio.Task[None]] = set()  # running, so none is garbage-colle
 
 
 def start_reporting_health(
-    settings: Settings, component: str, dependencies: Sequence[Dependency], stop: asyncio.Event
+    settings: Settings,
+    component: str,
+    dependencies: Sequence[Dependency],
+    stop: asyncio.Event,
+    metrics: MetricsSource | None = None,
 ) -> asyncio.Task[None]:
     """:func:`report_health` as a task beside the caller's work, on the running loop."""
     task = asyncio.create_task(
-        report_health(settings, component, dependencies, stop), name=f"{component} health"
+        report_health(settings, component, dependencies, stop, metrics=metrics),
+        name=f"{component} health",
     )
     _reporters.add(task)
     task.add_done_callback(_reporters.discard)
@@ -130,12 +143,14 @@ def start_reporting_health(
 
 @dataclass(frozen=True)
 class ProcessHealth:
-    """One process's last report and the verdict on it."""
+    """One process's last report and the verdict on it, with the metrics it carried."""
 
     name: str
     pid: int | None
     state: State
     detail: str
+    samples: tuple[Sample, ...] = ()
+    dependencies: tuple[tuple[str, bool], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -162,16 +177,34 @@ def read_health(
             continue
         age = now() - written
         down = [d for d in dependencies if not d.get("up")]
+        state: State
         if stopped:
-            found.append(ProcessHealth(name, pid, "stopped", f"stopped {age:.0f} s ago"))
+            state, detail = "stopped", f"stopped {age:.0f} s ago"
         elif age > stale_after_s:
-            found.append(ProcessHealth(name, pid, "stale", f"no report for {age:.0f} s"))
+            state, detail = "stale", f"no report for {age:.0f} s"
         elif down:
+            state = "degraded"
             detail = ", ".join(
                 f"{d['name']} down for {d.get('down_for_s') or 0:.0f} s" for d in down
             )
-            found.append(ProcessHealth(name, pid, "degraded", detail))
         else:
             names = ", ".join(str(d["name"]) for d in dependencies) or "no dependencies"
-            found.append(ProcessHealth(name, pid, "ok", f"{names} up"))
+            state, detail = "ok", f"{names} up"
+        deps = tuple((str(d["name"]), bool(d.get("up"))) for d in dependencies)
+        found.append(
+            ProcessHealth(name, pid, state, detail, _samples(report.get("metrics", [])), deps)
+        )
     return found
+
+
+def _samples(raw: object) -> tuple[Sample, ...]:
+    """The samples of a report; malformed entries are left out (a report is not trusted to be
+    well-formed, only to be ours)."""
+    found = []
+    for item in raw if isinstance(raw, list) else []:
+        try:
+            name, labels, value = item
+            found.append(Sample(str(name), float(value), tuple(sorted(dict(labels).items()))))
+        except (TypeError, ValueError):
+            continue
+    return tuple(found)

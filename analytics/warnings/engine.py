@@ -53,6 +53,7 @@ from analytics.warnings.warmup import (
     save_progress,
 )
 from contracts.topics import QUARANTINE, VERIFIED, WARNINGS, recv_ms_of
+from roadledger.metrics import Sample, counters
 from roadledger.resilience import Dependency, RetryPolicy, is_rebalance, patiently
 from roadledger.settings import Settings
 from roadledger.stream import Consumer, OutgoingRecord, Producer, Stream, StreamRecord, next_offsets
@@ -89,6 +90,17 @@ class EngineStats:
     warmup_records: int = 0
     warmup_seconds: float = 0.0
     warmup_skipped: int = 0  # records the stream delivered again after the warm-up judged them
+
+    def samples(self) -> list[Sample]:
+        """Prometheus samples: records judged, warnings stored, warnings by type."""
+        done = {"records": self.records, "batches": self.batches, "stored": self.stored}
+        return [
+            *counters("roadledger_analytics", done),
+            *(
+                Sample("roadledger_warnings_total", n, (("type", kind),))
+                for kind, n in sorted(self.by_type.items())
+            ),
+        ]
 
 
 class AnalyticsEngine:

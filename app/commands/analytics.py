@@ -151,6 +151,7 @@ async def _analyse(settings: Settings, stop: asyncio.Event) -> None:
     from roadledger.db.pool import wait_for_pool
     from roadledger.db.schema import apply_schema
     from roadledger.health import start_reporting_health
+    from roadledger.metrics import MetricsBoard
     from roadledger.resilience import Dependency, RetryPolicy
     from roadledger.rules_store import load_rulebook
     from roadledger.stream.opening import open_stream
@@ -158,7 +159,8 @@ async def _analyse(settings: Settings, stop: asyncio.Event) -> None:
     log = logging.getLogger("roadledger.analytics")
     # One per service for the whole process: one line per outage.
     database, kafka = Dependency("PostgreSQL", log), Dependency("Kafka", log)
-    start_reporting_health(settings, "analytics", [database, kafka], stop)
+    board = MetricsBoard()  # the engine joins once it exists
+    start_reporting_health(settings, "analytics", [database, kafka], stop, metrics=board)
     pool = await wait_for_pool(
         settings, stop, database, max_size=4
     )  # a wrong password: DatabaseUnavailable, one line
@@ -180,6 +182,7 @@ async def _analyse(settings: Settings, stop: asyncio.Event) -> None:
             database=database,
             kafka=kafka,
         )
+        board.add(engine.stats.samples)
         await engine.run(stop)
         print(f"analytics: stopped after {engine.stats.records} records, "
               f"{engine.stats.stored} warnings stored")  # fmt: skip

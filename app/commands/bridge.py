@@ -126,7 +126,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             client_id=args.client_id,
             stats_interval=args.stats_interval,
         )
-        start_reporting_health(settings, "bridge", bridge.dependencies, stop)
+        start_reporting_health(
+            settings, "bridge", bridge.dependencies, stop, metrics=lambda: bridge.stats().samples()
+        )
         await bridge.run(stop, drain_timeout=args.drain_timeout)
 
     try:

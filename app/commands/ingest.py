@@ -136,6 +136,7 @@ async def serve(
     from roadledger.db.pool import wait_for_pool
     from roadledger.db.schema import apply_schema
     from roadledger.health import start_reporting_health
+    from roadledger.metrics import MetricsBoard
     from roadledger.registry import DeviceRegistry
     from roadledger.resilience import Dependency, RetryPolicy
     from roadledger.stream.errors import StreamError
@@ -146,7 +147,8 @@ async def serve(
     log = logging.getLogger("roadledger.ingest")
     database, kafka = Dependency("PostgreSQL", log), Dependency("Kafka", log)
     component = "ingest" if only is None else f"ingest-{only}"
-    start_reporting_health(settings, component, [database, kafka], stop)
+    board = MetricsBoard()  # the verifier and the store writer join once they exist
+    start_reporting_health(settings, component, [database, kafka], stop, metrics=board)
     pool = await wait_for_pool(
         settings, stop, database, max_size=4
     )  # a wrong password: DatabaseUnavailable, one line
@@ -182,8 +184,10 @@ async def serve(
         components: list[Component] = []
         if only in (None, "verifier"):
             components.append(verifier)
+            board.add(verifier.stats.samples)
         if only in (None, "store"):
             components.append(store)
+            board.add(lambda: store.totals.samples())
         try:
             await run_components(components, stop)
         except StreamError as exc:

@@ -74,6 +74,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     from roadledger.db.schema import apply_schema
     from roadledger.health import start_reporting_health
     from roadledger.log_key import load_log_key
+    from roadledger.metrics import MetricsBoard
     from roadledger.resilience import Dependency, RetryPolicy
     from roadledger.stream.opening import open_stream
 
@@ -81,7 +82,8 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     retry = RetryPolicy()
     # One per service for the whole process: an outage is one line down and one line back.
     database, kafka = Dependency("PostgreSQL", log), Dependency("Kafka", log)
-    start_reporting_health(settings, "sequencer", [database, kafka], stop)
+    board = MetricsBoard()  # the ledger writer joins once it exists
+    start_reporting_health(settings, "sequencer", [database, kafka], stop, metrics=board)
     pool = await wait_for_pool(
         settings, stop, database, max_size=8, retry=retry
     )  # a wrong password: DatabaseUnavailable, one line
@@ -110,6 +112,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
             retry=retry,
         )
         writer.database, writer.kafka = database, kafka  # the process's, see above
+        board.add(writer.stats.samples)
         relay = run_outbox_relay(
             pool, producer, stop, topic=verified, retry=retry, database=database, kafka=kafka
         )

@@ -163,7 +163,22 @@ class FaultRun:
         assert None not in recoveries, f"throughput never came back: {recoveries}"
         health = self.health()
         assert all(health[name].ok for name in PIPELINE), health  # and they say so
+        self.check_metrics(health, tally)
         return recoveries
+
+    def check_metrics(self, health: dict[str, ProcessHealth], tally: Tally) -> None:
+        """Each process's report carries its counters (what ``GET /metrics`` serves), and a
+        process that lived through the whole run counted at least every message it saw."""
+        floors = {
+            "bridge": ("roadledger_bridge_acked_total", tally.published),
+            "ingest": ("roadledger_verifier_received_total", tally.raw),
+            "sequencer": ("roadledger_sequencer_entries_total", tally.ledger),
+        }
+        for name, (metric, floor) in floors.items():
+            values = [s.value for s in health[name].samples if s.name == metric]
+            assert len(values) == 1, f"{name} reports no {metric}: {health[name].samples}"
+            if not self.kills[name]:  # a restarted process counts from its restart
+                assert values[0] >= floor, f"{name}: {metric} {values[0]} < {floor}"
 
     def stop_all(self, within_s: float = 15.0) -> None:
         """SIGTERM every process; each must exit 0 within ``within_s`` (a stop is honoured in

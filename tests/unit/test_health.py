@@ -180,3 +180,19 @@ def test_cli_exit_status(
     assert "bridge                   degraded" in out
     assert "Kafka down for 0 s" in out
     assert main(["health", "--require", "ingest"]) == 0
+
+
+def test_a_report_carries_the_process_metrics(tmp_path: Path) -> None:
+    from roadledger.metrics import Sample
+
+    samples = [Sample("roadledger_x_total", 4, (("reason", "schema"),)), Sample("roadledger_y", 2)]
+    path = tmp_path / "ingest.json"
+    write_health(path, "ingest", [], started=NOW - 5, samples=samples, now=lambda: NOW)
+    [report] = read_health(tmp_path, stale_after_s=10, now=lambda: NOW)
+    assert report.samples == tuple(samples)
+    raw = json.loads(path.read_text())
+    raw["metrics"].append(["bad name", {}, 1])  # a broken entry is left out, not fatal
+    raw["metrics"].append("nonsense")
+    path.write_text(json.dumps(raw))
+    [report] = read_health(tmp_path, stale_after_s=10, now=lambda: NOW)
+    assert report.samples == tuple(samples)
