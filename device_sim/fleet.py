@@ -51,7 +51,7 @@ class Organisation:
 
 
 AUTHORITY: Final = Organisation(
-    "city-traffic-authority", "City Traffic Authority", "traffic_authority"
+    "city-traffic-authority", "City Traffic Authority", "authority"
 )
 _TRANSIT = Organisation("fleet-metro-transit", "Metro Transit", "fleet_owner")
 _FREIGHT = Organisation("fleet-northwind-freight", "Northwind Freight", "fleet_owner")

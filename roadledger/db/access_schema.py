@@ -1,9 +1,9 @@
 """The tables of identity and access (migration 7): who logs in, with what, and what was granted.
 
-- ``organisations``: kinds are ``contracts.access.OrgKind`` (the legacy ``fleet`` becomes
-  ``fleet_owner``; new rows are checked); it gains ``parent_id`` (a district unit's parent
-  authority) and ``jurisdiction`` (an authority's area: a polygon of ``[lat_e7, lon_e7]``
-  vertices, JSON).
+- ``organisations``: kinds are ``contracts.access.OrgKind`` (the legacy ``fleet`` and
+  ``traffic_authority`` become ``fleet_owner`` and ``authority``; new rows are checked); it
+  gains ``parent_id`` (a district unit's parent authority) and ``jurisdiction`` (an
+  authority's area: a polygon of ``[lat_e7, lon_e7]`` vertices, JSON).
 - ``members``: people who log in for an organisation, with their roles and an argon2id
   password hash (never the password).
 - ``api_sessions``: one row per login; the SHA-256 of its short-lived access token and of its
@@ -27,8 +27,10 @@ ACCESS_DDL: Final = (
     "ALTER TABLE organisations ADD COLUMN IF NOT EXISTS parent_id text "
     "REFERENCES organisations (org_id)",
     "ALTER TABLE organisations ADD COLUMN IF NOT EXISTS jurisdiction jsonb",
-    # `roadledger devices register` defaulted to the kind 'fleet' before kinds were fixed.
+    # Before kinds were fixed, `roadledger devices register` defaulted to 'fleet' and the
+    # simulator registered its authority as 'traffic_authority'.
     "UPDATE organisations SET kind = 'fleet_owner' WHERE kind = 'fleet'",
+    "UPDATE organisations SET kind = 'authority' WHERE kind = 'traffic_authority'",
     "ALTER TABLE organisations ADD CONSTRAINT organisations_kind CHECK (kind IN "
     "('authority', 'insurer', 'fleet_owner', 'workshop', 'witness', 'operator')) NOT VALID",
     """
