@@ -56,6 +56,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="plain progress lines instead of the live display")
     parser.add_argument("--drain-timeout", type=positive_float, default=60.0, metavar="S",
                         help="how long to wait after publishing for the pipeline (default 60)")
+    parser.add_argument("--no-api", action="store_true",
+                        help="do not serve the API while the demo runs")
     # fmt: on
 
 
@@ -87,6 +89,7 @@ def run_from_args(args: argparse.Namespace, settings: Settings, command: str) ->
         scenarios=tuple(args.scenario) or ("all",),
         dashboard=not args.no_dashboard,
         drain_timeout_s=args.drain_timeout,
+        api=not args.no_api,
         services=choose_services(),
     )
     if config.vehicles + config.rsus == 0:

@@ -61,6 +61,7 @@ class DemoConfig:
     dashboard: bool = True
     drain_timeout_s: float = 60.0
     truth_path: Path | None = None
+    api: bool = True
     services: ServiceChoice = field(default_factory=lambda: choose_services())
 
 
@@ -167,7 +168,7 @@ async def _with_services(
     began: float,
     services: dict[str, str],
 ) -> DemoResult:
-
+    from app.demo.api_server import serve_demo_api
     from app.demo.pipeline import Pipeline
     from device_sim.registration import register_simulation
     from roadledger.db.pool import open_database
@@ -193,7 +194,17 @@ async def _with_services(
             with console.status("starting the pipeline"):
                 await pipeline.start()
             _STARTUP["pipeline"] = time.monotonic() - began
-            return await _publish(config, settings, simulation, pipeline, console, began, services)
+            if not config.api:
+                return await _publish(
+                    config, settings, simulation, pipeline, console, began, services
+                )
+            async with serve_demo_api(settings, pool) as api:
+                for line in api.lines():
+                    console.print(line)
+                services["api"] = f"{api.url} (logins above; served while the demo runs)"
+                return await _publish(
+                    config, settings, simulation, pipeline, console, began, services
+                )
         finally:
             await pipeline.close()
     finally:

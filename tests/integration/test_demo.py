@@ -72,6 +72,9 @@ def test_demo_accounts_for_every_message(
     (result,) = results
     out = capsys.readouterr().out
     assert "every published message is accounted for" in out
+    assert "api: http://127.0.0.1:" in out  # served while the demo ran, with its logins
+    assert "login demo-operator" in out
+    assert "login demo-insurer" in out
     assert "***" in result.database_url
     assert embedded_settings.database_password not in out
     assert result.start_to_first_publish_s is not None
