@@ -73,9 +73,11 @@ def _doc(description: str, model: type[BaseModel] = ErrorPublic) -> dict[str, ob
 
 # For routes' ``responses=``: the error answers every authenticated route may give.
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    400: _doc("The body is not what the media type says (e.g. JSON that does not parse)"),
     401: _doc("Not authenticated, or the token or API key is wrong, expired or revoked"),
     403: _doc("Authenticated, but not allowed (role, grant, key scope)"),
     404: _doc("Not found, or not visible to the caller"),
+    409: _doc("The request contradicts what is stored (e.g. an id already taken)"),
     422: _doc("The request is malformed; the detail names the field", ValidationErrorPublic),
     503: _doc("A service the request needs is unreachable; retry after Retry-After seconds"),
 }
@@ -130,6 +132,15 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _data_refused(request: Request, exc: Exception) -> JSONResponse:
+    # SQLSTATE class 22: a value from the request the database cannot hold (a NUL character in
+    # an id, a number out of range): the request's fault, whichever field carried it.
+    return JSONResponse(
+        {"detail": f"a value in the request is not acceptable: {str(exc).splitlines()[0]}"},
+        status_code=422,
+    )
+
+
 async def _database_gone(request: Request, exc: Exception) -> JSONResponse:
     log.warning("%s %s: PostgreSQL unavailable: %s", request.method, request.url.path, exc)
     return JSONResponse(
@@ -144,6 +155,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain)
     app.add_exception_handler(EncodingError, _chain)
     app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(asyncpg.DataError, _data_refused)
     for gone in (
         OSError,
         asyncpg.InterfaceError,

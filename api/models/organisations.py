@@ -23,7 +23,9 @@ class OrganisationCreate(BaseModel):
     org_id: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$", examples=["police-north"])
     name: str = Field(min_length=1, max_length=200, examples=["Northern District Traffic Police"])
     kind: OrgKind
-    parent_id: str | None = Field(default=None, description="Its parent authority, if any")
+    parent_id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9._:-]{1,64}$", description="Its parent authority"
+    )
     jurisdiction: list[tuple[int, int]] | None = Field(
         default=None,
         description="An authority's area: polygon vertices [lat_e7, lon_e7]",

@@ -18,6 +18,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 _LOGIN_ERRORS: dict[int | str, dict[str, object]] = {
+    400: ERROR_RESPONSES[400],
     401: {"model": ErrorPublic, "description": "Wrong username or password"},
     422: ERROR_RESPONSES[422],
     429: {"model": ErrorPublic, "description": "Too many failed logins; see Retry-After"},

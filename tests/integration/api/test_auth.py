@@ -169,3 +169,10 @@ async def test_there_is_no_unauthenticated_schema_or_docs_page(api: httpx.AsyncC
     schema = await api.get("/v1/openapi.json", headers=headers)
     assert schema.status_code == 200
     assert "/v1/auth/token" in schema.json()["paths"]
+
+
+async def test_a_value_the_database_cannot_hold_is_422_not_500(api: httpx.AsyncClient) -> None:
+    headers = await bearer(api, "ops")
+    answer = await api.get("/v1/organisations/bad%00id", headers=headers)
+    assert answer.status_code == 422
+    assert "not acceptable" in answer.json()["detail"]
