@@ -88,20 +88,37 @@ async def _bootstrap(
 
 
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
+    import contextlib
     import logging
+    import signal
+    from collections.abc import Iterator
 
     import uvicorn
 
     from api.app import create_app
 
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn re-raises SIGTERM after its graceful shutdown, so the process would die
+            # of the signal; a stopped roadledger command exits 0 instead.
+            stops = (signal.SIGINT, signal.SIGTERM)
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in stops}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=host or settings.api_host,
         port=port or settings.api_port,
         log_level=settings.log_level.lower(),
         proxy_headers=False,  # the client address is the peer's: a header could fake it
     )
+    _Server(config).run()
     return 0
