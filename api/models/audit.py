@@ -18,7 +18,9 @@ class AuditEntryPublic(BaseModel):
     )
     event: str = Field(examples=["data_access"])
     at_ms: int = Field(examples=[1_780_000_000_000])
-    actor: str = Field(description="Member id, API key id, or a failed login's username hash")
+    actor: str = Field(
+        description="Member id, API key id, or the hash of an unknown username (failed login)"
+    )
     actor_org: str | None = Field(default=None, examples=["insurer-acme"])
     via: str | None = Field(default=None, examples=["api_key"])
     owner_org: str | None = Field(default=None, examples=["fleet-a"])

@@ -11,7 +11,13 @@ from api.deps import PoolDep, PrincipalDep, SettingsDep, login_policy
 from api.errors import ERROR_RESPONSES, ErrorPublic
 from api.models.auth import PrincipalPublic, RefreshCreate, TokenPublic
 from roadledger.audit.events import EventKind, by_principal
-from roadledger.audit.record import record, record_login, record_login_failed, record_refresh
+from roadledger.audit.record import (
+    record,
+    record_login,
+    record_login_failed,
+    record_refresh,
+    record_refresh_refused,
+)
 from roadledger.identity.errors import BadCredentials, NotPermitted, TooManyLogins
 from roadledger.identity.logins import Tokens, login, refresh, revoke
 
@@ -67,8 +73,13 @@ async def token(
 async def refresh_tokens(body: RefreshCreate, pool: PoolDep, settings: SettingsDep) -> TokenPublic:
     """New tokens for a refresh token, which stops working; a refresh token presented twice
     revokes its session (it was copied)."""
-    tokens = await refresh(pool, body.refresh_token, login_policy(settings))
-    await record_refresh(pool, tokens.session_id, "POST /v1/auth/refresh")
+    action = "POST /v1/auth/refresh"
+    try:
+        tokens = await refresh(pool, body.refresh_token, login_policy(settings))
+    except BadCredentials:
+        await record_refresh_refused(pool, body.refresh_token, action)
+        raise
+    await record_refresh(pool, tokens.session_id, action)
     return _public(tokens)
 
 

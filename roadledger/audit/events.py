@@ -1,5 +1,6 @@
 """What an audit leaf holds: one event, as canonical JSON of ids and codes (no personal data:
-a failed login names a SHA-256 of the username, never the username or a password)."""
+a failed login names the member id, or a SHA-256 of a username that is no member's; never the
+username or a password)."""
 
 from __future__ import annotations
 
@@ -31,10 +32,11 @@ class EventKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
-    """One audited event. ``actor`` is a member id, an API key id, or for a failed login
-    :func:`username_ref`; ``owner_org`` owns the vehicle read or the grant changed; ``grant_id``
-    is what allowed a read (``"owner"`` or a grant id) or the grant changed; ``target`` the
-    session or key acted on; ``action`` the route; ``outcome`` ``ok`` or a failure code."""
+    """One audited event. ``actor`` is a member id, an API key id, or for a failed login of an
+    unknown username :func:`username_ref`; ``owner_org`` owns the vehicle read or the grant
+    changed; ``grant_id`` is what allowed a read (``"owner"`` or a grant id) or the grant
+    changed; ``target`` the session, key or grantee acted on; ``action`` the route;
+    ``outcome`` ``ok`` or a failure code."""
 
     event: EventKind
     actor: str

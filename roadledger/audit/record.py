@@ -3,14 +3,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import asyncpg
 
 from contracts.access import Scope
 from roadledger.audit.events import AuditEvent, EventKind, by_principal, username_ref
 from roadledger.audit.log import append_events
+from roadledger.identity.credentials import secret_hash
 from roadledger.identity.principal import Principal
 
-__all__ = ["record", "record_data_access", "record_login", "record_login_failed", "record_refresh"]
+__all__ = [
+    "record",
+    "record_data_access",
+    "record_login",
+    "record_login_failed",
+    "record_refresh",
+    "record_refresh_refused",
+]
 
 
 async def record(conn: asyncpg.Connection | asyncpg.Pool, *events: AuditEvent) -> list[int]:
@@ -49,11 +59,36 @@ async def record_refresh(pool: asyncpg.Pool, session_id: str, action: str) -> No
     await record(pool, await _member_event(pool, EventKind.TOKEN_REFRESH, session_id, action))
 
 
+async def record_refresh_refused(pool: asyncpg.Pool, refresh_token: str, action: str) -> None:
+    """A refused refresh. A token rotated away and presented again (its session was revoked
+    for it: it was copied) names its session and member, outcome ``reused``; any other names
+    no one, outcome ``bad_credentials``."""
+    session_id = await pool.fetchval(
+        "SELECT session_id FROM api_refresh_used WHERE refresh_hash = $1",
+        secret_hash(refresh_token),
+    )
+    if session_id is None:
+        event = AuditEvent(
+            event=EventKind.TOKEN_REFRESH, actor="unknown", action=action,
+            outcome="bad_credentials",
+        )  # fmt: skip
+    else:
+        known = await _member_event(pool, EventKind.TOKEN_REFRESH, session_id, action)
+        event = replace(known, outcome="reused")
+    await record(pool, event)
+
+
 async def record_login_failed(pool: asyncpg.Pool, username: str, outcome: str, action: str) -> None:
-    """A refused login (``outcome``: ``bad_credentials`` or ``rate_limited``): the username
-    only as a hash, and the password never."""
+    """A refused login (``outcome``: ``bad_credentials`` or ``rate_limited``). The password
+    never; the member id when the username is a member's (so its organisation sees attempts
+    on its members), else only a hash of the username."""
+    row = await pool.fetchrow("SELECT member_id, org_id FROM members WHERE username = $1", username)
     event = AuditEvent(
-        event=EventKind.LOGIN_FAILED, actor=username_ref(username), action=action, outcome=outcome
+        event=EventKind.LOGIN_FAILED,
+        actor=row["member_id"] if row is not None else username_ref(username),
+        actor_org=row["org_id"] if row is not None else None,
+        action=action,
+        outcome=outcome,
     )
     await record(pool, event)
 

@@ -52,14 +52,15 @@ async def test_logins_are_audited_success_and_failure_without_personal_data(
     )  # fmt: skip
     assert before_ms <= ok["at_ms"] <= int(time.time() * 1000)
     failed = await audit_entries(api_pool, "login_failed")
-    assert [(e["actor"], e["outcome"]) for e in failed] == [
-        (username_ref("fleet-a-analyst"), "bad_credentials"),
-        (username_ref("nobody-here"), "bad_credentials"),
-        (username_ref("fleet-a-analyst"), "bad_credentials"),
-        (username_ref("fleet-a-analyst"), "bad_credentials"),
-        (username_ref("fleet-a-analyst"), "rate_limited"),
+    # A member's username is named by its member id (its organisation sees the attempts);
+    # an unknown one only by a hash.
+    assert [(e["actor"], e.get("actor_org"), e["outcome"]) for e in failed] == [
+        (analyst, "fleet-a", "bad_credentials"),
+        (username_ref("nobody-here"), None, "bad_credentials"),
+        (analyst, "fleet-a", "bad_credentials"),
+        (analyst, "fleet-a", "bad_credentials"),
+        (analyst, "fleet-a", "rate_limited"),
     ]
-    assert all("actor_org" not in e for e in failed)  # an unknown name has no organisation
     everything = await raw_entries(api_pool)
     for secret in ("fleet-a-analyst", "nobody-here", PASSWORD, "wrong password",
                    tokens["access_token"], tokens["refresh_token"]):  # fmt: skip
@@ -83,6 +84,27 @@ async def test_refresh_and_logout_are_audited_once_each(
         ("token_refresh", admin, "police", session),
         ("token_revoke", admin, "police", session),
     ]
+
+
+async def test_a_refused_refresh_is_audited_and_a_reused_one_names_its_session(
+    api: httpx.AsyncClient, api_pool: asyncpg.Pool
+) -> None:
+    tokens = await login(api, "police-admin")
+    first = await api.post("/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert first.status_code == 200
+    reused = await api.post("/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert reused.status_code == 401
+    forged = await api.post("/v1/auth/refresh", json={"refresh_token": "rlr_not-a-token"})
+    assert forged.status_code == 401
+    admin = await member_id(api_pool, "police-admin")
+    session = await api_pool.fetchval("SELECT session_id FROM api_sessions")
+    refreshes = await audit_entries(api_pool, "token_refresh")
+    assert [_fields(e, "actor", "actor_org", "target", "outcome") for e in refreshes] == [
+        (admin, "police", session, "ok"),
+        (admin, "police", session, "reused"),
+        ("unknown", None, None, "bad_credentials"),
+    ]
+    assert tokens["refresh_token"].encode() not in await raw_entries(api_pool)
 
 
 async def test_api_key_creation_and_revocation_are_audited_without_the_secret(
