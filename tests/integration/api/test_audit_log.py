@@ -22,7 +22,7 @@ from roadledger.audit.log import audit_origin
 from roadledger.log_key import load_log_key
 from roadledger.settings import Settings
 from tests.integration.api.access_support import add_devices, audit_entries, grant_body, principal
-from tests.integration.api.conftest import bearer
+from tests.integration.api.conftest import PASSWORD, bearer
 
 pytestmark = [pytest.mark.postgres]
 
@@ -115,6 +115,24 @@ async def test_filters_and_pages(api: httpx.AsyncClient, api_pool: asyncpg.Pool)
 async def test_reading_the_audit_log_needs_an_admin_or_auditor(api: httpx.AsyncClient) -> None:
     answer = await api.get("/v1/audit", headers=await bearer(api, "fleet-a-analyst"))
     assert answer.status_code == 403
+
+
+async def test_auditors_see_what_their_organisation_sees(
+    api: httpx.AsyncClient, api_pool: asyncpg.Pool
+) -> None:
+    ops = await bearer(api, "ops")
+    for org_id, username in (("operator", "ops-auditor"), ("fleet-b", "fleet-b-auditor")):
+        body = {"username": username, "password": PASSWORD, "roles": ["auditor"]}
+        made = await api.post(f"/v1/organisations/{org_id}/members", json=body, headers=ops)
+        assert made.status_code == 201, made.text
+    await _reads(api, api_pool)
+    reads = await _list(api, "ops-auditor", event="data_access")
+    assert {(e["actor_org"], e["device_id"]) for e in reads} == {
+        ("fleet-a", "veh-a1"), ("fleet-a", "veh-a2"), ("insurer-x", "veh-a1"),
+        ("fleet-b", "veh-b1"),
+    }  # fmt: skip
+    theirs = await _list(api, "fleet-b-auditor", event="data_access")
+    assert [(e["actor_org"], e["device_id"]) for e in theirs] == [("fleet-b", "veh-b1")]
 
 
 async def test_a_proof_verifies_against_the_checkpoint_signed_with_the_log_key(
