@@ -1,8 +1,9 @@
 """Authorisation checks the routes share: who administers an organisation, and data access.
 
 Data reads go through :func:`require_access`, which asks the kernel's
-:func:`roadledger.identity.grants.authorize` (ownership or a live grant, role, key scope) and
-returns what allowed it, so the route can name the grant in what it records.
+:func:`roadledger.identity.grants.authorize` (ownership or a live grant, role, key scope),
+writes the read to the audit log (committed before the route returns any data) and returns
+what allowed it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncpg
 
 from contracts.access import OrgKind, Role, Scope
+from roadledger.audit.record import record_data_access
 from roadledger.identity.errors import NotPermitted
 from roadledger.identity.grants import authorize
 from roadledger.identity.principal import Principal
@@ -36,7 +38,8 @@ async def require_access(
 ) -> str:
     """``"owner"`` or the id of the grant that lets ``principal`` read ``scope`` of
     ``device_id`` now; raises 404/403 kinds otherwise (see ``authorize``). ``action`` names
-    what is read (the route, e.g. ``"GET /v1/vehicles/{device_id}/track"``) for the audit
-    log."""
-    del action  # recorded in the audit log (issue 11, item 3)
-    return await authorize(pool, principal, device_id, scope)
+    what is read (the route, e.g. ``"GET /v1/vehicles/{device_id}/track"``); the read is in
+    the audit log when this returns."""
+    allowed_by = await authorize(pool, principal, device_id, scope)
+    await record_data_access(pool, principal, device_id, scope, allowed_by, action)
+    return allowed_by

@@ -21,8 +21,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = ["DEV_DATABASE_PASSWORD", "Endpoint", "Settings", "SettingsError", "load_settings"]
 
 ENV_PREFIX = "ROADLEDGER_"
-# Read by the shell scripts, not by Settings; allowed so the typo check does not refuse them.
-SCRIPT_VARIABLES = frozenset({"ROADLEDGER_PYTHON"})
+# Read by the shell scripts or by one command (`roadledger api bootstrap` reads its password),
+# not by Settings; allowed so the typo check does not refuse them.
+SCRIPT_VARIABLES = frozenset({"ROADLEDGER_PYTHON", "ROADLEDGER_BOOTSTRAP_PASSWORD"})
 DEV_DATABASE_PASSWORD = "roadledger-dev"  # noqa: S105 - the local-only default, refused in production
 DEV_MQTT_BRIDGE_PASSWORD = "roadledger-bridge-dev"  # noqa: S105 - local-only, refused in production
 DEV_MQTT_SIM_PASSWORD = "roadledger-sim-dev"  # noqa: S105 - local-only, refused in production

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import auth, grants, health, metrics, organisations
+from api.routes import audit, auth, grants, health, metrics, organisations
 
 __all__ = ["ROUTERS"]
 
@@ -13,5 +13,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
     organisations.router,
     grants.router,
+    audit.router,
     metrics.router,
 )

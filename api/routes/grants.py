@@ -10,8 +10,11 @@ from fastapi import APIRouter, Query
 from api.deps import PoolDep, PrincipalDep
 from api.errors import ERROR_RESPONSES
 from api.models.grants import GrantCreate, GrantPublic
+from roadledger.audit.events import AuditEvent, EventKind, by_principal
+from roadledger.audit.record import record
 from roadledger.identity.errors import UnknownGrant
 from roadledger.identity.grants import Grant, create_grant, list_grants, revoke_grant
+from roadledger.identity.principal import Principal
 
 __all__ = ["router"]
 
@@ -36,6 +39,19 @@ def _public(grant: Grant) -> GrantPublic:
     )
 
 
+def _event(principal: Principal, kind: EventKind, grant: Grant, action: str) -> AuditEvent:
+    """The audit entry of a grant change: its owner, id, scopes and grantee."""
+    return by_principal(
+        principal,
+        kind,
+        owner_org=grant.owner_org,
+        grant_id=grant.grant_id,
+        scope=",".join(sorted(grant.scopes)),
+        target=grant.grantee_org,
+        action=action,
+    )
+
+
 @router.post("", status_code=201, response_model=GrantPublic)
 async def grant(body: GrantCreate, principal: PrincipalDep, pool: PoolDep) -> GrantPublic:
     """Open ``scopes`` on some of the caller's vehicles to ``grantee_org`` for a period and a
@@ -51,6 +67,7 @@ async def grant(body: GrantCreate, principal: PrincipalDep, pool: PoolDep) -> Gr
             body.valid_until_ms,
             body.purpose,
         )
+        await record(conn, _event(principal, EventKind.GRANT_CREATE, created, "POST /v1/grants"))
     return _public(created)
 
 
@@ -81,4 +98,7 @@ async def one_grant(grant_id: str, principal: PrincipalDep, pool: PoolDep) -> Gr
 async def revoke(grant_id: str, principal: PrincipalDep, pool: PoolDep) -> GrantPublic:
     """Revoke a grant now (an admin of the owning organisation); reads it allowed stop."""
     async with pool.acquire() as conn, conn.transaction():
-        return _public(await revoke_grant(conn, principal, grant_id))
+        revoked = await revoke_grant(conn, principal, grant_id)
+        action = "POST /v1/grants/{grant_id}/revoke"
+        await record(conn, _event(principal, EventKind.GRANT_REVOKE, revoked, action))
+    return _public(revoked)

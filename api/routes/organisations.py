@@ -17,6 +17,8 @@ from api.models.organisations import (
     OrganisationPublic,
 )
 from contracts.access import OrgKind, Role
+from roadledger.audit.events import EventKind, by_principal
+from roadledger.audit.record import record
 from roadledger.identity.api_keys import ApiKey, create_api_key, list_api_keys, revoke_api_key
 from roadledger.identity.errors import NotPermitted
 from roadledger.identity.members import Member, create_member, list_members
@@ -137,9 +139,15 @@ async def create_key(
     the answer and never shown again."""
     if principal.via != "session" or not principal.has(Role.ADMIN):
         raise NotPermitted("API keys are created by a logged-in admin")
-    key, full = await create_api_key(
-        pool, principal, body.label, body.roles, body.scopes, body.days, settings.api_key_max_days
-    )
+    async with pool.acquire() as conn, conn.transaction():
+        key, full = await create_api_key(
+            conn, principal, body.label, body.roles, body.scopes, body.days,
+            settings.api_key_max_days,
+        )  # fmt: skip
+        event = by_principal(
+            principal, EventKind.API_KEY_CREATE, target=key.key_id, action="POST /v1/api-keys"
+        )
+        await record(conn, event)
     return ApiKeyCreatedPublic(**_key(key).model_dump(), key=full)
 
 
@@ -154,5 +162,9 @@ async def keys(principal: PrincipalDep, pool: PoolDep) -> list[ApiKeyPublic]:
 async def revoke_key(key_id: str, principal: PrincipalDep, pool: PoolDep) -> Response:
     """Revoke an API key of the caller's organisation now (an admin)."""
     require_org_admin(principal, principal.org_id)
-    await revoke_api_key(pool, principal.org_id, key_id)
+    async with pool.acquire() as conn, conn.transaction():
+        await revoke_api_key(conn, principal.org_id, key_id)
+        action = "POST /v1/api-keys/{key_id}/revoke"
+        await record(conn, by_principal(principal, EventKind.API_KEY_REVOKE, target=key_id,
+                                        action=action))  # fmt: skip
     return Response(status_code=204)

@@ -14,13 +14,14 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
 import uvicorn
 
 from api.app import create_app
+from api.server import ApiServer
 from contracts.access import OrgKind, Role, Scope
 from roadledger.identity.credentials import new_id
 from roadledger.identity.passwords import hash_password
@@ -157,12 +158,6 @@ def _free_port(settings: Settings) -> int:
         return port
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield  # the demo handles SIGINT and SIGTERM itself
-
-
 @contextlib.asynccontextmanager
 async def serve_demo_api(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[DemoApi]:
     """Serve the API on the demo's pool while the block runs."""
@@ -173,7 +168,7 @@ async def serve_demo_api(settings: Settings, pool: asyncpg.Pool) -> AsyncIterato
     config = uvicorn.Config(
         create_app(settings, pool), host=settings.api_host, port=port, log_level="warning"
     )
-    server = _Server(config)
+    server = ApiServer(config, take_signals=False)  # the demo handles its signals
     task = asyncio.create_task(server.serve(), name="demo api")
     deadline = time.monotonic() + 10
     while not server.started:

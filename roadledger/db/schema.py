@@ -16,8 +16,10 @@ recorded before (1..6):
 - Migration 6: ``device_messages.prev``, ``key_id``, ``signed_ts`` (``ALTER TABLE``).
 - Migration 7: identity and access (``roadledger/db/access_schema.py``): the organisations'
   hierarchy and jurisdiction, members, sessions, API keys, login failures, grants.
+- Migration 8: the audit log (``roadledger/db/audit_schema.py``): ``audit_head``,
+  ``audit_entries``, ``audit_nodes``.
 
-A fresh database runs 5, 6, 7; a legacy 5 runs 6 and 7; a legacy 6 runs 7. A change to a
+A fresh database runs 5 to 8; a legacy 5 runs 6 to 8; a legacy 6 runs 7 and 8. A change to a
 table goes into a new migration appended to :data:`MIGRATIONS` (an ``ALTER``), never into the
 DDL of a released one. The telemetry tables' DDL depends on the mode chosen at run time and
 lives in ``telemetry_schema``; ``apply_schema`` also calls ``telemetry_schema.apply`` after the
@@ -58,6 +60,7 @@ from typing import Final
 import asyncpg
 
 from roadledger.db.access_schema import ACCESS_DDL
+from roadledger.db.audit_schema import AUDIT_DDL
 from roadledger.db.migrations import (
     Migration,
     StorageChoice,
@@ -359,6 +362,7 @@ MIGRATIONS: Final = (
         "API keys, login failures, grants",
         statements(*ACCESS_DDL),
     ),
+    Migration(8, "the audit log: an RFC 9162 Merkle log of access", statements(*AUDIT_DDL)),
 )
 check_order(MIGRATIONS)
 

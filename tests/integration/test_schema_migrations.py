@@ -107,14 +107,18 @@ async def test_a_released_schema_5_with_rows_is_upgraded_in_place(
         assert tuple(org) == ("fleet_owner", None, None)  # the legacy 'fleet', renamed
         assert await conn.fetchval("SELECT count(*) FROM members") == 0
 
-        # Only migrations 6 and 7 ran; 5 is what the legacy version said, date unknown.
+        # Migration 8 (the audit log) created its tables with an empty tree.
+        assert await conn.fetchval("SELECT tree_size FROM audit_head") == 0
+
+        # Only migrations 6 to 8 ran; 5 is what the legacy version said, date unknown.
         assert await applied_numbers(conn) == [
             (5, MIGRATIONS[0].description, False),
             (6, MIGRATIONS[1].description, True),
             (7, MIGRATIONS[2].description, True),
+            (8, MIGRATIONS[3].description, True),
         ]
-        assert await recorded_number(conn) == SCHEMA_VERSION == 7
-        assert await conn.fetchval("SELECT max(version) FROM roadledger_schema") == 7
+        assert await recorded_number(conn) == SCHEMA_VERSION == 8
+        assert await conn.fetchval("SELECT max(version) FROM roadledger_schema") == 8
 
         # A second call finds it current and changes nothing, not even the records' dates.
         dates = await conn.fetch("SELECT number, applied_at FROM roadledger_migrations")
@@ -138,6 +142,7 @@ async def test_a_legacy_6_gets_only_the_migrations_after_it(empty_schema: asyncp
             (5, False),
             (6, False),
             (7, True),
+            (8, True),
         ]
 
 
