@@ -50,9 +50,7 @@ class Organisation:
     kind: str
 
 
-AUTHORITY: Final = Organisation(
-    "city-traffic-authority", "City Traffic Authority", "traffic_authority"
-)
+AUTHORITY: Final = Organisation("city-traffic-authority", "City Traffic Authority", "authority")
 _TRANSIT = Organisation("fleet-metro-transit", "Metro Transit", "fleet_owner")
 _FREIGHT = Organisation("fleet-northwind-freight", "Northwind Freight", "fleet_owner")
 _PARCEL = Organisation("fleet-parcelway", "Parcelway Deliveries", "fleet_owner")

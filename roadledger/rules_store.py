@@ -8,10 +8,16 @@ for device keys: no accepted version can be missing from the ledger.
 The signature is checked over the raw bytes before anything in the document is read, both
 when publishing and when loading: an unauthenticated document costs a signature check (linear
 in its bytes, bounded by ``limits.MAX_SIGNED_BYTES``), never a parse.
+
+Sovereignty (``contracts/rules/sovereignty.py``): only an authority publishes, inside its
+jurisdiction (:mod:`roadledger.rules_areas`); the book gives each version its publisher's
+area, so that it applies there alone (a version of an organisation that is not an authority
+with a jurisdiction, published before these checks, applies nowhere).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Final, TypeAlias
 
 import asyncpg
@@ -26,6 +32,8 @@ from contracts.rules.errors import (
 )
 from contracts.rules.model import RuleBook, RuleVersion
 from contracts.rules.signing import SignedRules, rules_entry
+from contracts.rules.sovereignty import check_sovereignty
+from roadledger.rules_areas import Area, publishers, segment_ends
 
 __all__ = [
     "add_organisation_key",
@@ -118,6 +126,9 @@ async def publish_rules(conn: asyncpg.Connection, signed: bytes, now_ms: int) ->
                 f"{rules.org_id!r}, but the document is signed with key {envelope.kid!r} "
                 f"of {key['org_id']!r}",
             )
+        kind, area = (await publishers(conn)).get(rules.org_id, ("", None))
+        segments = [s.segment_id for s in rules.speed_limits if s.segment_id is not None]
+        check_sovereignty(rules, kind, area, await segment_ends(conn, segments))
         latest = await conn.fetchval(
             "SELECT max(version) FROM rule_versions WHERE org_id = $1 AND rule_set = $2",
             rules.org_id,
@@ -158,6 +169,7 @@ async def list_rule_versions(conn: Conn) -> list[RuleVersion]:
         "FROM rule_versions v JOIN organisation_keys k USING (org_id, key_id) "
         "ORDER BY v.org_id, v.rule_set, v.version"
     )
+    areas = {org: area or Area(org, ()) for org, (_, area) in (await publishers(conn)).items()}
     versions = []
     for r in rows:
         label = f"{r['org_id']}/{r['rule_set']}@{r['version']}"
@@ -174,7 +186,7 @@ async def list_rule_versions(conn: Conn) -> list[RuleVersion]:
             raise StoredRulesCorrupt(exc.path, exc.reason) from None
         if rules.label != label:
             raise StoredRulesCorrupt("", f"stored as {label}, the signed document is {rules.label}")
-        versions.append(rules)
+        versions.append(replace(rules, area=areas.get(rules.org_id, Area(rules.org_id, ()))))
     return versions
 
 

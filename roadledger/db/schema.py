@@ -16,6 +16,9 @@ recorded before (1..6):
 - Migration 6: ``device_messages.prev``, ``key_id``, ``signed_ts`` (``ALTER TABLE``).
 - Migration 7: identity and access (``roadledger/db/access_schema.py``): the organisations'
   hierarchy and jurisdiction, members, sessions, API keys, login failures, grants.
+- Migration 9: the simulator's traffic authority, registered with the kind
+  ``traffic_authority`` before kinds were fixed, becomes an ``authority`` (only an authority
+  publishes rules, ``docs/rules.md``). Number 8 is another change's.
 
 A fresh database runs 5, 6, 7; a legacy 5 runs 6 and 7; a legacy 6 runs 7. A change to a
 table goes into a new migration appended to :data:`MIGRATIONS` (an ``ALTER``), never into the
@@ -358,6 +361,11 @@ MIGRATIONS: Final = (
         "identity and access: organisation hierarchy and jurisdiction, members, sessions, "
         "API keys, login failures, grants",
         statements(*ACCESS_DDL),
+    ),
+    Migration(
+        9,
+        "organisations of the legacy kind traffic_authority become authorities",
+        statements("UPDATE organisations SET kind = 'authority' WHERE kind = 'traffic_authority'"),
     ),
 )
 check_order(MIGRATIONS)

@@ -107,14 +107,15 @@ async def test_a_released_schema_5_with_rows_is_upgraded_in_place(
         assert tuple(org) == ("fleet_owner", None, None)  # the legacy 'fleet', renamed
         assert await conn.fetchval("SELECT count(*) FROM members") == 0
 
-        # Only migrations 6 and 7 ran; 5 is what the legacy version said, date unknown.
+        # Only migrations 6, 7 and 9 ran; 5 is what the legacy version said, date unknown.
         assert await applied_numbers(conn) == [
             (5, MIGRATIONS[0].description, False),
             (6, MIGRATIONS[1].description, True),
             (7, MIGRATIONS[2].description, True),
+            (9, MIGRATIONS[3].description, True),
         ]
-        assert await recorded_number(conn) == SCHEMA_VERSION == 7
-        assert await conn.fetchval("SELECT max(version) FROM roadledger_schema") == 7
+        assert await recorded_number(conn) == SCHEMA_VERSION == 9
+        assert await conn.fetchval("SELECT max(version) FROM roadledger_schema") == 9
 
         # A second call finds it current and changes nothing, not even the records' dates.
         dates = await conn.fetch("SELECT number, applied_at FROM roadledger_migrations")
@@ -131,6 +132,9 @@ async def test_a_legacy_6_gets_only_the_migrations_after_it(empty_schema: asyncp
             "ALTER TABLE device_messages ADD COLUMN key_id text",
             "ALTER TABLE device_messages ADD COLUMN signed_ts bigint",
             "UPDATE roadledger_schema SET version = 6",
+            # What `roadledger sim` registered its traffic authority as before kinds were fixed.
+            "INSERT INTO organisations (org_id, name, kind) "
+            "VALUES ('city-traffic-authority', 'City Traffic Authority', 'traffic_authority')",
         ):
             await conn.execute(statement)
         assert await apply_schema(conn) == MODE_PARTITIONED
@@ -138,7 +142,15 @@ async def test_a_legacy_6_gets_only_the_migrations_after_it(empty_schema: asyncp
             (5, False),
             (6, False),
             (7, True),
+            (9, True),
         ]
+        # Migration 9: an authority now, which may publish the simulation's zones.
+        assert (
+            await conn.fetchval(
+                "SELECT kind FROM organisations WHERE org_id = 'city-traffic-authority'"
+            )
+            == "authority"
+        )
 
 
 async def test_a_fresh_database_runs_every_migration_in_order(empty_schema: asyncpg.Pool) -> None:
