@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import replace
 
 import pytest
@@ -9,7 +11,8 @@ import pytest
 from contracts.errors import Forbidden, Invalid
 from contracts.roads import RoadClass, RoadSegment
 from contracts.rules.errors import RulesError
-from contracts.rules.jurisdiction import Area, polygon_within
+from contracts.rules.geometry import polygon_contains, polygon_problem
+from contracts.rules.jurisdiction import Area, _EdgeIndex, polygon_within
 from contracts.rules.model import RuleBook, RuleVersion, SpeedLimit
 from contracts.rules.parse import parse_rules
 from contracts.rules.sovereignty import check_sovereignty
@@ -115,3 +118,23 @@ def test_the_units_speed_limit_wins_over_the_parents_more_specific_one() -> None
     rules = RuleBook((region, unit)).in_force(0)
     assert rules.at(15, 15).speed_limit_kmh(segment, None) == (30, "district/d@1")
     assert rules.at(5000, 5000).speed_limit_kmh(segment, None) == (50, "builtin@0")
+
+
+def test_the_banded_containment_decides_like_polygon_contains() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        n = rng.randint(3, 60)
+        # A star-shaped outline (simple), on a coarse grid so that points fall on edges too.
+        polygon = tuple(
+            (
+                round(rng.randint(20, 100) * math.sin(2 * math.pi * (i + 0.5) / n)),
+                round(rng.randint(20, 100) * math.cos(2 * math.pi * (i + 0.5) / n)),
+            )
+            for i in range(n)
+        )
+        if polygon_problem(polygon):
+            continue
+        index = _EdgeIndex(polygon)
+        points = [*polygon, *((rng.randint(-110, 110), rng.randint(-110, 110)) for _ in range(50))]
+        for lat, lon in points:
+            assert index.contains(lat, lon) == polygon_contains(polygon, lat, lon), (polygon, lat)
