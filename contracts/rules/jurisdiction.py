@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from contracts.rules.geometry import Vertex
+from contracts.rules.geometry import Vertex, edges_contain
 
 __all__ = ["Area", "polygon_within"]
 
@@ -104,20 +104,7 @@ class _EdgeIndex:
     def contains(self, lat: int, lon: int) -> bool:
         """``polygon_contains``, over the edges of the point's band only: the even-odd rule
         and the on-edge test both need an edge whose latitude range holds ``lat``."""
-        if not self.lo <= lat <= self.hi:
-            return False
-        inside = False
-        for (y1, x1), (y2, x2) in self.bands[self._band(lat)]:
-            if not min(y1, y2) <= lat <= max(y1, y2):
-                continue
-            if _orient((y1, x1), (y2, x2), (lat, lon)) == 0 and min(x1, x2) <= lon <= max(x1, x2):
-                return True  # on the edge (or a vertex): inside
-            if (y1 > lat) != (y2 > lat):
-                lhs = (lon - x1) * (y2 - y1)
-                rhs = (x2 - x1) * (lat - y1)
-                if (lhs < rhs) == (y2 > y1):
-                    inside = not inside
-        return inside
+        return self.lo <= lat <= self.hi and edges_contain(self.bands[self._band(lat)], lat, lon)
 
 
 def _cross_properly(a: Vertex, b: Vertex, c: Vertex, d: Vertex) -> bool:
