@@ -3,8 +3,9 @@
 Organisations first, then every key record (``DeviceRegistry.register_many``, idempotent),
 then the revocations of ``revoked_key`` scenarios (at their scenario time, so the outcome of
 each message is fixed before anything is sent), then the road segments, then the traffic
-authority's rules (its simulation signing key, registered once; the zones published as the
-next version unless the latest version already has exactly these zones).
+authority's rules (its simulation signing key, registered once; its jurisdiction widened to
+cover the city, since rules apply only inside their authority's jurisdiction; the zones
+published as the next version unless the latest version already has exactly these zones).
 
 Re-running the same seed is fine as long as the registry already holds the same keys valid
 for the whole run. A device registered by another run with another key, a key that became
@@ -23,13 +24,14 @@ from typing import Protocol
 import asyncpg
 
 from chain.device_keys import DeviceKey
-from contracts.roads import save_segments
+from contracts.roads import RoadSegment, save_segments
 from contracts.rules.errors import RulesConflict, RulesError
 from contracts.rules.model import RuleVersion
 from device_sim.errors import RegistrationError
 from device_sim.geofencing import RULES_KEY_ID, rules_key, signed_city_rules
 from device_sim.simulation import RegistrationPlan
 from roadledger.registry import DeviceRegistry, RegistryError
+from roadledger.rules_areas import publishers, set_jurisdiction
 from roadledger.rules_store import add_organisation_key, list_rule_versions, publish_rules
 
 __all__ = [
@@ -100,14 +102,24 @@ class RulesPublisher(Protocol):
 
 
 class CityRules:
-    """Publishes the simulation's rules in PostgreSQL (``roadledger.rules_store``)."""
+    """Publishes the simulation's rules in PostgreSQL (``roadledger.rules_store``), the
+    authority's jurisdiction first covering the city of ``segments``."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, segments: Sequence[RoadSegment] = ()) -> None:
         self.pool = pool
+        self.segments = segments
 
     async def publish(self, rules: RuleVersion) -> int | None:
         key = rules_key()
         async with self.pool.acquire() as conn:
+            _, area = (await publishers(conn)).get(rules.org_id, ("", None))
+            held_area = [v for polygon in (area.polygons if area else ()) for v in polygon]
+            ends = [(s.a_lat_e7, s.a_lon_e7) for s in self.segments] + [
+                (s.b_lat_e7, s.b_lon_e7) for s in self.segments
+            ]
+            ends += [v for fence in rules.geofences for v in fence.polygon]
+            if ends and (area is None or not all(area.contains(*v) for v in ends)):
+                await set_jurisdiction(conn, rules.org_id, _box([*held_area, *ends]))
             held = await conn.fetchval(
                 "SELECT public_key FROM organisation_keys WHERE org_id = $1 AND key_id = $2",
                 rules.org_id,
@@ -125,6 +137,14 @@ class CityRules:
             signed = signed_city_rules(replace(rules, version=version))
             await publish_rules(conn, signed, int(time.time() * 1000))
             return version
+
+
+def _box(points: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """A rectangle around ``points``, 0.01 degrees (about 1 km) wider on every side."""
+    margin = 100_000
+    south, north = min(p[0] for p in points) - margin, max(p[0] for p in points) + margin
+    west, east = min(p[1] for p in points) - margin, max(p[1] for p in points) + margin
+    return [(south, west), (south, east), (north, east), (north, west)]
 
 
 def _zones(rules: RuleVersion) -> tuple[object, ...]:
@@ -165,7 +185,7 @@ async def register_simulation(
             await registry.revoke(device_id, at_ms)
         async with pool.acquire() as conn:
             segments = await save_segments(conn, plan.segments)
-        rules_version = await (rules or CityRules(pool)).publish(plan.rules)
+        rules_version = await (rules or CityRules(pool, plan.segments)).publish(plan.rules)
     except RulesError as exc:
         raise RegistrationError(f"publishing the authority's rules failed: {exc}") from None
     except RegistryError as exc:

@@ -106,7 +106,7 @@ class CongestionCheck(Check):
         segment = point.segment
         if segment is None or point.spd_cms <= 0:
             return []
-        rules = self.rules.in_force(point.ts_ms)
+        rules = self.rules.in_force(point.ts_ms).at(point.lat_e7, point.lon_e7)
         pct, pct_label = rules.threshold("congestion_speed_pct")
         limit, limit_label = rules.speed_limit_kmh(segment, point.vehicle_class)
         if not slow_sample(segment, point.lat_e7, point.lon_e7, point.spd_cms, limit, pct):

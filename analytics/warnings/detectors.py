@@ -34,8 +34,10 @@ From a verified record the verifier flagged (its ``chain_broken`` header, see
 ``ingest/chain_links.py``): ``chain_broken``, one per broken link of a device's hash chain
 (a re-flashed device, a message slipped in between), the flagged record as evidence.
 
-Every threshold comes from the rules in force at the record's own time, and the warning cites
-the label of the rules version that set it.
+Every threshold comes from the rules in force at the record's own time and place (an
+authority's rules apply only in its jurisdiction, ``contracts/rules/jurisdiction.py``), and
+the warning cites the label of the rules version that set it. A quarantined record has no
+trusted position: it is judged by the rules that apply everywhere (the built-in defaults).
 """
 
 from __future__ import annotations
@@ -100,6 +102,10 @@ class RulesInForce(Protocol):
 
     def geofences(self, ts_ms: int, vehicle_class: str | None) -> Sequence[GeofenceInForce]:
         """The geofences that apply to ``vehicle_class`` at ``ts_ms``."""
+        ...
+
+    def at(self, lat_e7: int, lon_e7: int) -> RulesInForce:
+        """The rules at this position (each authority's apply only in its jurisdiction)."""
         ...
 
 
@@ -216,13 +222,15 @@ class TelemetryDetector:
         if neighbours is None:
             return []
         before, after = neighbours
-        rules = self.rules.in_force(point.ts_ms)
+        rules = self.rules.in_force(point.ts_ms).at(point.lat_e7, point.lon_e7)
         found = [w for w in (_silent(point, rules), self._drift(track, point, before)) if w]
         for a, b in ((before, point), (point, after)):
             # Only direct neighbours: while a buffer arrives shuffled, seq 3 and 7 meet before
             # 4-6 arrive, and comparing them would judge a pair that is not one.
             if a is not None and b is not None and b.seq == a.seq + 1:
-                found.extend(_pair_checks(a, b, self.rules.in_force(b.ts_ms)))
+                found.extend(
+                    _pair_checks(a, b, self.rules.in_force(b.ts_ms).at(b.lat_e7, b.lon_e7))
+                )
         return found
 
     def _drift(self, track: _Track, point: Point, before: Point | None) -> Warning | None:
@@ -234,7 +242,7 @@ class TelemetryDetector:
         if not self.off_road(point.lat_e7, point.lon_e7):
             track.off_road.clear()
             return None
-        rules = self.rules.in_force(point.ts_ms)
+        rules = self.rules.in_force(point.ts_ms).at(point.lat_e7, point.lon_e7)
         if not track.off_road:
             jump, _ = rules.threshold("teleport_min_distance_m")
             track.off_by_jump = before is not None and jump <= haversine_m(

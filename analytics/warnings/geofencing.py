@@ -35,7 +35,7 @@ class GeofenceCheck(Check):
         self._warned: dict[str, set[int]] = {}
 
     def on_point(self, point: Point) -> list[Warning]:
-        rules = self.rules.in_force(point.ts_ms)
+        rules = self.rules.in_force(point.ts_ms).at(point.lat_e7, point.lon_e7)
         zone = next(
             (
                 g

@@ -214,7 +214,7 @@ class OdometerGnssCheck(Check):
         return found
 
     def _judge(self, trail: _Trail, point: Point) -> Warning | None:
-        rules = self.rules.in_force(point.ts_ms)
+        rules = self.rules.in_force(point.ts_ms).at(point.lat_e7, point.lon_e7)
         prev, trail.prev = trail.prev, point
         fix = Fix(point.ts_ms, point.lat_e7, point.lon_e7, point.odo_m, point.spd_cms)
         if prev is None or not _usable_step(prev, point, rules):

@@ -118,7 +118,7 @@ class RsuContradictionCheck(Check):
 
     def _judge(self, report: RsuReport, sighting: Sighting, point: Point) -> Warning | None:
         """The warning for a sighting and the vehicle's own point, if they contradict."""
-        rules = self.rules.in_force(sighting.ts_ms)
+        rules = self.rules.in_force(sighting.ts_ms).at(sighting.lat_e7, sighting.lon_e7)
         window, _ = rules.threshold("rsu_match_window_ms")
         if abs(report.recv_ms - point.recv_ms) > window:
             return None  # too far apart in arrival: judged only when both were in memory

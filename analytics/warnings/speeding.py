@@ -73,7 +73,7 @@ class SpeedingCheck(Check):
         self._devices: OrderedDict[str, _Device] = OrderedDict()
 
     def on_point(self, point: Point) -> list[Warning]:
-        rules = self.rules.in_force(point.ts_ms)
+        rules = self.rules.in_force(point.ts_ms).at(point.lat_e7, point.lon_e7)
         found = limit_at(point, rules)
         if found is None:
             judged = _Judged(point, 0, rules.label, False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import audit, auth, grants, health, metrics, organisations
+from api.routes import audit, auth, grants, health, metrics, organisations, rules
 
 __all__ = ["ROUTERS"]
 
@@ -15,4 +15,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     grants.router,
     audit.router,
     metrics.router,
+    rules.router,
 )

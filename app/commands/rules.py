@@ -22,17 +22,19 @@ DESCRIPTION = """\
 Authorities publish rules as data: a JSON document (format: docs/rules.md) signed with the
 organisation's Ed25519 key. A published version is verified against the organisation's
 registered key, must have a higher version than the rule set's latest, is stored with its
-signed bytes and written into the ledger; it applies from its effective_from_ms.
+signed bytes and written into the ledger; it applies from its effective_from_ms, and only
+inside the publishing authority's jurisdiction (which must hold its geofences and segments).
 
 examples:
   roadledger rules keygen --out police.key              # prints the public key
-  roadledger rules register-key metro-police k1 --key-file police.key --org-name "Metro Police"
+  roadledger rules register-key metro-police k1 --key-file police.key --org-name "Metro Police" \
+      --jurisdiction '[[524000000,132000000],[524000000,136000000],[527000000,134000000]]'
   roadledger rules check city.json                      # offline: is the document valid?
   roadledger rules sign city.json --key-file police.key --kid k1 --out city.jws
   roadledger rules check city.jws --public-key PUBLIC_KEY   # offline: signature too
   roadledger rules publish city.jws
   roadledger rules list
-  roadledger rules show --at 1764000000000              # the rules in force at that time
+  roadledger rules show --at 1764000000000 --where 525000000,134000000  # in force there then
   roadledger rules revoke-key metro-police k1"""
 
 
@@ -56,6 +58,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="if new (default: authority)",
     )
     register.add_argument("--valid-from", type=non_negative_int, metavar="MS", help="default: now")
+    register.add_argument(
+        "--jurisdiction",
+        type=_polygon,
+        metavar="JSON",
+        help="set the authority's jurisdiction: a polygon, [[lat_e7, lon_e7], ...]",
+    )
 
     revoke = actions.add_parser("revoke-key", help="refuse documents signed with a key from now")
     revoke.add_argument("org_id")
@@ -79,6 +87,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     show = actions.add_parser("show", help="print the rules in force at a time")
     show.add_argument("--at", type=non_negative_int, metavar="MS", help="default: now")
+    show.add_argument(
+        "--where",
+        type=_position,
+        metavar="LAT_E7,LON_E7",
+        help="the rules at this position (default: those applying everywhere)",
+    )
+
+
+def _polygon(text: str) -> list[tuple[int, int]]:
+    import json
+
+    try:
+        vertices = [(lat, lon) for lat, lon in json.loads(text)]
+    except (ValueError, TypeError):
+        vertices = []
+    if not vertices or any(type(c) is not int for v in vertices for c in v):
+        raise argparse.ArgumentTypeError("expected [[lat_e7, lon_e7], ...] (integers)")
+    return vertices
+
+
+def _position(text: str) -> tuple[int, int]:
+    try:
+        lat, lon = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected LAT_E7,LON_E7 (integers)") from None
+    return lat, lon
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -186,6 +220,7 @@ async def _run_db(args: argparse.Namespace, settings: Settings, signed: bytes) -
     from roadledger.db.pool import open_database
     from roadledger.db.schema import apply_schema
     from roadledger.registry import DeviceRegistry
+    from roadledger.rules_areas import set_jurisdiction
 
     now = time.time_ns() // 1_000_000
     pool = await open_database(settings)
@@ -198,6 +233,8 @@ async def _run_db(args: argparse.Namespace, settings: Settings, signed: bytes) -
                     await DeviceRegistry(pool).ensure_organisation(
                         args.org_id, args.org_name or args.org_id, args.org_kind
                     )
+                    if args.jurisdiction is not None:
+                        await set_jurisdiction(conn, args.org_id, args.jurisdiction)
                     at = now if args.valid_from is None else args.valid_from
                     await store.add_organisation_key(conn, args.org_id, args.key_id, key, at)
                     print(f"registered key {args.key_id} of {args.org_id}: {key.to_b64url()}")
@@ -213,7 +250,8 @@ async def _run_db(args: argparse.Namespace, settings: Settings, signed: bytes) -
                         print(_summary(v))
                 else:
                     book = await store.load_rulebook(conn)
-                    _print_in_force(book.in_force(now if args.at is None else args.at))
+                    in_force = book.in_force(now if args.at is None else args.at)
+                    _print_in_force(in_force if args.where is None else in_force.at(*args.where))
             except RulesError as exc:
                 raise CommandError(f"refused: {exc}", 1) from None
     finally:
@@ -235,6 +273,8 @@ def _print_in_force(rules: RuleSet) -> None:
     print(f"in force: {rules.label}")
     for v in rules.versions:
         print(f"  {_summary(v)}")
+    for v in rules.placed:  # not asked --where: each applies inside its authority's area only
+        print(f"  {_summary(v)} (inside the jurisdiction of {v.org_id}; see --where)")
     for name in THRESHOLDS:
         value, label = rules.threshold(name)
         print(f"  threshold {name} = {value} {THRESHOLDS[name].unit} ({label})")

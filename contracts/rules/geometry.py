@@ -7,21 +7,26 @@ edge spanning more than 180 degrees of longitude).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from contracts.rules.limits import MAX_VERTICES
 
-__all__ = ["Vertex", "polygon_contains", "polygon_problem"]
+__all__ = ["Vertex", "edges_contain", "polygon_contains", "polygon_problem"]
 
 Vertex = tuple[int, int]  # (lat_e7, lon_e7)
 
 
 def polygon_contains(polygon: Sequence[Vertex], lat_e7: int, lon_e7: int) -> bool:
     """Even-odd rule; a point on an edge or vertex counts as inside."""
-    inside = False
     n = len(polygon)
-    for i in range(n):
-        (y1, x1), (y2, x2) = polygon[i], polygon[(i + 1) % n]
+    return edges_contain(((polygon[i], polygon[(i + 1) % n]) for i in range(n)), lat_e7, lon_e7)
+
+
+def edges_contain(edges: Iterable[tuple[Vertex, Vertex]], lat_e7: int, lon_e7: int) -> bool:
+    """:func:`polygon_contains` over ``edges``: a polygon's, or those of them whose latitude
+    range may hold ``lat_e7`` (no other edge changes the answer)."""
+    inside = False
+    for (y1, x1), (y2, x2) in edges:
         if _on_segment(y1, x1, y2, x2, lat_e7, lon_e7):
             return True
         if (y1 > lat_e7) != (y2 > lat_e7):

@@ -6,6 +6,12 @@ at or before the instant (ties: the higher version) and merges them into a :clas
 Where two rule sets in force set the same thing, the more specific rule wins (segment over road
 class, a vehicle class over all classes), then the later-effective version.
 
+A version loaded from the database carries its publisher's jurisdiction (``area``) and applies
+only there: :meth:`RuleSet.at` gives the rules at a position, where the deepest authority
+whose area holds it (a district unit over its parent) wins first, then the rules above. A
+version without an area (built in code, e.g. in tests) applies everywhere, below any
+authority's; asked without a position, a :class:`RuleSet` answers with those alone.
+
 Time windows are in UTC: days 0 (Monday) to 6, minutes of the day 0-1440. A window whose end is
 before its start runs past midnight into the next day.
 """
@@ -19,6 +25,7 @@ from typing import Final
 
 from contracts.roads import RoadSegment
 from contracts.rules.geometry import Vertex, polygon_contains
+from contracts.rules.jurisdiction import Area
 from contracts.rules.thresholds import THRESHOLDS
 
 __all__ = [
@@ -104,7 +111,8 @@ class SpeedLimit:
 
 @dataclass(frozen=True, slots=True)
 class RuleVersion:
-    """One accepted version of one rule set. ``signed`` is the verbatim signed bytes."""
+    """One accepted version of one rule set. ``signed`` is the verbatim signed bytes;
+    ``area`` the publisher's jurisdiction (None: everywhere; only versions built in code)."""
 
     org_id: str
     rule_set: str
@@ -114,6 +122,12 @@ class RuleVersion:
     geofences: tuple[Geofence, ...] = ()
     thresholds: tuple[tuple[str, int], ...] = ()
     signed: bytes = field(default=b"", compare=False, repr=False)
+    area: Area | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def precedence(self) -> tuple[int, int, str]:
+        """Later wins: a deeper authority, then the later effective version (then label)."""
+        return (-1 if self.area is None else self.area.depth, self.effective_from_ms, self.label)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -129,10 +143,34 @@ class RuleVersion:
 class RuleSet:
     """The rules in force at one instant: every rule set's version in force, merged.
 
-    ``versions`` is ordered by effective time (then label); later entries win ties.
+    ``versions`` apply here, ordered by :attr:`RuleVersion.precedence` (later entries win
+    ties); ``placed`` are the versions in force that apply only inside their area, added by
+    :meth:`at` where the position lies in it.
     """
 
     versions: tuple[RuleVersion, ...] = ()
+    placed: tuple[RuleVersion, ...] = field(default=(), repr=False)
+    # The merged rules per combination of areas holding a position (detectors ask per record).
+    _here: dict[tuple[int, ...], RuleSet] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def at(self, lat_e7: int, lon_e7: int) -> RuleSet:
+        """The rules at this position: those applying everywhere, and those of each authority
+        whose jurisdiction holds it (an authority's rules never reach another's area)."""
+        if not self.placed:
+            return self
+        inside = tuple(
+            i
+            for i, v in enumerate(self.placed)
+            if v.area is not None and v.area.contains(lat_e7, lon_e7)
+        )
+        merged = self._here.get(inside)
+        if merged is None:
+            here = (*self.versions, *(self.placed[i] for i in inside))
+            merged = RuleSet(tuple(sorted(here, key=lambda v: v.precedence)))
+            self._here[inside] = merged
+        return merged
 
     @property
     def label(self) -> str:
@@ -141,13 +179,14 @@ class RuleSet:
 
     def speed_limit_kmh(self, segment: RoadSegment, vehicle_class: str | None) -> tuple[int, str]:
         """The limit for ``vehicle_class`` on ``segment``; the label of the version setting it."""
-        best: tuple[int, int, str] | None = None  # (specificity, limit, label)
+        # (authority depth, specificity): the deepest authority's limit, then the most specific.
+        best: tuple[tuple[int, int], int, str] | None = None
         for v in self.versions:
+            depth = v.precedence[0]
             for rule in v.speed_limits:
-                if rule.applies(segment, vehicle_class) and (
-                    best is None or rule.specificity >= best[0]
-                ):
-                    best = (rule.specificity, rule.max_kmh, v.label)
+                rank = (depth, rule.specificity)
+                if rule.applies(segment, vehicle_class) and (best is None or rank >= best[0]):
+                    best = (rank, rule.max_kmh, v.label)
         if best is None:
             return segment.speed_limit_kmh, BUILTIN_LABEL
         return best[1], best[2]
@@ -206,5 +245,8 @@ class RuleBook:
                 held.version,
             ):
                 current[v.key] = v
-        ordered = sorted(current.values(), key=lambda v: (v.effective_from_ms, v.label))
-        return RuleSet(tuple(ordered))
+        ordered = sorted(current.values(), key=lambda v: v.precedence)
+        return RuleSet(
+            tuple(v for v in ordered if v.area is None),
+            tuple(v for v in ordered if v.area is not None),
+        )

@@ -21,7 +21,7 @@ from contracts.rules import limits
 from contracts.rules.errors import RulesError, RulesInvalid
 from contracts.rules.geometry import Vertex, polygon_problem
 from contracts.rules.model import GEOFENCE_KINDS, Geofence, RuleVersion, SpeedLimit, TimeWindow
-from contracts.rules.thresholds import THRESHOLDS
+from contracts.rules.thresholds import SPEED_LIMIT_KMH, THRESHOLDS
 
 __all__ = ["FORMAT", "RulesError", "parse_rules", "to_json"]
 
@@ -144,6 +144,11 @@ def _int(value: Any, path: str, *, lo: int = -_MAX_INT, hi: int = _MAX_INT) -> i
     return value
 
 
+def _speed(value: Any, path: str) -> int:
+    """A published speed limit, km/h, within ``thresholds.SPEED_LIMIT_KMH``."""
+    return _int(value, path, lo=SPEED_LIMIT_KMH[0], hi=SPEED_LIMIT_KMH[1])
+
+
 def _str(value: Any, path: str) -> str:
     if type(value) is not str:
         raise RulesInvalid(path, f"must be a string, got {type(value).__name__}")
@@ -209,7 +214,7 @@ def _speed_limit(obj: Any, path: str) -> SpeedLimit:
         if road_class not in _ROAD_CLASSES:
             raise RulesInvalid(f"{path}.road_class", f"must be one of {sorted(_ROAD_CLASSES)}")
     return SpeedLimit(
-        max_kmh=_int(obj["max_kmh"], f"{path}.max_kmh", lo=1, hi=400),
+        max_kmh=_speed(obj["max_kmh"], f"{path}.max_kmh"),
         road_class=road_class,
         segment_id=(
             _int(obj["segment_id"], f"{path}.segment_id", lo=0) if "segment_id" in obj else None
@@ -258,7 +263,7 @@ def _geofence(obj: Any, path: str) -> Geofence:
     if kind == "speed_zone":
         if "max_speed_kmh" not in obj:
             raise RulesInvalid(f"{path}.max_speed_kmh", "missing (required for a speed_zone)")
-        max_speed = _int(obj["max_speed_kmh"], f"{path}.max_speed_kmh", lo=1, hi=400)
+        max_speed = _speed(obj["max_speed_kmh"], f"{path}.max_speed_kmh")
     elif "max_speed_kmh" in obj:
         raise RulesInvalid(f"{path}.max_speed_kmh", f"not allowed for kind {kind!r}")
     polygon = tuple(_list(obj["polygon"], f"{path}.polygon", _vertex))
@@ -289,5 +294,6 @@ def _thresholds(obj: Any) -> tuple[tuple[str, int], ...]:
     for name in sorted(obj):
         if name not in THRESHOLDS:
             raise RulesInvalid(f"thresholds.{name}", "unknown threshold")
-        out.append((name, _int(obj[name], f"thresholds.{name}", lo=0)))
+        bounds = THRESHOLDS[name]
+        out.append((name, _int(obj[name], f"thresholds.{name}", lo=bounds.lo, hi=bounds.hi)))
     return tuple(out)

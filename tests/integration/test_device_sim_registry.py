@@ -47,8 +47,14 @@ async def test_registered_keys_verify_the_run_and_revocation_splits_it(
         assert report.segments == len(simulation.network.links)
         assert report.rules_version == 1  # the authority's zones, signed and in the ledger
         book = await load_rulebook(pool)
-        (zone,) = book.in_force(simulation.start_ms).geofences(simulation.start_ms, "N3")
-        assert zone.polygon == simulation.registration().rules.geofences[0].polygon
+        # The authority's rules apply inside its jurisdiction, which now covers the city.
+        polygon = simulation.registration().rules.geofences[0].polygon
+        in_force = book.in_force(simulation.start_ms)
+        assert in_force.geofences(simulation.start_ms, "N3") == []  # not elsewhere
+        for segment in simulation.network.segments:
+            here = in_force.at(segment.a_lat_e7, segment.a_lon_e7)
+            (zone,) = here.geofences(simulation.start_ms, "N3")
+        assert zone.polygon == polygon
         assert zone.label == "city-traffic-authority/sim-zones@1"
         assert (
             await pool.fetchval(

@@ -29,6 +29,8 @@ DOC = {
     "speed_limits": [{"road_class": "local", "max_kmh": 30}],
     "thresholds": {"speeding_tolerance_kmh": 3},
 }
+# Metro Police's jurisdiction: rules apply only inside the publishing authority's.
+AREA = "[[524000000,132000000],[524000000,136000000],[527000000,136000000],[527000000,132000000]]"
 
 
 async def _schema(url: str, schema: str, *, drop: bool) -> int:
@@ -82,6 +84,11 @@ def test_keygen_sign_check_publish_list_show(
         assert "signature.header.kid: no organisation has a key 'k1'" in capsys.readouterr().err
         assert main(["rules", "register-key", "metro-police", "k1", "--key-file", str(key),
                      "--valid-from", "0"]) == 0  # fmt: skip
+        # An authority without a jurisdiction: its rules would apply nowhere.
+        assert main(["rules", "publish", str(signed)]) == 1
+        assert "has no jurisdiction" in capsys.readouterr().err
+        assert main(["rules", "register-key", "metro-police", "k2", "--key-file", str(key),
+                     f"--jurisdiction={AREA}"]) == 0  # fmt: skip
         assert main(["rules", "publish", str(signed)]) == 0
         assert "published metro-police/city@1" in capsys.readouterr().out
         assert main(["rules", "publish", str(signed)]) == 1
@@ -91,6 +98,8 @@ def test_keygen_sign_check_publish_list_show(
         assert main(["rules", "show", "--at", "999"]) == 0
         assert "in force: builtin@0" in capsys.readouterr().out
         assert main(["rules", "show", "--at", "1000"]) == 0
+        assert "inside the jurisdiction of metro-police" in capsys.readouterr().out
+        assert main(["rules", "show", "--at", "1000", "--where", "525000000,134000000"]) == 0
         out = capsys.readouterr().out
         assert "in force: metro-police/city@1" in out
         assert "speeding_tolerance_kmh = 3 km/h (metro-police/city@1)" in out

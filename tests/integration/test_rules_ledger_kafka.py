@@ -20,11 +20,10 @@ from contracts.rules.signing import RULES_ENTRY_PREFIX, SignedRules, rules_entry
 from ingest.ledger_writer import LedgerWriter
 from ingest.outbox_relay import relay_outbox
 from roadledger.log_key import LogKey
-from roadledger.registry import DeviceRegistry
 from roadledger.rules_store import add_organisation_key, publish_rules
 from roadledger.settings import Settings
 from roadledger.stream.kafka import KafkaStream
-from tests.integration.test_rules_publish import KEY, NOW, _doc
+from tests.integration.test_rules_publish import KEY, NOW, _authorities, _doc
 from tests.support.pipeline import wait_until
 from tests.support.scratch_schema import scratch_schema_pool
 
@@ -53,7 +52,7 @@ async def test_published_rules_are_in_a_log_with_a_verifying_proof(
     versions = [sign_rules(KEY, "k1", _doc(1, NOW + 1)), sign_rules(KEY, "k1", largest)]
     stream = KafkaStream(kafka)
     async with scratch_schema_pool(postgres) as pool:
-        await DeviceRegistry(pool).ensure_organisation("metro-police", "Metro Police", "authority")
+        await _authorities(pool, "metro-police")
         await add_organisation_key(pool, "metro-police", "k1", KEY.public_key, 0)
         async with pool.acquire() as conn:
             for signed in versions:

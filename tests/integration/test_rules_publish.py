@@ -22,6 +22,7 @@ from contracts.rules.parse import RulesError
 from contracts.rules.signing import RULES_ENTRY_PREFIX, SignedRules, rules_entry, sign_rules
 from ingest.outbox_relay import relay_outbox
 from roadledger.registry import DeviceRegistry
+from roadledger.rules_areas import set_jurisdiction
 from roadledger.rules_store import (
     add_organisation_key,
     list_rule_versions,
@@ -40,6 +41,20 @@ pytestmark = pytest.mark.postgres
 TOPIC = "telemetry.verified"
 NOW = 1_764_000_000_000
 KEY = Ed25519PrivateKey.from_bytes(bytes(range(32)))
+# The authorities' jurisdiction (rules apply only inside the publisher's) and a point in it.
+AREA = [
+    (524000000, 132000000),
+    (524000000, 136000000),
+    (527000000, 136000000),
+    (527000000, 132000000),
+]
+HERE = (525000000, 134000000)
+
+
+async def _authorities(pool: asyncpg.Pool, *org_ids: str) -> None:
+    for org_id in org_ids:
+        await DeviceRegistry(pool).ensure_organisation(org_id, org_id.title(), "authority")
+        await set_jurisdiction(pool, org_id, AREA)
 
 
 def _doc(version: int, effective: int, org_id: str = "metro-police", **extra: Any) -> bytes:
@@ -61,8 +76,7 @@ async def test_publish_two_versions_refuse_bad_ones_and_ledger_them(
     v1 = sign_rules(KEY, "k1", _doc(1, NOW + 1000))
     v2 = sign_rules(KEY, "k1", _doc(2, NOW + 2000))
     async with scratch_schema_pool(postgres) as pool:
-        await DeviceRegistry(pool).ensure_organisation("metro-police", "Metro Police", "authority")
-        await DeviceRegistry(pool).ensure_organisation("other", "Other", "authority")
+        await _authorities(pool, "metro-police", "other")
         await add_organisation_key(pool, "metro-police", "k1", KEY.public_key, NOW - 1)
         async with pool.acquire() as conn:
             assert (await publish_rules(conn, v1, NOW)).label == "metro-police/city@1"
@@ -89,12 +103,14 @@ async def test_publish_two_versions_refuse_bad_ones_and_ledger_them(
                 await publish_rules(conn, sign_rules(KEY, "k1", _doc(3, NOW)), NOW + 10)
 
         book = await load_rulebook(pool)
-        assert book.in_force(NOW + 999).label == "builtin@0"
-        assert book.in_force(NOW + 1000).threshold("speeding_tolerance_kmh") == (
+        assert book.in_force(NOW + 999).at(*HERE).label == "builtin@0"
+        assert book.in_force(NOW + 1000).at(*HERE).threshold("speeding_tolerance_kmh") == (
             1,
             "metro-police/city@1",
         )
-        assert book.in_force(NOW + 2000).label == "metro-police/city@2"
+        assert book.in_force(NOW + 2000).at(*HERE).label == "metro-police/city@2"
+        # Outside Metro Police's jurisdiction its rules do not apply.
+        assert book.in_force(NOW + 2000).at(100, 100).label == "builtin@0"
         assert [v.signed for v in await list_rule_versions(pool)] == [v1, v2]
         outbox = await pool.fetch("SELECT device_id, entry FROM ledger_outbox ORDER BY outbox_id")
         assert [(r["device_id"], bytes(r["entry"])) for r in outbox] == [
@@ -147,8 +163,7 @@ async def test_a_document_is_parsed_only_once_its_signature_verifies(
     unknown_kid = sign_rules(KEY, "k7", _doc(1, NOW, **padding))
     genuine = sign_rules(KEY, "k1", _doc(1, NOW, **padding))
     async with scratch_schema_pool(postgres) as pool:
-        await DeviceRegistry(pool).ensure_organisation("metro-police", "Metro Police", "authority")
-        await DeviceRegistry(pool).ensure_organisation("other", "Other", "authority")
+        await _authorities(pool, "metro-police", "other")
         await add_organisation_key(pool, "metro-police", "k1", KEY.public_key, NOW - 1)
         # Another organisation's key of the same id is tried too, and does not verify either.
         await add_organisation_key(pool, "other", "k1", Ed25519PrivateKey.generate().public_key, 0)
@@ -175,8 +190,7 @@ async def published(postgres: Settings) -> AsyncIterator[asyncpg.Pool]:
     """metro-police/city@1 published with k1; "other" has k2 (valid from NOW + 1000) and k3
     (revoked at NOW)."""
     async with scratch_schema_pool(postgres) as pool:
-        await DeviceRegistry(pool).ensure_organisation("metro-police", "Metro Police", "authority")
-        await DeviceRegistry(pool).ensure_organisation("other", "Other", "authority")
+        await _authorities(pool, "metro-police", "other")
         await add_organisation_key(pool, "metro-police", "k1", KEY.public_key, NOW - 1)
         await add_organisation_key(pool, "other", "k2", KEY.public_key, NOW + 1000)
         await add_organisation_key(pool, "other", "k3", KEY.public_key, 0)

@@ -135,6 +135,9 @@ async def test_a_legacy_6_gets_only_the_migrations_after_it(empty_schema: asyncp
             "ALTER TABLE device_messages ADD COLUMN key_id text",
             "ALTER TABLE device_messages ADD COLUMN signed_ts bigint",
             "UPDATE roadledger_schema SET version = 6",
+            # What `roadledger sim` registered its traffic authority as before kinds were fixed.
+            "INSERT INTO organisations (org_id, name, kind) "
+            "VALUES ('city-traffic-authority', 'City Traffic Authority', 'traffic_authority')",
         ):
             await conn.execute(statement)
         assert await apply_schema(conn) == MODE_PARTITIONED
@@ -144,6 +147,13 @@ async def test_a_legacy_6_gets_only_the_migrations_after_it(empty_schema: asyncp
             (7, True),
             (8, True),
         ]
+        # Migration 7: an authority now, which may publish the simulation's zones.
+        assert (
+            await conn.fetchval(
+                "SELECT kind FROM organisations WHERE org_id = 'city-traffic-authority'"
+            )
+            == "authority"
+        )
 
 
 async def test_a_fresh_database_runs_every_migration_in_order(empty_schema: asyncpg.Pool) -> None:

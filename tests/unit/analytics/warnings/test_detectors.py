@@ -47,6 +47,9 @@ class Rules:
     def in_force(self, ts_ms: int) -> Rules:
         return self
 
+    def at(self, lat_e7: int, lon_e7: int) -> Rules:
+        return self
+
 
 def point(seq: int, *, odo: int | None = None, lat: int = LAT, dev: str = "veh-1",
           delay_ms: int = 50) -> Point:  # fmt: skip

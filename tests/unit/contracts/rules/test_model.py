@@ -62,7 +62,7 @@ def test_the_latest_effective_version_wins_even_if_published_out_of_order() -> N
 
 
 def test_rule_sets_merge_and_the_newest_sets_a_shared_threshold() -> None:
-    city = _version(1, 1000, thresholds={"speeding_tolerance_kmh": 4, "silent_after_ms": 9})
+    city = _version(1, 1000, thresholds={"speeding_tolerance_kmh": 4, "silent_after_ms": 9000})
     region = parse_rules(
         encode(
             document(
@@ -78,7 +78,7 @@ def test_rule_sets_merge_and_the_newest_sets_a_shared_threshold() -> None:
     rules = RuleBook((region, city)).in_force(2000)
     assert rules.label == "region/roads@5"
     assert rules.threshold("speeding_tolerance_kmh") == (6, "region/roads@5")
-    assert rules.threshold("silent_after_ms") == (9, "metro-police/city@1")
+    assert rules.threshold("silent_after_ms") == (9000, "metro-police/city@1")
     assert {g.id for g in rules.geofences(SATURDAY, None)} == {"old-town"}
 
 
