@@ -141,6 +141,11 @@ async def _data_refused(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
+    # A time or number from the request beyond what dates hold (e.g. year 10000): its fault.
+    return JSONResponse({"detail": f"a value in the request is out of range: {exc}"}, 422)
+
+
 async def _database_gone(request: Request, exc: Exception) -> JSONResponse:
     log.warning("%s %s: PostgreSQL unavailable: %s", request.method, request.url.path, exc)
     return JSONResponse(
@@ -156,6 +161,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(EncodingError, _chain)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(asyncpg.DataError, _data_refused)
+    app.add_exception_handler(OverflowError, _out_of_range)
     for gone in (
         OSError,
         asyncpg.InterfaceError,

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.models.common import EpochMs
 from contracts.access import Scope
 
 __all__ = ["GrantCreate", "GrantPublic"]
@@ -17,8 +18,8 @@ class GrantCreate(BaseModel):
     grantee_org: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$", examples=["insurer-acme"])
     scopes: list[Scope] = Field(min_length=1, examples=[["mileage", "certificate"]])
     device_ids: list[str] = Field(min_length=1, max_length=10_000, examples=[["veh-0001"]])
-    valid_from_ms: int = Field(ge=0, examples=[1_780_000_000_000])
-    valid_until_ms: int = Field(gt=0, examples=[1_811_536_000_000])
+    valid_from_ms: EpochMs = Field(examples=[1_780_000_000_000])
+    valid_until_ms: EpochMs = Field(examples=[1_811_536_000_000])
     purpose: str = Field(min_length=1, max_length=500, examples=["policy 88-1234 renewal"])
 
     model_config = ConfigDict(extra="forbid")

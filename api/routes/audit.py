@@ -10,6 +10,7 @@ from api.access import is_operator_admin
 from api.deps import PoolDep, PrincipalDep, SettingsDep, require_roles
 from api.errors import ERROR_RESPONSES
 from api.models.audit import AuditCheckpointPublic, AuditEntryPublic, AuditProofPublic
+from api.models.common import MAX_EPOCH_MS
 from api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
 from contracts.access import OrgKind, Role, Scope
 from roadledger.audit.events import EventKind
@@ -64,9 +65,11 @@ async def entries(
     scope: Scope | None = None,
     event: EventKind | None = None,
     since_ms: Annotated[
-        int | None, Query(ge=0, description="From this time (ms, inclusive)")
+        int | None, Query(ge=0, le=MAX_EPOCH_MS, description="From this time (ms, inclusive)")
     ] = None,
-    until_ms: Annotated[int | None, Query(ge=0, description="Before this time (ms)")] = None,
+    until_ms: Annotated[
+        int | None, Query(ge=0, le=MAX_EPOCH_MS, description="Before this time (ms)")
+    ] = None,
     limit: LimitQuery = 100,
     cursor: CursorQuery = None,
 ) -> Page[AuditEntryPublic]:
