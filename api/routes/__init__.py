@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import auth, grants, health, organisations
+from api.routes import auth, devices, export, grants, health, organisations, vehicles
 
 __all__ = ["ROUTERS"]
 
@@ -13,4 +13,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
     organisations.router,
     grants.router,
+    devices.router,
+    vehicles.router,
+    export.router,
 )

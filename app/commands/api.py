@@ -93,12 +93,18 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     import uvicorn
 
     from api.app import create_app
+    from api.routes.devices import use_mqtt_credentials
+    from app.commands.devices import device_credentials
 
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    app = create_app(settings)
+    # Device credentials as `roadledger devices` keeps them: the broker's password file, and
+    # the broker `roadledger services` runs reloaded at once.
+    use_mqtt_credentials(app, lambda registry: device_credentials(registry, settings))
     uvicorn.run(
-        create_app(settings),
+        app,
         host=host or settings.api_host,
         port=port or settings.api_port,
         log_level=settings.log_level.lower(),
