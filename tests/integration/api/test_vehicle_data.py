@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from contracts.access import Role
+from roadledger.db.telemetry_read import export_batches
 from roadledger.identity.members import create_member
 from tests.integration.api.conftest import PASSWORD, bearer
 from tests.integration.api.telemetry_rows import (
@@ -162,6 +163,14 @@ async def test_the_mileage_is_the_odometer_per_bucket_across_pages(
     assert sum(b["distance_m"] - b["rollback_m"] for b in items) == last - before
 
 
+async def _export(api: httpx.AsyncClient, world: World, user: str, fmt: str) -> httpx.Response:
+    answer = await api.get(
+        "/v1/vehicles/veh-a1/export", headers=world.headers[user], params=world.query(format=fmt)
+    )
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
 def _parsed(value: str, kind: type) -> object:
     return None if value == "" else kind(value)
 
@@ -169,11 +178,7 @@ def _parsed(value: str, kind: type) -> object:
 async def test_the_csv_export_is_exactly_the_stored_rows(
     api: httpx.AsyncClient, world: World
 ) -> None:
-    answer = await api.get(
-        "/v1/vehicles/veh-a1/export", headers=world.headers["fleet-a-analyst"],
-        params=world.query(format="csv"),
-    )  # fmt: skip
-    assert answer.status_code == 200, answer.text
+    answer = await _export(api, world, "fleet-a-analyst", "csv")
     assert answer.headers["content-type"].startswith("text/csv")
     name = f"veh-a1_{world.fleet.start_ms}_{world.fleet.end_ms}.csv"
     assert answer.headers["content-disposition"] == f'attachment; filename="{name}"'
@@ -186,11 +191,7 @@ async def test_the_csv_export_is_exactly_the_stored_rows(
 async def test_the_parquet_export_reads_back_with_pandas(
     api: httpx.AsyncClient, world: World
 ) -> None:
-    answer = await api.get(
-        "/v1/vehicles/veh-a1/export", headers=world.headers["fleet-a-admin"],
-        params=world.query(format="parquet"),
-    )  # fmt: skip
-    assert answer.status_code == 200, answer.text
+    answer = await _export(api, world, "fleet-a-admin", "parquet")
     assert answer.headers["content-type"] == "application/vnd.apache.parquet"
     assert answer.headers["content-disposition"].endswith('.parquet"')
     frame = pd.read_parquet(io.BytesIO(answer.content), dtype_backend="numpy_nullable")
@@ -292,3 +293,17 @@ async def test_an_unknown_device_is_404_like_one_not_granted(
         "/v1/vehicles/veh-b1/track", headers=world.headers["fleet-a-admin"], params=world.query()
     )
     assert fleet_b.status_code == 404
+
+
+async def test_the_export_reads_batch_by_batch(api_pool: asyncpg.Pool) -> None:
+    """The CSV stream is fed by a server-side cursor, a batch at a time, never the whole
+    window at once."""
+    fleet = await seed(api_pool)
+    batches = [
+        batch
+        async for batch in export_batches(
+            api_pool, "veh-a1", fleet.start_ms, fleet.end_ms, batch=10
+        )
+    ]
+    assert [len(b) for b in batches] == [10, 10, 10, 7]
+    assert [Row(*row) for b in batches for row in b] == fleet.rows
