@@ -6,7 +6,7 @@ Each change is the same step ``roadledger devices`` takes (:mod:`roadledger.devi
 the registry change and the device's MQTT credential kept in step. Where the credentials live
 comes from :func:`use_mqtt_credentials` (``roadledger api`` passes the CLI's: the broker's
 password file, reloaded at once when it is the broker ``roadledger services`` runs); without
-it, the password file of the settings, which its broker's operator reloads.
+it (an API embedded elsewhere), device changes are refused with 503.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
-from api.deps import PoolDep, PrincipalDep, SettingsDep
+from api.deps import PoolDep, PrincipalDep
 from api.errors import ERROR_RESPONSES
 from api.models.devices import (
     DeviceCreate,
@@ -36,6 +36,7 @@ from chain.keys import Ed25519PublicKey
 from chain.telemetry import DeviceKind
 from contracts.access import Role
 from roadledger.device_admin import (
+    CredentialsUnavailable,
     MqttIssued,
     issue_mqtt,
     register_device,
@@ -50,7 +51,6 @@ from roadledger.identity.devices import (
     visible_device,
 )
 from roadledger.identity.errors import BadIdentity, NotPermitted
-from roadledger.mqtt_auth import PasswordFile, reload_broker
 from roadledger.registry import DeviceCredentials, DeviceRegistry
 
 __all__ = ["CredentialsFactory", "router", "use_mqtt_credentials"]
@@ -65,17 +65,17 @@ def use_mqtt_credentials(app: FastAPI, factory: CredentialsFactory) -> None:
     app.state.device_credentials = factory
 
 
-def _credentials(request: Request, settings: SettingsDep, pool: PoolDep) -> DeviceCredentials:
-    registry = DeviceRegistry(pool)
+def _credentials(request: Request, pool: PoolDep) -> DeviceCredentials:
     factory: CredentialsFactory | None = getattr(request.app.state, "device_credentials", None)
-    if factory is not None:
-        return factory(registry)
-    return DeviceCredentials(
-        registry,
-        PasswordFile(settings.mqtt_password_path),
-        lambda: reload_broker(None),  # no broker of ours to signal: its operator reloads it
-        reserved=(settings.mqtt_bridge_username, settings.mqtt_sim_username),
-    )
+    if factory is None:
+        # Never a guess at the broker's file: written as the wrong user, the broker could no
+        # longer read it; and a change without its credential step would leave an old
+        # password working.
+        raise CredentialsUnavailable(
+            "device changes need the MQTT credential store, which this API was not given "
+            "(`roadledger api` gives it)"
+        )
+    return factory(DeviceRegistry(pool))
 
 
 CredentialsDep = Annotated[DeviceCredentials, Depends(_credentials)]

@@ -250,3 +250,14 @@ async def test_unknown_devices_are_404(client: httpx.AsyncClient) -> None:
         answer = await client.post(path, headers=admin, json=body)
         assert answer.status_code == 404, (path, answer.text)
     assert (await client.get("/v1/devices/none", headers=admin)).status_code == 404
+
+
+async def test_without_a_credential_store_device_changes_are_refused(
+    api: httpx.AsyncClient, api_pool: asyncpg.Pool
+) -> None:
+    """An app not given the MQTT credential store (``create_app`` alone) changes no device:
+    a key change without its credential step would leave an old password working."""
+    answer = await _register(api, await bearer(api, "fleet-a-admin"), "veh-1")
+    assert answer.status_code == 503
+    assert "MQTT credential store" in answer.json()["detail"]
+    assert await api_pool.fetchval("SELECT count(*) FROM devices") == 0
