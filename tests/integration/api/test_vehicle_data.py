@@ -57,7 +57,9 @@ async def world(api: httpx.AsyncClient, api_pool: asyncpg.Pool) -> World:
     headers = {user: await bearer(api, user) for user in users}
     now = int(time.time() * 1000)
     owner = headers["fleet-a-admin"]
+    # insurer-x: two active grants, track and export, neither for mileage.
     await grant(api, owner, "insurer-x", ["track"], from_ms=now - DAY_MS, until_ms=now + DAY_MS)
+    await grant(api, owner, "insurer-x", ["export"], from_ms=now - DAY_MS, until_ms=now + DAY_MS)
     await grant(api, owner, "police", ["track", "mileage", "export"],
                 from_ms=now - 2 * DAY_MS, until_ms=now - DAY_MS)  # fmt: skip
     revoked = await grant(
@@ -257,7 +259,7 @@ async def test_a_bad_window_or_parameter_is_422_naming_the_field(
     [
         ("fleet-a-analyst", {"track": 200, "mileage": 200, "export": 200}),
         ("fleet-a-admin", {"track": 200, "mileage": 200, "export": 200}),
-        ("insurer-x-agent", {"track": 200, "mileage": 403, "export": 403}),  # scope track only
+        ("insurer-x-agent", {"track": 200, "mileage": 403, "export": 200}),  # no mileage grant
         ("police-analyst", {"track": 403, "mileage": 403, "export": 403}),  # grant expired
         ("fleet-b-admin", {"track": 403, "mileage": 403, "export": 403}),  # grant revoked
         ("ops", {"track": 404, "mileage": 404, "export": 404}),  # never granted
