@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import audit, auth, grants, health, metrics, organisations, rules
+from api.routes import (
+    audit,
+    auth,
+    devices,
+    export,
+    grants,
+    health,
+    metrics,
+    organisations,
+    rules,
+    vehicles,
+)
 
 __all__ = ["ROUTERS"]
 
@@ -16,4 +27,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     audit.router,
     metrics.router,
     rules.router,
+    devices.router,
+    vehicles.router,
+    export.router,
 )

@@ -6,9 +6,14 @@ import argparse
 import asyncio
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from contracts.errors import CommandError
 from roadledger.settings import Settings
+
+if TYPE_CHECKING:
+    import asyncpg
+    from fastapi import FastAPI
 
 HELP = "serve the HTTP API (uvicorn); bootstrap its first operator admin"
 DESCRIPTION = """\
@@ -87,19 +92,31 @@ async def _bootstrap(
         await pool.close()
 
 
+def build_app(settings: Settings, pool: asyncpg.Pool | None = None) -> FastAPI:
+    """The API as ``roadledger api`` serves it: device credentials kept as `roadledger devices`
+    keeps them (the broker's password file; the broker `roadledger services` runs is reloaded
+    at once)."""
+    from api.app import create_app
+    from api.routes.devices import use_mqtt_credentials
+    from app.commands.devices import device_credentials
+
+    app = create_app(settings, pool)
+    use_mqtt_credentials(app, lambda registry: device_credentials(registry, settings))
+    return app
+
+
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     import logging
 
     import uvicorn
 
-    from api.app import create_app
     from api.server import ApiServer
 
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = uvicorn.Config(
-        create_app(settings),
+        build_app(settings),
         host=host or settings.api_host,
         port=port or settings.api_port,
         log_level=settings.log_level.lower(),

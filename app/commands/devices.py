@@ -16,6 +16,7 @@ from roadledger.settings import Settings
 
 if TYPE_CHECKING:
     from chain.keys import Ed25519PublicKey
+    from roadledger.device_admin import MqttIssued, MqttRemoved
     from roadledger.registry import DeviceCredentials, DeviceRegistry
 
 HELP = "register devices and rotate or revoke their keys (the device registry)"
@@ -178,7 +179,13 @@ async def _run_registry(args: argparse.Namespace, settings: Settings) -> int:
     from chain.telemetry import DeviceKind
     from roadledger.db.pool import open_database
     from roadledger.db.schema import apply_schema
-    from roadledger.mqtt_auth import MqttAuthError
+    from roadledger.device_admin import (
+        issue_mqtt,
+        register_device,
+        remove_mqtt,
+        revoke_device,
+        rotate_device_key,
+    )
     from roadledger.registry import DeviceRegistry, RegistryError
 
     now = time.time_ns() // 1_000_000
@@ -187,7 +194,7 @@ async def _run_registry(args: argparse.Namespace, settings: Settings) -> int:
         async with pool.acquire() as conn:
             await apply_schema(conn)
         registry = DeviceRegistry(pool)
-        credentials = _credentials(registry, settings)
+        credentials = device_credentials(registry, settings)
         if args.action == "register":
             key = _public_key(args)
             try:
@@ -205,31 +212,35 @@ async def _run_registry(args: argparse.Namespace, settings: Settings) -> int:
             await registry.ensure_organisation(
                 args.owner, args.owner_name or args.owner, args.owner_kind
             )
-            new = await registry.register(record)
+            new, issued = await register_device(credentials, record, now_ms=now)
             verb = "registered" if new else "already registered (unchanged)"
             print(f"{record.device_id}: {verb}, key {record.key_id} from {record.valid_from_ms}")
-            if new:
-                await _issue(credentials, record.device_id, now, settings)
+            if issued is not None:
+                _print_issued(issued, settings)
             else:
-                print(f"  (MQTT credential unchanged; `devices mqtt-credentials {args.device_id}` "
-                      "issues a new one)")  # fmt: skip
+                print(f"  (no new MQTT credential; `devices mqtt-credentials {args.device_id}` "
+                      "issues one once a key is valid)")  # fmt: skip
         elif args.action == "rotate":
             key = _public_key(args)
-            record = await registry.rotate(args.device_id, key, now if args.at is None else args.at)
+            at = now if args.at is None else args.at
+            record, issued = await rotate_device_key(
+                credentials, args.device_id, key, at_ms=at, now_ms=now
+            )
             print(f"{record.device_id}: key {record.key_id} valid from {record.valid_from_ms}")
-            await _issue(credentials, record.device_id, now, settings)  # the old password ends
+            _print_issued(issued, settings)
         elif args.action == "revoke":
-            ended = await registry.revoke(args.device_id, now if args.at is None else args.at)
+            at = now if args.at is None else args.at
+            ended, removed = await revoke_device(credentials, args.device_id, at_ms=at)
             for record in ended:
                 print(f"{record.device_id}: key {record.key_id} revoked at {record.revoked_at_ms}")
             if not ended:
                 print(f"{args.device_id}: every key had already ended")
-            _remove(credentials, args.device_id, settings)
+            _print_removed(args.device_id, removed, settings)
         elif args.action == "mqtt-credentials":
             if args.revoke:
-                _remove(credentials, args.device_id, settings)
+                _print_removed(args.device_id, remove_mqtt(credentials, args.device_id), settings)
             else:
-                await _issue(credentials, args.device_id, now, settings)
+                _print_issued(await issue_mqtt(credentials, args.device_id, now_ms=now), settings)
         elif args.action == "show":
             keys = await registry.keys(args.device_id)
             if not keys:
@@ -243,14 +254,17 @@ async def _run_registry(args: argparse.Namespace, settings: Settings) -> int:
         else:
             for device_id, owner, kind in await registry.devices(args.owner):
                 print(f"{device_id}\t{kind}\t{owner}")
-    except (RegistryError, MqttAuthError) as exc:
+    except RegistryError as exc:
         raise CommandError(str(exc)) from None
     finally:
         await pool.close()
     return 0
 
 
-def _credentials(registry: DeviceRegistry, settings: Settings) -> DeviceCredentials:
+def device_credentials(registry: DeviceRegistry, settings: Settings) -> DeviceCredentials:
+    """Devices' MQTT credentials as the broker of ``settings`` reads them: its password file,
+    reloaded at once when it is the broker `roadledger services` runs (``roadledger api`` uses
+    the same)."""
     from roadledger.registry import DeviceCredentials
     from runtime.services.mosquitto import MosquittoService, broker_password_file
 
@@ -262,20 +276,18 @@ def _credentials(registry: DeviceRegistry, settings: Settings) -> DeviceCredenti
     )
 
 
-async def _issue(credentials: DeviceCredentials, device_id: str, now: int, s: Settings) -> None:
-    password, reloaded = await credentials.issue(device_id, now_ms=now)
-    print(f"{device_id}: MQTT username {device_id} password {password}")
+def _print_issued(issued: MqttIssued, settings: Settings) -> None:
+    print(f"{issued.username}: MQTT username {issued.username} password {issued.password}")
     print("  (shown only now: the broker keeps only its hash; any earlier password has ended)")
-    _reload_note(reloaded, s)
+    _reload_note(issued.broker_reloaded, settings)
 
 
-def _remove(credentials: DeviceCredentials, device_id: str, settings: Settings) -> None:
-    removed, reloaded = credentials.revoke(device_id)
-    if not removed:
+def _print_removed(device_id: str, removed: MqttRemoved, settings: Settings) -> None:
+    if not removed.removed:
         print(f"{device_id}: no MQTT credential to remove")
         return
     print(f"{device_id}: MQTT credential removed")
-    _reload_note(reloaded, settings)
+    _reload_note(removed.broker_reloaded, settings)
 
 
 def _reload_note(reloaded: bool, settings: Settings) -> None:

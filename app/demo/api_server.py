@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import asyncpg
 import uvicorn
 
-from api.app import create_app
 from api.server import ApiServer
+from app.commands.api import build_app
 from contracts.access import OrgKind, Role, Scope
 from roadledger.identity.credentials import new_id
 from roadledger.identity.passwords import hash_password
@@ -166,7 +166,7 @@ async def serve_demo_api(settings: Settings, pool: asyncpg.Pool) -> AsyncIterato
     logins = await create_demo_logins(pool, password)
     port = _free_port(settings)
     config = uvicorn.Config(
-        create_app(settings, pool), host=settings.api_host, port=port, log_level="warning"
+        build_app(settings, pool), host=settings.api_host, port=port, log_level="warning"
     )
     server = ApiServer(config, take_signals=False)  # the demo handles its signals
     task = asyncio.create_task(server.serve(), name="demo api")
