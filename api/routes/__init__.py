@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import auth, grants, health, organisations
+from api.routes import auth, grants, health, organisations, segments, warning_feed, warnings
 
 __all__ = ["ROUTERS"]
 
@@ -13,4 +13,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
     organisations.router,
     grants.router,
+    warning_feed.router,  # before warnings: /stream is not a warning id
+    warnings.router,
+    segments.router,
 )
