@@ -93,15 +93,18 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     import uvicorn
 
     from api.app import create_app
+    from api.server import Server
 
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=host or settings.api_host,
         port=port or settings.api_port,
         log_level=settings.log_level.lower(),
         proxy_headers=False,  # the client address is the peer's: a header could fake it
     )
+    Server(app, config).run()  # ends the live feeds when it stops (api/server.py)
     return 0

@@ -1,0 +1,208 @@
+"""GET /v1/warnings/stream over a real HTTP server (uvicorn on a free port; httpx's in-process
+transport would buffer the endless response): live events, resumption with Last-Event-ID,
+jurisdiction filtering, heartbeats, and the stream ending with the client or the server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+
+from analytics.warnings.model import Warning, WarningType
+from api.app import create_app
+from api.routes import warning_feed
+from api.server import Server
+from roadledger.settings import Settings
+from tests.integration.api.conftest import bearer
+from tests.integration.api.places import (
+    CITY,
+    COUNTY,
+    NORTH,
+    T0,
+    add_places,
+    add_telemetry,
+    add_warnings,
+    middle,
+    warning,
+)
+from tests.integration.conftest import free_port
+from tests.support.pipeline import wait_until
+
+pytestmark = [pytest.mark.postgres]
+
+WAIT_S = 20.0
+
+
+@dataclass
+class Live:
+    """A served API and an HTTP client of it."""
+
+    server: Server
+    client: httpx.AsyncClient
+    task: asyncio.Task[None]
+
+
+@pytest.fixture
+async def live(api_settings: Settings, api_pool: asyncpg.Pool) -> AsyncIterator[Live]:
+    await add_places(api_pool)
+    await add_telemetry(
+        api_pool,
+        [
+            ("veh-a1", 1, T0, middle(CITY), 7, 1500),
+            ("veh-a1", 2, T0 + 1000, middle(NORTH), 9, 1500),
+            ("veh-b1", 1, T0, middle(COUNTY), 8, 1500),
+        ],
+    )
+    app = create_app(api_settings, api_pool)
+    port = free_port()
+    server = Server(app, uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    await wait_until(lambda: server.started or task.done(), "the API server to start", 30,
+                     every_s=0.05)  # fmt: skip
+    assert server.started, task
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=WAIT_S) as client:
+        try:
+            yield Live(server, client, task)
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(task, WAIT_S)
+
+
+@dataclass
+class Feed:
+    """The events of one open stream, read line by line."""
+
+    lines: AsyncIterator[str]
+    comments: list[str] = field(default_factory=list)
+
+    async def _next(self) -> dict[str, str]:
+        event: dict[str, str] = {}
+        async for line in self.lines:
+            if not line:
+                if "data" in event or "id" in event:
+                    return event
+                continue
+            name, _, value = line.partition(":")
+            if not name:
+                self.comments.append(value.strip())
+                continue
+            event[name] = value.removeprefix(" ")
+        raise EOFError("the stream ended")
+
+    async def next(self) -> dict[str, str]:
+        """The next event (id, event, data), waiting at most WAIT_S."""
+        return await asyncio.wait_for(self._next(), WAIT_S)
+
+    async def ids(self, n: int) -> list[str]:
+        """The warning ids of the next ``n`` events."""
+        return [json.loads((await self.next())["data"])["warning_id"] for _ in range(n)]
+
+    async def until_comment(self, text: str) -> None:
+        async def seen() -> None:
+            async for line in self.lines:
+                if line.startswith(":") and line[1:].strip() == text:
+                    return
+            raise EOFError("the stream ended")
+
+        await asyncio.wait_for(seen(), WAIT_S)
+
+
+@asynccontextmanager
+async def opened(
+    live: Live, username: str, last_event_id: str | None = None
+) -> AsyncIterator[Feed]:
+    """An open stream of ``username``, subscribed (its first comment read)."""
+    headers = await bearer(live.client, username)
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = last_event_id
+    async with live.client.stream("GET", "/v1/warnings/stream", headers=headers) as answer:
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        feed = Feed(answer.aiter_lines())
+        await feed.until_comment("connected")
+        yield feed
+
+
+async def test_live_warnings_reach_exactly_those_who_may_see_them(
+    live: Live, api_pool: asyncpg.Pool
+) -> None:
+    async with (
+        opened(live, "police-analyst") as police,
+        opened(live, "county-analyst") as county,
+        opened(live, "fleet-a-analyst") as owner,
+    ):
+        for w in (
+            warning("w-county", WarningType.TELEPORT, "veh-b1", [1], T0),
+            warning("w-city", WarningType.SPEEDING, "veh-a1", [1], T0),
+            warning("w-jam", WarningType.CONGESTION, None, [1], T0, segment_id=7),
+            warning("w-north", WarningType.ODOMETER_ROLLBACK, "veh-a1", [2], T0 + 1000),
+            warning("w-county-2", WarningType.CONGESTION, None, [1], T0, segment_id=8),
+        ):
+            await add_warnings(api_pool, [w])
+        # In stored order; the last of each proves the others before it were left out.
+        assert await police.ids(3) == ["w-city", "w-jam", "w-north"]
+        assert await county.ids(2) == ["w-county", "w-county-2"]
+        assert await owner.ids(2) == ["w-city", "w-north"]
+
+
+async def test_last_event_id_replays_exactly_the_missed_events(
+    live: Live, api_pool: asyncpg.Pool
+) -> None:
+    def mine(name: str) -> list[Warning]:
+        return [warning(name, WarningType.SPEEDING, "veh-a1", [1], T0)]
+
+    async with opened(live, "fleet-a-analyst") as feed:
+        await add_warnings(api_pool, mine("a1"))
+        await add_warnings(api_pool, mine("a2"))
+        first, second = await feed.next(), await feed.next()
+    assert first["event"] == "warning"
+    assert [json.loads(e["data"])["warning_id"] for e in (first, second)] == ["a1", "a2"]
+    # Missed while away, with others' warnings in between.
+    await add_warnings(api_pool, mine("a3"))
+    await add_warnings(api_pool, [warning("b1", WarningType.TELEPORT, "veh-b1", [1], T0)])
+    await add_warnings(api_pool, mine("a4"))
+    async with opened(live, "fleet-a-analyst", last_event_id=second["id"]) as feed:
+        replayed = [await feed.next(), await feed.next()]
+        await add_warnings(api_pool, mine("a5"))
+        fresh = await feed.next()
+    got = [json.loads(e["data"])["warning_id"] for e in [*replayed, fresh]]
+    assert got == ["a3", "a4", "a5"]
+    keys = [warning_feed.parse_event_id(e["id"]) for e in [first, second, *replayed, fresh]]
+    assert keys == sorted(keys)  # increasing
+    assert len(set(keys)) == len(keys)
+
+
+async def test_an_idle_stream_sends_heartbeats(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(warning_feed, "HEARTBEAT_S", 0.2)
+    async with opened(live, "police-analyst") as feed:
+        await feed.until_comment("heartbeat")
+        await feed.until_comment("heartbeat")
+
+
+async def test_the_stream_ends_when_the_server_stops(live: Live) -> None:
+    async with opened(live, "police-analyst") as feed:
+        live.server.should_exit = True
+        with pytest.raises(EOFError):
+            await feed.next()
+    await asyncio.wait_for(live.task, WAIT_S)
+
+
+async def test_the_server_lets_go_when_the_client_leaves(live: Live) -> None:
+    async with opened(live, "police-analyst"):
+        assert live.server.server_state.tasks
+    await wait_until(lambda: not live.server.server_state.tasks, "the stream's task to end", 10,
+                     every_s=0.05)  # fmt: skip
+
+
+async def test_a_malformed_last_event_id_is_422(live: Live) -> None:
+    headers = await bearer(live.client, "police-analyst") | {"Last-Event-ID": "yesterday"}
+    answer = await live.client.get("/v1/warnings/stream", headers=headers)
+    assert answer.status_code == 422
+    assert answer.json()["detail"].startswith("Last-Event-ID")
