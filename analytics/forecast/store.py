@@ -209,7 +209,8 @@ class Traffic:
 
 
 def _kmh(speed_sum: float | None, samples: int) -> float | None:
-    return speed_sum * 0.036 / samples if speed_sum is not None and samples else None
+    """Mean km/h of a sum of cm/s, to 0.01 km/h (finer would be float noise)."""
+    return round(speed_sum * 0.036 / samples, 2) if speed_sum is not None and samples else None
 
 
 async def recent_traffic(
