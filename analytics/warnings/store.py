@@ -262,10 +262,13 @@ async def feed_horizon(conn: asyncpg.Connection | asyncpg.Pool) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class FeedItem:
-    """A warning in the order it was stored: the feed's key is (``stored_at``, id)."""
+    """A warning in the order it was stored: the feed's key is (``stored_at``, id).
+    ``visible``: the caller may see it; otherwise it is a device's warning not located yet
+    (its telemetry may still be on its way) that the caller's areas might see later."""
 
     stored_at: datetime
     warning: Warning
+    visible: bool = True
 
 
 async def feed_warnings(
@@ -276,16 +279,19 @@ async def feed_warnings(
     until: datetime,
     limit: int,
 ) -> list[FeedItem]:
-    """Warnings ``seen`` allows stored after the key ``after`` and before ``until`` (a
-    :func:`feed_horizon`), in stored order."""
+    """Warnings stored after the key ``after`` and before ``until`` (a :func:`feed_horizon`),
+    in stored order: those ``seen`` allows and, when it has areas, the device warnings without
+    a location yet (``visible`` False)."""
     rows = await conn.fetch(
-        f"SELECT w.* FROM warnings w WHERE {_VISIBLE} "  # noqa: S608 - constants only
-        "AND (w.stored_at, w.warning_id) > ($4, $5::text) AND w.stored_at < $6 "
-        "ORDER BY w.stored_at, w.warning_id LIMIT $7",
+        f"SELECT * FROM (SELECT w.*, {_VISIBLE} AS visible, "  # noqa: S608 - constants only
+        f"cardinality($3::text[]) > 0 AND w.device_id IS NOT NULL AND ({_LOCATION}) IS NULL "
+        "AS unlocated FROM warnings w "
+        "WHERE (w.stored_at, w.warning_id) > ($4, $5::text) AND w.stored_at < $6) AS f "
+        "WHERE f.visible OR f.unlocated ORDER BY f.stored_at, f.warning_id LIMIT $7",
         *_visible_args(seen),
         after[0],
         after[1],
         until,
         limit,
     )
-    return [FeedItem(row["stored_at"], _warning(row)) for row in rows]
+    return [FeedItem(row["stored_at"], _warning(row), bool(row["visible"])) for row in rows]

@@ -12,6 +12,11 @@ per query: no session state, ``roadledger/db/pool.py``), reading only up to
 :data:`HEARTBEAT_S` keeps proxies from closing an idle stream. The caller's visibility
 (grants, jurisdictions) is read again every :data:`VISIBILITY_S`. The stream ends when the
 client goes away (Starlette cancels it) or the server stops (``api.server``).
+
+An authority sees a vehicle's warning by where it happened, which its evidence's telemetry
+says; analytics may store the warning before the store writer stores that telemetry. So the
+feed of a caller with a jurisdiction does not pass a device warning without a location until
+it is :data:`LOCATE_GRACE_S` old: what follows it waits (the order stays the stored order).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ __all__ = ["HEARTBEAT_S", "POLL_S", "event_id", "parse_event_id", "router"]
 POLL_S = 0.5
 HEARTBEAT_S = 15.0
 VISIBILITY_S = 30.0
+LOCATE_GRACE_S = 10.0
 BATCH = 500
 RETRY_MS = 2000  # what a client waits before reconnecting
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -69,6 +75,21 @@ def parse_event_id(value: str) -> tuple[datetime, str]:
     return _EPOCH + timedelta(microseconds=int(match[1])), match[2]
 
 
+def ready(
+    items: list[FeedItem], after: tuple[datetime, str], now: datetime
+) -> tuple[list[FeedItem], tuple[datetime, str], bool]:
+    """Of a batch in stored order: the events to send, the key after which to read next, and
+    whether a warning waits to be located (the batch was cut at it)."""
+    send: list[FeedItem] = []
+    for item in items:
+        if not item.visible and now - item.stored_at < timedelta(seconds=LOCATE_GRACE_S):
+            return send, after, True
+        after = (item.stored_at, item.warning.warning_id)
+        if item.visible:
+            send.append(item)
+    return send, after, False
+
+
 def _event(item: FeedItem) -> str:
     data = public(item.warning).model_dump_json()
     key = event_id(item.stored_at, item.warning.warning_id)
@@ -89,11 +110,11 @@ async def _events(
             seen, seen_at = await visibility(pool, principal, Scope.WARNINGS), time.monotonic()
         until = await feed_horizon(pool)
         items = await feed_warnings(pool, seen, after=after, until=until, limit=BATCH)
-        for item in items:
-            after = (item.stored_at, item.warning.warning_id)
+        send, after, held = ready(items, after, until)
+        for item in send:
             yield _event(item)
             sent_at = time.monotonic()
-        if len(items) == BATCH:
+        if len(items) == BATCH and not held:
             continue  # more waiting: no pause
         if time.monotonic() - sent_at >= HEARTBEAT_S:
             yield ": heartbeat\n\n"

@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
@@ -16,6 +17,7 @@ import pytest
 import uvicorn
 
 from analytics.warnings.model import Warning, WarningType
+from analytics.warnings.store import FeedItem
 from api.app import create_app
 from api.routes import warning_feed
 from api.server import Server
@@ -206,3 +208,45 @@ async def test_a_malformed_last_event_id_is_422(live: Live) -> None:
     answer = await live.client.get("/v1/warnings/stream", headers=headers)
     assert answer.status_code == 422
     assert answer.json()["detail"].startswith("Last-Event-ID")
+
+
+async def test_a_warning_located_after_it_was_stored_still_reaches_the_authority(
+    live: Live, api_pool: asyncpg.Pool
+) -> None:
+    async with opened(live, "police-analyst") as police:
+        # Analytics stored it before the store writer stored its telemetry.
+        await add_warnings(api_pool, [warning("w-late", WarningType.SPEEDING, "veh-a1", [50], T0)])
+        await add_warnings(
+            api_pool, [warning("w-jam", WarningType.CONGESTION, None, [1], T0, segment_id=7)]
+        )
+        await add_telemetry(api_pool, [("veh-a1", 50, T0, middle(CITY), 7, 1500)])
+        assert await police.ids(2) == ["w-late", "w-jam"]
+
+
+async def test_a_warning_never_located_holds_the_feed_only_for_the_grace(
+    live: Live, api_pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(warning_feed, "LOCATE_GRACE_S", 0.5)
+    async with opened(live, "police-analyst") as police:
+        never = warning("w-never", WarningType.UNKNOWN_DEVICE, "veh-b2", [99], T0)
+        jam = warning("w-jam", WarningType.CONGESTION, None, [1], T0, segment_id=7)
+        await add_warnings(api_pool, [never])
+        await add_warnings(api_pool, [jam])
+        assert await police.ids(1) == ["w-jam"]
+
+
+def test_a_batch_is_cut_at_a_young_unlocated_warning() -> None:
+    now = datetime.now(UTC)
+    start = (now - timedelta(minutes=1), "")
+
+    def item(name: str, age_s: float, visible: bool = True) -> FeedItem:
+        w = warning(name, WarningType.SPEEDING, "veh-a1", [1], T0)
+        return FeedItem(now - timedelta(seconds=age_s), w, visible)
+
+    old, young, after = item("old", 30, False), item("young", 1, False), item("after", 0.5)
+    assert warning_feed.ready([item("a", 40), old, item("b", 20)], start, now) == (
+        [item("a", 40), item("b", 20)], (now - timedelta(seconds=20), "b"), False,
+    )  # fmt: skip
+    assert warning_feed.ready([item("a", 40), young, after], start, now) == (
+        [item("a", 40)], (now - timedelta(seconds=40), "a"), True,
+    )  # fmt: skip
