@@ -9,8 +9,10 @@ import json
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
+import httpx
 
 from analytics.warnings.model import Evidence, Severity, Warning, WarningType
 from analytics.warnings.store import store_warnings
@@ -18,7 +20,7 @@ from contracts.access import OrgKind, Role
 from contracts.roads import RoadClass, RoadSegment, save_segments
 from roadledger.identity.members import create_member
 from roadledger.identity.organisations import create_organisation
-from tests.integration.api.conftest import PASSWORD
+from tests.integration.api.conftest import PASSWORD, bearer
 
 Vertex = tuple[int, int]
 
@@ -128,3 +130,19 @@ def warning(
 
 async def add_warnings(pool: asyncpg.Pool, warnings: Sequence[Warning]) -> None:
     await store_warnings(pool, warnings)
+
+
+async def walk_pages(api: httpx.AsyncClient, username: str, path: str, key: str) -> list[Any]:
+    """``key`` of every item of a list, one item per page, following ``next_cursor``."""
+    headers = await bearer(api, username)
+    seen: list[Any] = []
+    cursor = None
+    for _ in range(20):
+        params: dict[str, Any] = {"limit": 1} | ({"cursor": cursor} if cursor else {})
+        answer = await api.get(path, headers=headers, params=params)
+        assert answer.status_code == 200, answer.text
+        seen += [item[key] for item in answer.json()["items"]]
+        cursor = answer.json()["next_cursor"]
+        if cursor is None:
+            return seen
+    raise AssertionError(f"{path}: more than 20 pages")

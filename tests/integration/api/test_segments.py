@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.integration.api.conftest import bearer
-from tests.integration.api.places import CITY, T0, add_places, add_telemetry, middle
+from tests.integration.api.places import CITY, T0, add_places, add_telemetry, middle, walk_pages
 from tests.integration.test_forecast_refresh import bring_aggregate_up_to_date
 
 pytestmark = [pytest.mark.postgres]
@@ -111,16 +111,7 @@ async def test_authorities_see_the_segments_of_their_jurisdiction(
 
 
 async def test_segment_pages_follow_the_cursor(api: httpx.AsyncClient, roads: None) -> None:
-    headers = await bearer(api, "ops")
-    seen, cursor = [], None
-    for _ in range(4):
-        params: dict[str, Any] = {"limit": 1} | ({"cursor": cursor} if cursor else {})
-        page = (await api.get("/v1/segments", headers=headers, params=params)).json()
-        seen += [s["segment_id"] for s in page["items"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
-    assert seen == [7, 8, 9]
+    assert await walk_pages(api, "ops", "/v1/segments", "segment_id") == [7, 8, 9]
 
 
 async def test_history_is_five_minute_buckets(api: httpx.AsyncClient, roads: None) -> None:

@@ -24,6 +24,7 @@ from tests.integration.api.places import (
     add_warnings,
     leaf,
     middle,
+    walk_pages,
     warning,
 )
 
@@ -152,17 +153,8 @@ async def test_filters_narrow_the_list(api: httpx.AsyncClient, placed: str) -> N
 
 
 async def test_pages_follow_the_cursor_without_repeats(api: httpx.AsyncClient, placed: str) -> None:
-    headers = await bearer(api, "fleet-b-admin")
-    seen: list[str] = []
-    cursor = None
-    for _ in range(5):
-        params: dict[str, Any] = {"limit": 1} | ({"cursor": cursor} if cursor else {})
-        page = (await api.get("/v1/warnings", headers=headers, params=params)).json()
-        seen += [w["warning_id"] for w in page["items"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
-    assert seen == SEES["fleet-b-admin"]
+    walked = await walk_pages(api, "fleet-b-admin", "/v1/warnings", "warning_id")
+    assert walked == SEES["fleet-b-admin"]
 
 
 @pytest.mark.parametrize(
