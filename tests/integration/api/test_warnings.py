@@ -213,3 +213,21 @@ async def test_a_revoked_grant_closes_the_warnings(api: httpx.AsyncClient, place
     assert "revoked" in answer.json()["detail"]
     missing = await api.get("/v1/warnings/nope", headers=await bearer(api, "police-analyst"))
     assert missing.status_code == 404
+
+
+async def test_an_api_key_reads_warnings_only_when_scoped_for_them(
+    api: httpx.AsyncClient, placed: str
+) -> None:
+    admin = await bearer(api, "fleet-a-admin")
+    keys = {}
+    for scopes in (["mileage"], ["warnings"]):
+        body = {"label": "k", "roles": ["admin"], "scopes": scopes}
+        made = await api.post("/v1/api-keys", headers=admin, json=body)
+        assert made.status_code == 201, made.text
+        keys[scopes[0]] = {"X-API-Key": made.json()["key"]}
+    for path in ("/v1/warnings", "/v1/warnings/w-city", "/v1/warnings/stream"):
+        refused = await api.get(path, headers=keys["mileage"])
+        assert refused.status_code == 403, (path, refused.text)
+        assert "not scoped for warnings" in refused.json()["detail"]
+    listed = await api.get("/v1/warnings", headers=keys["warnings"])
+    assert [w["warning_id"] for w in listed.json()["items"]] == SEES["fleet-a-analyst"]
