@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -34,12 +33,11 @@ from tests.integration.api.places import (
     middle,
     warning,
 )
+from tests.integration.api.sse import WAIT_S, opened
 from tests.integration.conftest import free_port
 from tests.support.pipeline import wait_until
 
 pytestmark = [pytest.mark.postgres]
-
-WAIT_S = 20.0
 
 
 @dataclass
@@ -77,68 +75,13 @@ async def live(api_settings: Settings, api_pool: asyncpg.Pool) -> AsyncIterator[
             await asyncio.wait_for(task, WAIT_S)
 
 
-@dataclass
-class Feed:
-    """The events of one open stream, read line by line."""
-
-    lines: AsyncIterator[str]
-    comments: list[str] = field(default_factory=list)
-
-    async def _next(self) -> dict[str, str]:
-        event: dict[str, str] = {}
-        async for line in self.lines:
-            if not line:
-                if "data" in event or "id" in event:
-                    return event
-                continue
-            name, _, value = line.partition(":")
-            if not name:
-                self.comments.append(value.strip())
-                continue
-            event[name] = value.removeprefix(" ")
-        raise EOFError("the stream ended")
-
-    async def next(self) -> dict[str, str]:
-        """The next event (id, event, data), waiting at most WAIT_S."""
-        return await asyncio.wait_for(self._next(), WAIT_S)
-
-    async def ids(self, n: int) -> list[str]:
-        """The warning ids of the next ``n`` events."""
-        return [json.loads((await self.next())["data"])["warning_id"] for _ in range(n)]
-
-    async def until_comment(self, text: str) -> None:
-        async def seen() -> None:
-            async for line in self.lines:
-                if line.startswith(":") and line[1:].strip() == text:
-                    return
-            raise EOFError("the stream ended")
-
-        await asyncio.wait_for(seen(), WAIT_S)
-
-
-@asynccontextmanager
-async def opened(
-    live: Live, username: str, last_event_id: str | None = None
-) -> AsyncIterator[Feed]:
-    """An open stream of ``username``, subscribed (its first comment read)."""
-    headers = await bearer(live.client, username)
-    if last_event_id is not None:
-        headers["Last-Event-ID"] = last_event_id
-    async with live.client.stream("GET", "/v1/warnings/stream", headers=headers) as answer:
-        assert answer.status_code == 200
-        assert answer.headers["content-type"].startswith("text/event-stream")
-        feed = Feed(answer.aiter_lines())
-        await feed.until_comment("connected")
-        yield feed
-
-
 async def test_live_warnings_reach_exactly_those_who_may_see_them(
     live: Live, api_pool: asyncpg.Pool
 ) -> None:
     async with (
-        opened(live, "police-analyst") as police,
-        opened(live, "county-analyst") as county,
-        opened(live, "fleet-a-analyst") as owner,
+        opened(live.client, "police-analyst") as police,
+        opened(live.client, "county-analyst") as county,
+        opened(live.client, "fleet-a-analyst") as owner,
     ):
         for w in (
             warning("w-county", WarningType.TELEPORT, "veh-b1", [1], T0),
@@ -160,7 +103,7 @@ async def test_last_event_id_replays_exactly_the_missed_events(
     def mine(name: str) -> list[Warning]:
         return [warning(name, WarningType.SPEEDING, "veh-a1", [1], T0)]
 
-    async with opened(live, "fleet-a-analyst") as feed:
+    async with opened(live.client, "fleet-a-analyst") as feed:
         await add_warnings(api_pool, mine("a1"))
         await add_warnings(api_pool, mine("a2"))
         first, second = await feed.next(), await feed.next()
@@ -170,7 +113,7 @@ async def test_last_event_id_replays_exactly_the_missed_events(
     await add_warnings(api_pool, mine("a3"))
     await add_warnings(api_pool, [warning("b1", WarningType.TELEPORT, "veh-b1", [1], T0)])
     await add_warnings(api_pool, mine("a4"))
-    async with opened(live, "fleet-a-analyst", last_event_id=second["id"]) as feed:
+    async with opened(live.client, "fleet-a-analyst", last_event_id=second["id"]) as feed:
         replayed = [await feed.next(), await feed.next()]
         await add_warnings(api_pool, mine("a5"))
         fresh = await feed.next()
@@ -183,13 +126,13 @@ async def test_last_event_id_replays_exactly_the_missed_events(
 
 async def test_an_idle_stream_sends_heartbeats(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(warning_feed, "HEARTBEAT_S", 0.2)
-    async with opened(live, "police-analyst") as feed:
+    async with opened(live.client, "police-analyst") as feed:
         await feed.until_comment("heartbeat")
         await feed.until_comment("heartbeat")
 
 
 async def test_the_stream_ends_when_the_server_stops(live: Live) -> None:
-    async with opened(live, "police-analyst") as feed:
+    async with opened(live.client, "police-analyst") as feed:
         live.server.should_exit = True
         with pytest.raises(EOFError):
             await feed.next()
@@ -197,7 +140,7 @@ async def test_the_stream_ends_when_the_server_stops(live: Live) -> None:
 
 
 async def test_the_server_lets_go_when_the_client_leaves(live: Live) -> None:
-    async with opened(live, "police-analyst"):
+    async with opened(live.client, "police-analyst"):
         assert live.server.server_state.tasks
     await wait_until(lambda: not live.server.server_state.tasks, "the stream's task to end", 10,
                      every_s=0.05)  # fmt: skip
@@ -213,7 +156,7 @@ async def test_a_malformed_last_event_id_is_422(live: Live) -> None:
 async def test_a_warning_located_after_it_was_stored_still_reaches_the_authority(
     live: Live, api_pool: asyncpg.Pool
 ) -> None:
-    async with opened(live, "police-analyst") as police:
+    async with opened(live.client, "police-analyst") as police:
         # Analytics stored it before the store writer stored its telemetry.
         await add_warnings(api_pool, [warning("w-late", WarningType.SPEEDING, "veh-a1", [50], T0)])
         await add_warnings(
@@ -227,7 +170,7 @@ async def test_a_warning_never_located_holds_the_feed_only_for_the_grace(
     live: Live, api_pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(warning_feed, "LOCATE_GRACE_S", 0.5)
-    async with opened(live, "police-analyst") as police:
+    async with opened(live.client, "police-analyst") as police:
         never = warning("w-never", WarningType.UNKNOWN_DEVICE, "veh-b2", [99], T0)
         jam = warning("w-jam", WarningType.CONGESTION, None, [1], T0, segment_id=7)
         await add_warnings(api_pool, [never])
