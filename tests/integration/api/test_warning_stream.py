@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import httpx
@@ -16,7 +17,7 @@ import pytest
 import uvicorn
 
 from analytics.warnings.model import Warning, WarningType
-from analytics.warnings.store import FeedItem
+from analytics.warnings.store import FeedItem, feed_warnings
 from api.app import create_app
 from api.routes import warning_feed
 from api.server import Server
@@ -154,14 +155,28 @@ async def test_a_malformed_last_event_id_is_422(live: Live) -> None:
 
 
 async def test_a_warning_located_after_it_was_stored_still_reaches_the_authority(
-    live: Live, api_pool: asyncpg.Pool
+    live: Live, api_pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Count the feed's reads (the real ones) that begin after a point, to know one has run.
+    reads_after = asyncio.Event()
+    armed = False
+
+    async def counted(*args: Any, **kwargs: Any) -> list[FeedItem]:
+        started_armed = armed
+        items = await feed_warnings(*args, **kwargs)
+        if started_armed:
+            reads_after.set()
+        return items
+
+    monkeypatch.setattr(warning_feed, "feed_warnings", counted)
     async with opened(live.client, "police-analyst") as police:
         # Analytics stored it before the store writer stored its telemetry.
         await add_warnings(api_pool, [warning("w-late", WarningType.SPEEDING, "veh-a1", [50], T0)])
         await add_warnings(
             api_pool, [warning("w-jam", WarningType.CONGESTION, None, [1], T0, segment_id=7)]
         )
+        armed = True
+        await asyncio.wait_for(reads_after.wait(), WAIT_S)  # the feed has read both
         await add_telemetry(api_pool, [("veh-a1", 50, T0, middle(CITY), 7, 1500)])
         assert await police.ids(2) == ["w-late", "w-jam"]
 
