@@ -4,25 +4,37 @@ Reads ``segment_speed_5m`` (either storage mode: same columns), ``road_segments`
 neighbours: segments sharing an endpoint) and per-day odometer extremes from ``telemetry``.
 Writes ``segment_forecasts`` and ``vehicle_mileage_forecasts`` with upserts on their primary
 keys, so a refresh repeated for the same issue time replaces its rows instead of adding more.
+
+The API reads segments through it too: :func:`load_segments_in` (static data, optionally only
+those whose midpoint lies in given areas), :func:`recent_traffic` (speed and vehicles over a
+recent window, from ``telemetry``), :func:`segment_buckets` and :func:`latest_forecasts`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 
 import asyncpg
 
 from analytics.forecast.mileage import DayReading, MileageProjection
 from analytics.forecast.segments import AggregateRow, SegmentForecast
+from contracts.roads import RoadClass, RoadSegment
 
 __all__ = [
+    "StoredForecast",
+    "Traffic",
     "fetch_aggregates",
     "fetch_day_readings",
     "fetch_neighbours",
+    "latest_forecasts",
+    "load_segments_in",
+    "recent_traffic",
     "save_mileage_forecasts",
     "save_segment_forecasts",
+    "segment_buckets",
 ]
 
 
@@ -140,3 +152,129 @@ async def save_mileage_forecasts(
         ],
     )
     return len(projections)
+
+
+# A segment lies in an area when its midpoint does (so a segment on a border between two
+# districts belongs to exactly one). Points are (lat_e7, lon_e7); float8: the sum of two
+# longitudes overflows integer.
+_IN_AREAS = """
+    (SELECT bool_or(a.area @> point((s.a_lat_e7::float8 + s.b_lat_e7) / 2,
+                                    (s.a_lon_e7::float8 + s.b_lon_e7) / 2))
+       FROM unnest($1::text[]::polygon[]) AS a (area))
+"""
+
+
+def _polygons(areas: Sequence[Sequence[tuple[int, int]]]) -> list[str]:
+    """Polygon literals, ``((lat,lon),...)``: asyncpg reads nested lists as array levels."""
+    return ["(" + ",".join(f"({lat},{lon})" for lat, lon in area) + ")" for area in areas]
+
+
+async def load_segments_in(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    areas: Sequence[Sequence[tuple[int, int]]] | None,
+    *,
+    segment_id: int | None = None,
+    after: int | None = None,
+    limit: int = 1000,
+) -> list[RoadSegment]:
+    """Segments by id (only ``segment_id``; those after ``after``), only those lying in
+    ``areas`` unless it is None (every segment)."""
+    rows = await conn.fetch(
+        "SELECT s.* FROM road_segments s "  # noqa: S608 - constants only
+        f"WHERE ($2::boolean OR {_IN_AREAS}) "
+        "AND ($3::int IS NULL OR s.segment_id = $3) AND ($4::int IS NULL OR s.segment_id > $4) "
+        "ORDER BY s.segment_id LIMIT $5",
+        _polygons(areas or ()),
+        areas is None,
+        segment_id,
+        after,
+        limit,
+    )
+    return [
+        RoadSegment(r["segment_id"], r["name"], RoadClass(r["road_class"]), r["speed_limit_kmh"],
+                    r["a_lat_e7"], r["a_lon_e7"], r["b_lat_e7"], r["b_lon_e7"])
+        for r in rows
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Traffic:
+    """Vehicle messages matched to a segment over a span: mean speed (None: no sample),
+    samples and distinct vehicles. ``start`` is the bucket start for a 5-minute bucket."""
+
+    start: datetime
+    mean_speed_kmh: float | None
+    samples: int
+    vehicles: int
+
+
+def _kmh(speed_sum: float | None, samples: int) -> float | None:
+    """Mean km/h of a sum of cm/s, to 0.01 km/h (finer would be float noise)."""
+    return round(speed_sum * 0.036 / samples, 2) if speed_sum is not None and samples else None
+
+
+async def recent_traffic(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    segment_ids: Sequence[int],
+    start: datetime,
+    end: datetime,
+) -> dict[int, Traffic]:
+    """Per segment (of ``segment_ids`` with any), its messages with ``start < ts <= end``."""
+    rows = await conn.fetch(
+        "SELECT segment_id, sum(spd_cms)::float8 AS speed_sum, count(*) AS samples, "
+        "count(DISTINCT device_id) AS vehicles FROM telemetry "
+        "WHERE ts > $2 AND ts <= $3 AND segment_id = ANY ($1::int[]) AND spd_cms IS NOT NULL "
+        "GROUP BY segment_id",
+        list(segment_ids),
+        start,
+        end,
+    )
+    return {
+        r["segment_id"]: Traffic(start, _kmh(r["speed_sum"], r["samples"]), r["samples"],
+                                 r["vehicles"])
+        for r in rows
+    }  # fmt: skip
+
+
+async def segment_buckets(
+    conn: asyncpg.Connection | asyncpg.Pool, segment_id: int, start: datetime, end: datetime
+) -> list[Traffic]:
+    """The segment's ``segment_speed_5m`` buckets with ``start <= bucket < end``, in order."""
+    rows = await conn.fetch(
+        "SELECT bucket, speed_sum::float8 AS speed_sum, samples, vehicles FROM segment_speed_5m "
+        "WHERE segment_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY bucket",
+        segment_id,
+        start,
+        end,
+    )
+    return [
+        Traffic(r["bucket"], _kmh(r["speed_sum"], r["samples"]), r["samples"], r["vehicles"])
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredForecast:
+    """One row of ``segment_forecasts``."""
+
+    issued_at: datetime
+    horizon_min: int
+    target_at: datetime
+    speed_kmh: float | None
+    flow_vehicles: float | None
+    speed_method: str
+    flow_method: str
+
+
+async def latest_forecasts(
+    conn: asyncpg.Connection | asyncpg.Pool, segment_id: int
+) -> list[StoredForecast]:
+    """The segment's forecasts of its latest issue time, by horizon (empty: none yet)."""
+    rows = await conn.fetch(
+        "SELECT issued_at, horizon_min, target_at, speed_kmh, flow_vehicles, speed_method, "
+        "flow_method FROM segment_forecasts WHERE segment_id = $1 AND issued_at = "
+        "(SELECT max(issued_at) FROM segment_forecasts WHERE segment_id = $1) "
+        "ORDER BY horizon_min",
+        segment_id,
+    )
+    return [StoredForecast(*r) for r in rows]

@@ -14,7 +14,10 @@ from api.routes import (
     metrics,
     organisations,
     rules,
+    segments,
     vehicles,
+    warning_feed,
+    warnings,
 )
 
 __all__ = ["ROUTERS"]
@@ -30,4 +33,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     devices.router,
     vehicles.router,
     export.router,
+    warning_feed.router,  # before warnings: /stream is not a warning id
+    warnings.router,
+    segments.router,
 )

@@ -115,12 +115,13 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    app = build_app(settings)
     config = uvicorn.Config(
-        build_app(settings),
+        app,
         host=host or settings.api_host,
         port=port or settings.api_port,
         log_level=settings.log_level.lower(),
         proxy_headers=False,  # the client address is the peer's: a header could fake it
     )
-    ApiServer(config).run()
+    ApiServer(app, config).run()  # ends the live feeds when it stops (api/server.py)
     return 0

@@ -165,10 +165,9 @@ async def serve_demo_api(settings: Settings, pool: asyncpg.Pool) -> AsyncIterato
     password = secrets.token_urlsafe(12)
     logins = await create_demo_logins(pool, password)
     port = _free_port(settings)
-    config = uvicorn.Config(
-        build_app(settings, pool), host=settings.api_host, port=port, log_level="warning"
-    )
-    server = ApiServer(config, take_signals=False)  # the demo handles its signals
+    app = build_app(settings, pool)
+    config = uvicorn.Config(app, host=settings.api_host, port=port, log_level="warning")
+    server = ApiServer(app, config, take_signals=False)  # the demo handles its signals
     task = asyncio.create_task(server.serve(), name="demo api")
     deadline = time.monotonic() + 10
     while not server.started:
