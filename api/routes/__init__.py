@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import auth, grants, health, organisations
+from api.routes import auth, certificates, grants, health, ledger, organisations
 
 __all__ = ["ROUTERS"]
 
@@ -13,4 +13,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
     organisations.router,
     grants.router,
+    ledger.router,
+    certificates.router,
 )

@@ -107,14 +107,15 @@ async def test_a_released_schema_5_with_rows_is_upgraded_in_place(
         assert tuple(org) == ("fleet_owner", None, None)  # the legacy 'fleet', renamed
         assert await conn.fetchval("SELECT count(*) FROM members") == 0
 
-        # Only migrations 6 and 7 ran; 5 is what the legacy version said, date unknown.
+        # Only migrations 6, 7 and 10 ran; 5 is what the legacy version said, date unknown.
         assert await applied_numbers(conn) == [
             (5, MIGRATIONS[0].description, False),
             (6, MIGRATIONS[1].description, True),
             (7, MIGRATIONS[2].description, True),
+            (10, MIGRATIONS[3].description, True),
         ]
-        assert await recorded_number(conn) == SCHEMA_VERSION == 7
-        assert await conn.fetchval("SELECT max(version) FROM roadledger_schema") == 7
+        assert await recorded_number(conn) == SCHEMA_VERSION == 10
+        assert await conn.fetchval("SELECT max(version) FROM roadledger_schema") == 10
 
         # A second call finds it current and changes nothing, not even the records' dates.
         dates = await conn.fetch("SELECT number, applied_at FROM roadledger_migrations")
@@ -138,6 +139,7 @@ async def test_a_legacy_6_gets_only_the_migrations_after_it(empty_schema: asyncp
             (5, False),
             (6, False),
             (7, True),
+            (10, True),
         ]
 
 
