@@ -26,6 +26,7 @@ from chain.hashing import leaf_hash
 from contracts.errors import Conflict, Invalid, NotFound
 from roadledger.db.ledger_reads import (
     LedgerLog,
+    best_checkpoint_size,
     checkpoint_note,
     inclusion_proofs,
     log_by_id,
@@ -130,12 +131,7 @@ async def issue_certificate(
     leaves = [index for _, index in messages] + list(keys.values())
     if predecessor is not None:
         leaves.append(predecessor[1])
-    needed = max(leaves)
-    size = await pool.fetchval(_BEST_COSIGNED, log.log_id, needed)
-    if size is None:
-        size = log.tree_size  # no cosigned checkpoint covers it: the log's signature alone
-    if size <= needed:
-        raise CertificateRefused(f"log {log.log_id}: no checkpoint covers leaf {needed} yet")
+    size = await best_checkpoint_size(pool, log, max(leaves))
     note = await checkpoint_note(pool, log, size)
     proofs = await inclusion_proofs(pool, log, leaves, size)
     try:

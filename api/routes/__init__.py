@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import auth, certificates, grants, health, ledger, organisations
+from api.routes import auth, certificates, documents, grants, health, ledger, organisations
 
 __all__ = ["ROUTERS"]
 
@@ -15,4 +15,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     grants.router,
     ledger.router,
     certificates.router,
+    documents.router,
 )

@@ -31,6 +31,7 @@ __all__ = [
     "NoSuchEntry",
     "NoSuchLog",
     "ProofRequestInvalid",
+    "best_checkpoint_size",
     "blocks_after",
     "checkpoint_note",
     "consistency_proof",
@@ -162,6 +163,24 @@ async def leaf_index_of(pool: asyncpg.Pool, log: LedgerLog, leaf_hash: bytes) ->
     if leaf_hash not in found:
         raise NoSuchEntry(f"leaf_hash: log {log.log_id} holds no leaf with that hash")
     return found[leaf_hash]
+
+
+# The checkpoints covering a leaf that most witnesses cosigned, newest first.
+_BEST_COSIGNED = """
+    SELECT tree_size FROM ledger_cosignatures
+     WHERE log_id = $1 AND tree_size > $2
+     GROUP BY tree_size ORDER BY count(*) DESC, tree_size DESC LIMIT 1
+"""
+
+
+async def best_checkpoint_size(pool: asyncpg.Pool, log: LedgerLog, last_leaf: int) -> int:
+    """The size of the checkpoint to prove leaves up to ``last_leaf`` against: of those that
+    cover it, the one most witnesses cosigned (the newest of those), else the latest."""
+    size = await pool.fetchval(_BEST_COSIGNED, log.log_id, last_leaf)
+    size = log.tree_size if size is None else int(size)
+    if size <= last_leaf:
+        raise NoSuchCheckpoint(f"log {log.log_id}: no checkpoint covers leaf {last_leaf} yet")
+    return size
 
 
 def _check_size(log: LedgerLog, size: int, what: str) -> None:

@@ -16,8 +16,8 @@ recorded before (1..6):
 - Migration 6: ``device_messages.prev``, ``key_id``, ``signed_ts`` (``ALTER TABLE``).
 - Migration 7: identity and access (``roadledger/db/access_schema.py``): the organisations'
   hierarchy and jurisdiction, members, sessions, API keys, login failures, grants.
-- Migration 10: the ledger API (``roadledger/db/ledger_api_schema.py``): witnesses' keys and
-  the cosignatures they sent.
+- Migration 10: the ledger API (``roadledger/db/ledger_api_schema.py``): witnesses' keys,
+  the cosignatures they sent, vehicles' off-ledger documents.
 
 A fresh database runs 5, 6, 7; a legacy 5 runs 6 and 7; a legacy 6 runs 7. A change to a
 table goes into a new migration appended to :data:`MIGRATIONS` (an ``ALTER``), never into the
@@ -365,7 +365,7 @@ MIGRATIONS: Final = (
     # 8 and 9 are taken by other branches of issue 11 (numbers only need to increase).
     Migration(
         10,
-        "ledger API: witness keys and the cosignatures they sent",
+        "ledger API: witness keys, the cosignatures they sent, vehicle documents",
         statements(*LEDGER_API_DDL),
     ),
 )
