@@ -18,7 +18,7 @@ from chain.cosignature import Cosignature, CosignatureVerifier
 from chain.errors import ChainError
 from contracts.access import OrgKind
 from contracts.errors import Conflict, Forbidden, Invalid, NotFound
-from roadledger.db.ledger_reads import LedgerLog, NoSuchCheckpoint
+from roadledger.db.ledger_reads import LedgerLog, log_signed_note
 
 __all__ = [
     "BadCosignature",
@@ -140,16 +140,8 @@ async def add_cosignature(
             f"cosignature: {cosignature.name} ({cosignature.key_id:08x}) is not a live witness "
             f"key of {org_id!r}"
         )
-    note = await pool.fetchval(
-        "SELECT note FROM ledger_checkpoints WHERE log_id = $1 AND tree_size = $2",
-        log.log_id,
-        tree_size,
-    )
-    if note is None:
-        raise NoSuchCheckpoint(
-            f"tree_size: log {log.log_id} signed no checkpoint of size {tree_size}"
-        )
-    body = SignedCheckpoint.from_text(str(note)).checkpoint.to_text()
+    note = await log_signed_note(pool, log, tree_size)
+    body = SignedCheckpoint.from_text(note).checkpoint.to_text()
     verifier = CosignatureVerifier(cosignature.name, bytes(key["public_key"]))
     raw = cosignature.to_note_signature().signature
     if not verifier.verify(body.encode("utf-8"), raw):

@@ -42,6 +42,7 @@ __all__ = [
     "leaf_index_of",
     "list_logs",
     "log_by_id",
+    "log_signed_note",
 ]
 
 # Nodes per query when reading many proofs at once: bounded arrays, bounded answers.
@@ -111,10 +112,8 @@ async def cosignature_lines(pool: asyncpg.Pool, log_id: int, size: int) -> list[
     return [row["line"] for row in rows]
 
 
-async def checkpoint_note(pool: asyncpg.Pool, log: LedgerLog, tree_size: int | None = None) -> str:
-    """The log's signed checkpoint of ``tree_size`` (None: the latest) with every cosignature
-    collected for it, as C2SP signed-note text."""
-    size = log.tree_size if tree_size is None else tree_size
+async def log_signed_note(pool: asyncpg.Pool, log: LedgerLog, size: int) -> str:
+    """The checkpoint of ``size`` as the log signed it (no cosignatures)."""
     note = await pool.fetchval(
         "SELECT note FROM ledger_checkpoints WHERE log_id = $1 AND tree_size = $2",
         log.log_id,
@@ -122,9 +121,17 @@ async def checkpoint_note(pool: asyncpg.Pool, log: LedgerLog, tree_size: int | N
     )
     if note is None:
         raise NoSuchCheckpoint(f"tree_size: log {log.log_id} signed no checkpoint of size {size}")
+    return str(note)
+
+
+async def checkpoint_note(pool: asyncpg.Pool, log: LedgerLog, tree_size: int | None = None) -> str:
+    """The log's signed checkpoint of ``tree_size`` (None: the latest) with every cosignature
+    collected for it, as C2SP signed-note text."""
+    size = log.tree_size if tree_size is None else tree_size
+    note = await log_signed_note(pool, log, size)
     lines = await cosignature_lines(pool, log.log_id, size)
     if not lines:
-        return str(note)
+        return note
     signed = SignedCheckpoint.from_text(note)
     return signed.with_signature_lines([NoteSignature.from_line(line) for line in lines]).to_text()
 

@@ -33,11 +33,16 @@ def api_settings(postgres: Settings, tmp_path: Path) -> Settings:
     return postgres.model_copy(update={"log_key_file": tmp_path / "log.skey"})
 
 
-async def cosign_latest(
-    api: httpx.AsyncClient, pool: asyncpg.Pool, signer: CosignatureSigner
+async def witnessed(
+    api: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings, car: Device, sent: list[bytes]
 ) -> list[str]:
-    """Register ``signer`` as witness-w's key and cosign the log's latest checkpoint through
-    the API, as a witness would; the vkeys a verifier then needs (log, witness)."""
+    """``car`` registered and ``sent`` sequenced, then the log's latest checkpoint cosigned
+    through the API by witness-w, as a witness would; the vkeys a verifier needs (log,
+    witness)."""
+    ledger = Ledger(pool, settings)
+    await ledger.register(car.records)
+    await ledger.sequence(sent, car.device_id)
+    signer = CosignatureSigner.generate("w.t/1")
     await witnesses(pool)
     admin = await bearer(api, "witness-w-admin")
     vkey = signer.verifier().to_vkey()
@@ -53,8 +58,8 @@ async def cosign_latest(
         note, 0, [b64_decode(h) for h in proof], Ed25519Verifier.from_vkey(keys["logs"][0]["vkey"])
     )
     body = {"tree_size": log["tree_size"], "cosignature": line}
-    sent = await api.post(f"{base}/cosignatures", json=body, headers=bot)
-    assert sent.status_code == 201, sent.text
+    posted = await api.post(f"{base}/cosignatures", json=body, headers=bot)
+    assert posted.status_code == 201, posted.text
     return [keys["logs"][0]["vkey"], keys["witnesses"][0]["vkey"]]
 
 
@@ -82,13 +87,10 @@ async def request(
 async def test_a_certificate_verifies_with_the_published_keys_and_needs_access(
     api: httpx.AsyncClient, api_pool: asyncpg.Pool, api_settings: Settings, tmp_path: Path
 ) -> None:
-    ledger = Ledger(api_pool, api_settings)
     car = Device("veh-c1")
-    await ledger.register(car.records)
     start = int(time.time() * 1000) - 2 * HOUR_MS
     sent = drive(car, 60, start, step_ms=10_000)
-    await ledger.sequence(sent, car.device_id)
-    log_vkey, witness_vkey = await cosign_latest(api, api_pool, CosignatureSigner.generate("w.t/1"))
+    log_vkey, witness_vkey = await witnessed(api, api_pool, api_settings, car, sent)
 
     # seq 11..40: the predecessor (seq 10) chains to it, so the range stays as asked
     from_ms, to_ms = start + 100_000, start + 400_000
@@ -133,15 +135,12 @@ async def test_a_certificate_verifies_with_the_published_keys_and_needs_access(
 async def test_a_rolled_back_odometer_is_an_anomaly_of_the_certificate(
     api: httpx.AsyncClient, api_pool: asyncpg.Pool, api_settings: Settings, tmp_path: Path
 ) -> None:
-    ledger = Ledger(api_pool, api_settings)
     car = Device("veh-r1")
-    await ledger.register(car.records)
     start = int(time.time() * 1000) - HOUR_MS
     sent = drive(car, 10, start)
     # from seq 11 on the odometer reads from 1 km: wound back, and counting on from there
     sent += [car.message(start + 10_000 + i * 1000, odo_m=1_000 + i * 14) for i in range(6)]
-    await ledger.sequence(sent, car.device_id)
-    log_vkey, witness_vkey = await cosign_latest(api, api_pool, CosignatureSigner.generate("w.t/1"))
+    log_vkey, witness_vkey = await witnessed(api, api_pool, api_settings, car, sent)
     answer = await request(api, "fleet-a-admin", car.device_id, start, start + 60_000)
     assert answer.status_code == 201, answer.text
     anomalies = answer.json()["summary"]["anomalies"]
@@ -156,12 +155,10 @@ async def test_a_rolled_back_odometer_is_an_anomaly_of_the_certificate(
 async def test_a_certificate_of_ten_thousand_messages(
     api: httpx.AsyncClient, api_pool: asyncpg.Pool, api_settings: Settings, tmp_path: Path
 ) -> None:
-    ledger = Ledger(api_pool, api_settings)
     car = Device("veh-big")
-    await ledger.register(car.records)
     start = int(time.time() * 1000) - 3 * HOUR_MS
-    await ledger.sequence(drive(car, 10_000, start, step_ms=1000), car.device_id)
-    log_vkey, witness_vkey = await cosign_latest(api, api_pool, CosignatureSigner.generate("w.t/1"))
+    sent = drive(car, 10_000, start, step_ms=1000)
+    log_vkey, witness_vkey = await witnessed(api, api_pool, api_settings, car, sent)
     began = time.perf_counter()
     answer = await request(api, "fleet-a-analyst", car.device_id, start, start + 3 * HOUR_MS)
     took = time.perf_counter() - began
