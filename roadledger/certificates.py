@@ -6,13 +6,15 @@ its log by leaf hash; its key records are the device-key entries the registry wr
 ``ledger_outbox`` that the same log holds; the predecessor is the message of the seq before
 the first. Everything is proven against one checkpoint of that log: the one covering every
 leaf that the most witnesses cosigned (the newest of those), else the log's latest. Then
-:func:`chain.certificate_build.build_certificate` assembles it. Messages stored but not yet
+:func:`chain.certificate_build.build_certificate` assembles it and
+:func:`chain.certificate_verify.verify_certificate` checks it. Messages stored but not yet
 sequenced are not in the certificate (the gap or the uncovered end shows it).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,9 +22,12 @@ import asyncpg
 
 from chain.certificate import MileageCertificate
 from chain.certificate_build import build_certificate
+from chain.certificate_verify import verify_certificate
+from chain.cosignature import CosignatureVerifier
 from chain.entries import DEVICE_KEY_ENTRY_PREFIX
 from chain.errors import CertificateError
 from chain.hashing import leaf_hash
+from chain.note_signers import NoteVerifier
 from contracts.errors import Conflict, Invalid, NotFound
 from roadledger.db.ledger_reads import (
     LedgerLog,
@@ -32,6 +37,7 @@ from roadledger.db.ledger_reads import (
     log_by_id,
 )
 from roadledger.db.ledger_store import PostgresLedgerStore
+from roadledger.witnesses import list_witness_keys
 
 __all__ = ["MAX_CERTIFIED_MESSAGES", "CertificateRefused", "IssuedCertificate", "issue_certificate"]
 
@@ -96,9 +102,15 @@ async def _key_entries(pool: asyncpg.Pool, log: LedgerLog, device_id: str) -> di
 
 
 async def issue_certificate(
-    pool: asyncpg.Pool, device_id: str, from_ms: int, to_ms: int
+    pool: asyncpg.Pool,
+    device_id: str,
+    from_ms: int,
+    to_ms: int,
+    log_verifier: Callable[[str], NoteVerifier],
 ) -> IssuedCertificate:
-    """The mileage certificate of ``device_id`` for ``from_ms <= ts < to_ms``."""
+    """The mileage certificate of ``device_id`` for ``from_ms <= ts < to_ms``, verified as an
+    insurer will before it is handed out: with ``log_verifier(origin)`` and every registered
+    witness key (the builder does not check key validity windows; the verifier does)."""
     if from_ms >= to_ms:
         raise Invalid("to_ms: must be after from_ms")
     rows = await pool.fetch(_MESSAGES, device_id, _time(from_ms), _time(to_ms))
@@ -134,18 +146,22 @@ async def issue_certificate(
     size = await best_checkpoint_size(pool, log, max(leaves))
     note = await checkpoint_note(pool, log, size)
     proofs = await inclusion_proofs(pool, log, leaves, size)
+    witnesses = [
+        CosignatureVerifier.from_vkey(key.vkey)
+        for key in await list_witness_keys(pool)
+        if not key.revoked
+    ]
+
+    def build_and_verify() -> MileageCertificate:
+        built = build_certificate(
+            device_id, from_ms, to_ms, messages, list(keys.items()),
+            lambda index, _size: proofs[index], note, predecessor,
+        )  # fmt: skip
+        verify_certificate(built, log_verifier(log.origin), witnesses, 0)
+        return built
+
     try:
-        certificate = await asyncio.to_thread(
-            build_certificate,
-            device_id,
-            from_ms,
-            to_ms,
-            messages,
-            list(keys.items()),
-            lambda index, _size: proofs[index],
-            note,
-            predecessor,
-        )
+        certificate = await asyncio.to_thread(build_and_verify)
     except CertificateError as exc:
-        raise CertificateRefused(f"the ledger's data makes no certificate: {exc}") from None
+        raise CertificateRefused(f"the ledger's data makes no valid certificate: {exc}") from None
     return IssuedCertificate(certificate, log, size)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from api.access import require_access
-from api.deps import PoolDep, PrincipalDep
+from api.deps import PoolDep, PrincipalDep, SettingsDep
 from api.errors import ERROR_RESPONSES
 from api.models.ledger import CertificateCreate
+from chain.note_signers import Ed25519Verifier
 from contracts.access import Scope
 from roadledger.certificates import issue_certificate
+from roadledger.log_key import existing_log_key
 
 __all__ = ["router"]
 
@@ -31,17 +33,26 @@ _CERTIFICATE_RESPONSE: dict[int | str, dict[str, object]] = {
     responses=_CERTIFICATE_RESPONSE,
 )
 async def certificate(
-    device_id: str, body: CertificateCreate, principal: PrincipalDep, pool: PoolDep
+    device_id: str,
+    body: CertificateCreate,
+    principal: PrincipalDep,
+    pool: PoolDep,
+    settings: SettingsDep,
 ) -> Response:
     """Build the vehicle's mileage certificate for ``from_ms <= ts < to_ms``: its messages,
     each with an inclusion proof to one checkpoint (the one most witnesses cosigned), its key
-    records, the hash-chain links and the summary, anomalies included. Needs the
-    ``certificate`` scope on the vehicle (its owner, or a grant)."""
+    records, the hash-chain links and the summary, anomalies included; verified with the log's
+    and the witnesses' keys before it is returned. Needs the ``certificate`` scope on the
+    vehicle (its owner, or a grant)."""
     await require_access(
         pool, principal, device_id, Scope.CERTIFICATE,
         action="POST /v1/vehicles/{device_id}/certificates",
     )  # fmt: skip
-    issued = await issue_certificate(pool, device_id, body.from_ms, body.to_ms)
+    key = existing_log_key(settings)
+    issued = await issue_certificate(
+        pool, device_id, body.from_ms, body.to_ms,
+        lambda origin: Ed25519Verifier.from_vkey(key.vkey(origin)),
+    )  # fmt: skip
     name = f"{device_id}-{body.from_ms}-{body.to_ms}.json"
     return Response(
         issued.certificate.to_json(),

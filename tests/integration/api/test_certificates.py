@@ -170,3 +170,25 @@ async def test_a_certificate_of_ten_thousand_messages(
     path = tmp_path / "big.json"
     path.write_bytes(answer.content)
     roadledger_verify(path, log_vkey, witness_vkey, car.device_id)
+
+
+async def test_a_certificate_that_would_not_verify_is_not_handed_out(
+    api: httpx.AsyncClient, api_pool: asyncpg.Pool, api_settings: Settings
+) -> None:
+    # A message signed after its key's revocation reached the log (here past the verifier,
+    # which would have quarantined it): the builder does not check validity windows, the
+    # route's own verification does.
+    ledger = Ledger(api_pool, api_settings)
+    car = Device("veh-x1")
+    await ledger.register(car.records)
+    start = int(time.time() * 1000) - HOUR_MS
+    sent = drive(car, 5, start)
+    await ledger.registry.revoke(car.device_id, start + 10_000)
+    sent.append(car.message(start + 20_000))
+    await ledger.sequence(sent, car.device_id)
+    refused = await request(api, "fleet-a-admin", car.device_id, start, start + 60_000)
+    assert refused.status_code == 409, refused.text
+    assert "revoked_key" in refused.json()["detail"]
+    before = await request(api, "fleet-a-admin", car.device_id, start, start + 10_000)
+    assert before.status_code == 201, before.text
+    assert len(before.json()["device_keys"]) == 2, "registration and revocation"
