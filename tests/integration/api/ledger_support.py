@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import asyncpg
+import pytest
 
 from chain.device_keys import DeviceKey
 from contracts.topics import HEADER_RECV_MS, VERIFIED
@@ -26,7 +28,7 @@ from roadledger.stream.memory import MemoryStream
 from tests.support.pipeline import wait_until
 from tests.unit.ingest.fleet import Device
 
-__all__ = ["HOUR_MS", "Ledger", "drive"]
+__all__ = ["HOUR_MS", "Ledger", "api_settings", "drive"]
 
 HOUR_MS = 3_600_000
 
@@ -34,6 +36,13 @@ HOUR_MS = 3_600_000
 def drive(car: Device, count: int, start_ms: int, *, step_ms: int = 1000) -> list[bytes]:
     """``count`` chained messages of ``car``, one every ``step_ms`` from ``start_ms``."""
     return [car.message(start_ms + i * step_ms) for i in range(count)]
+
+
+@pytest.fixture
+def api_settings(postgres: Settings, tmp_path: Path) -> Settings:
+    """The API's settings with the log key in the test's directory (the API publishes the
+    vkeys of the key the test's ledger writer signs with)."""
+    return postgres.model_copy(update={"log_key_file": tmp_path / "log.skey"})
 
 
 class Ledger:

@@ -20,17 +20,13 @@ from chain.note_signers import Ed25519Verifier
 from chain.witness import MemoryWitnessStateStore, Witness
 from roadledger.settings import Settings
 from tests.integration.api.conftest import bearer
-from tests.integration.api.ledger_support import HOUR_MS, Ledger, drive
+from tests.integration.api.ledger_support import HOUR_MS, Ledger, api_settings, drive
 from tests.integration.api.test_ledger_routes import witnesses
 from tests.support.pipeline import ROADLEDGER
 from tests.unit.ingest.fleet import Device
 
 pytestmark = [pytest.mark.postgres]
-
-
-@pytest.fixture
-def api_settings(postgres: Settings, tmp_path: Path) -> Settings:
-    return postgres.model_copy(update={"log_key_file": tmp_path / "log.skey"})
+__all__ = ["api_settings"]  # a fixture used here: the log key in the test's directory
 
 
 async def witnessed(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -19,17 +18,13 @@ from chain.merkle import verify_inclusion
 from chain.note_signers import Ed25519Verifier
 from roadledger.settings import Settings
 from tests.integration.api.conftest import bearer
-from tests.integration.api.ledger_support import HOUR_MS, Ledger, drive
+from tests.integration.api.ledger_support import HOUR_MS, Ledger, api_settings, drive
 from tests.unit.ingest.fleet import Device
 
 pytestmark = [pytest.mark.postgres]
+__all__ = ["api_settings"]  # a fixture used here: the log key in the test's directory
 
 REPORT = b"%PDF-1.7 annual inspection of veh-d1, odometer 48,211 km"
-
-
-@pytest.fixture
-def api_settings(postgres: Settings, tmp_path: Path) -> Settings:
-    return postgres.model_copy(update={"log_key_file": tmp_path / "log.skey"})
 
 
 async def test_a_documents_hash_is_proven_in_the_vehicles_log(

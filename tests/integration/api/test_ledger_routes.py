@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import time
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -26,17 +25,13 @@ from roadledger.identity.members import create_member
 from roadledger.identity.organisations import create_organisation
 from roadledger.settings import Settings
 from tests.integration.api.conftest import PASSWORD, bearer
-from tests.integration.api.ledger_support import HOUR_MS, Ledger, drive
+from tests.integration.api.ledger_support import HOUR_MS, Ledger, api_settings, drive
 from tests.unit.ingest.fleet import Device
 
 pytestmark = [pytest.mark.postgres]
+__all__ = ["api_settings"]  # a fixture used here: the log key in the test's directory
 
 DAY_MS = 24 * HOUR_MS
-
-
-@pytest.fixture
-def api_settings(postgres: Settings, tmp_path: Path) -> Settings:
-    return postgres.model_copy(update={"log_key_file": tmp_path / "log.skey"})
 
 
 @pytest.fixture
