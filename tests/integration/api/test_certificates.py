@@ -61,9 +61,17 @@ async def witnessed(
 
 def roadledger_verify(path: Path, log_vkey: str, witness_vkey: str, device_id: str) -> str:
     """Run the real CLI on the downloaded file; its output (fails the test unless exit 0)."""
+    witness = ["--witness-key", witness_vkey, "--min-witnesses", "1"]
+    return roadledger_verify_log_only(path, log_vkey, device_id, witness)
+
+
+def roadledger_verify_log_only(
+    path: Path, log_vkey: str, device_id: str, more: list[str] | None = None
+) -> str:
+    """``roadledger verify`` with the log key (and ``more`` arguments); its output."""
     done = subprocess.run(
-        [ROADLEDGER, "verify", str(path), "--log-key", log_vkey, "--witness-key", witness_vkey,
-         "--min-witnesses", "1", "--device", device_id],
+        [ROADLEDGER, "verify", str(path), "--log-key", log_vkey, "--device", device_id,
+         *(more or [])],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
