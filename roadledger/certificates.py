@@ -45,7 +45,7 @@ __all__ = ["MAX_CERTIFIED_MESSAGES", "CertificateRefused", "IssuedCertificate", 
 MAX_CERTIFIED_MESSAGES = 200_000
 
 _MESSAGES = """
-    SELECT e.log_id, e.leaf_index, e.entry
+    SELECT e.log_id, e.leaf_index, e.entry, t.seq
       FROM telemetry t
       JOIN ledger_entries e ON e.leaf_hash = t.leaf_hash
      WHERE t.device_id = $1 AND t.ts >= $2 AND t.ts < $3
@@ -134,10 +134,8 @@ async def issue_certificate(
     keys = await _key_entries(pool, log, device_id)
     if not keys:
         raise CertificateRefused(f"device {device_id}: no key record is in log {log.log_id} yet")
-    first_seq = await pool.fetchval(
-        "SELECT min(seq) FROM telemetry WHERE device_id = $1 AND ts >= $2 AND ts < $3",
-        device_id, _time(from_ms), _time(to_ms),
-    )  # fmt: skip
+    # the first *sequenced* message: one stored but not sequenced yet is not certified
+    first_seq = min(int(row["seq"]) for row in rows)
     before = await pool.fetchrow(_PREDECESSOR, device_id, first_seq - 1, log.log_id)
     predecessor = (bytes(before["entry"]), int(before["leaf_index"])) if before else None
     leaves = [index for _, index in messages] + list(keys.values())

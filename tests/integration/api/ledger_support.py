@@ -23,12 +23,12 @@ from roadledger.db.ledger_store import PostgresLedgerStore
 from roadledger.log_key import load_log_key
 from roadledger.registry import DeviceRegistry
 from roadledger.settings import Settings
-from roadledger.stream import TopicPartition
+from roadledger.stream import StreamRecord, TopicPartition
 from roadledger.stream.memory import MemoryStream
 from tests.support.pipeline import wait_until
 from tests.unit.ingest.fleet import Device
 
-__all__ = ["HOUR_MS", "Ledger", "api_settings", "drive"]
+__all__ = ["HOUR_MS", "Ledger", "api_settings", "drive", "verified"]
 
 HOUR_MS = 3_600_000
 
@@ -45,6 +45,12 @@ def api_settings(postgres: Settings, tmp_path: Path) -> Settings:
     return postgres.model_copy(update={"log_key_file": tmp_path / "log.skey"})
 
 
+def verified(raws: Sequence[bytes]) -> list[StreamRecord]:
+    """``raws`` as the verifier forwards them, received now."""
+    recv = ((HEADER_RECV_MS, str(int(time.time() * 1000)).encode()),)
+    return [StreamRecord(VERIFIED, 0, i, None, raw, recv, 0) for i, raw in enumerate(raws)]
+
+
 class Ledger:
     """The stream and the stages between the registry and the ledger, for one test."""
 
@@ -57,6 +63,13 @@ class Ledger:
 
     async def register(self, records: Sequence[DeviceKey]) -> None:
         await self.registry.register_many(records)
+
+    async def store(self, records: Sequence[StreamRecord]) -> None:
+        """The store writer's part alone: ``telemetry`` rows (a message not sequenced yet)."""
+        async with self.pool.acquire() as conn:
+            batch = await BatchWriter.open(conn)
+            for first in range(0, len(records), 5000):
+                await batch.write_batch(conn, records[first : first + 5000])
 
     async def sequence(self, messages: Sequence[bytes], device_id: str) -> int:
         """Relay the outbox, publish ``messages`` and run the ledger writer and the store
@@ -91,10 +104,6 @@ class Ledger:
         finally:
             stop.set()
             await task
-        async with self.pool.acquire() as conn:
-            batch = await BatchWriter.open(conn)
-            records = self.stream.records(VERIFIED)
-            for first in range(0, len(records), 5000):
-                await batch.write_batch(conn, records[first : first + 5000])
+        await self.store(self.stream.records(VERIFIED))
         size: int = await self.pool.fetchval("SELECT tree_size FROM ledger_logs")
         return size

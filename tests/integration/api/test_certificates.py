@@ -20,7 +20,7 @@ from chain.note_signers import Ed25519Verifier
 from chain.witness import MemoryWitnessStateStore, Witness
 from roadledger.settings import Settings
 from tests.integration.api.conftest import bearer
-from tests.integration.api.ledger_support import HOUR_MS, Ledger, api_settings, drive
+from tests.integration.api.ledger_support import HOUR_MS, Ledger, api_settings, drive, verified
 from tests.integration.api.test_ledger_routes import witnesses
 from tests.support.pipeline import ROADLEDGER
 from tests.unit.ingest.fleet import Device
@@ -196,3 +196,21 @@ async def test_a_certificate_that_would_not_verify_is_not_handed_out(
     before = await request(api, "fleet-a-admin", car.device_id, start, start + 10_000)
     assert before.status_code == 201, before.text
     assert len(before.json()["device_keys"]) == 2, "registration and revocation"
+
+
+async def test_a_message_stored_but_not_yet_sequenced_is_left_out(
+    api: httpx.AsyncClient, api_pool: asyncpg.Pool, api_settings: Settings
+) -> None:
+    ledger = Ledger(api_pool, api_settings)
+    car = Device("veh-s1")
+    await ledger.register(car.records)
+    start = int(time.time() * 1000) - HOUR_MS
+    first = drive(car, 5, start)
+    late = car.message(start + 5_000)  # seq 6: stored, still on its way to the sequencer
+    rest = drive(car, 4, start + 6_000)
+    await ledger.sequence([*first, *rest], car.device_id)
+    await ledger.store(verified([late]))
+    answer = await request(api, "fleet-a-admin", car.device_id, start + 5_000, start + 60_000)
+    assert answer.status_code == 201, answer.text
+    summary = answer.json()["summary"]
+    assert (summary["first_seq"], summary["last_seq"], summary["message_count"]) == (7, 10, 4)
