@@ -7,7 +7,9 @@ A log holds two kinds of entries, told apart by their first bytes:
 * a **device key record**: :data:`DEVICE_KEY_ENTRY_PREFIX` followed by the record's canonical
   JSON (:meth:`chain.device_keys.DeviceKey.to_json`, UTF-8);
 * a **rules version**: :data:`RULES_ENTRY_PREFIX` followed by the publishing organisation's
-  signed rules (a compact JWS, ``contracts/rules/signing.py``).
+  signed rules (a compact JWS, ``contracts/rules/signing.py``);
+* an **off-ledger document's hash**: ``roadledger/document/v1\n`` and its record
+  (:mod:`chain.documents`).
 
 Key records live in the same log as the messages they vouch for, so whoever trusts the log's
 key needs no separate key registry: registering, rotating (a later record of the same device
@@ -21,6 +23,7 @@ from chain.errors import EncodingError
 
 __all__ = [
     "DEVICE_KEY_ENTRY_PREFIX",
+    "DOCUMENT_ENTRY_PREFIX",
     "RULES_ENTRY_PREFIX",
     "device_key_entry",
     "entry_kind",
@@ -29,14 +32,18 @@ __all__ = [
 
 DEVICE_KEY_ENTRY_PREFIX = b"roadledger/device-key/v1\n"
 RULES_ENTRY_PREFIX = b"roadledger/rules/v1\n"
+DOCUMENT_ENTRY_PREFIX = b"roadledger/document/v1\n"  # the record: chain.documents
 
 
 def entry_kind(entry: bytes) -> str:
-    """``device-key``, ``rules`` or ``telemetry`` (anything else: a telemetry JWS, or junk)."""
+    """``device-key``, ``rules``, ``document`` or ``telemetry`` (anything else: a telemetry
+    JWS, or junk)."""
     if entry.startswith(DEVICE_KEY_ENTRY_PREFIX):
         return "device-key"
     if entry.startswith(RULES_ENTRY_PREFIX):
         return "rules"
+    if entry.startswith(DOCUMENT_ENTRY_PREFIX):
+        return "document"
     return "telemetry"
 
 

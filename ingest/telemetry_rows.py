@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from chain.entries import DEVICE_KEY_ENTRY_PREFIX, RULES_ENTRY_PREFIX
+from chain.entries import DEVICE_KEY_ENTRY_PREFIX, DOCUMENT_ENTRY_PREFIX, RULES_ENTRY_PREFIX
 from chain.hashing import leaf_hash
 from chain.telemetry import DEVICE_ID_RE, MAX_OBS, RANGES
 from contracts.map_matching import SegmentIndex
@@ -145,8 +145,8 @@ def decode_records(
     nearest = segments.nearest if segments is not None and len(segments) else None
     for record in records:
         raw = record.value
-        if raw.startswith((DEVICE_KEY_ENTRY_PREFIX, RULES_ENTRY_PREFIX)):  # ledger only
-            batch.device_key_entries += 1
+        if raw.startswith((DEVICE_KEY_ENTRY_PREFIX, RULES_ENTRY_PREFIX, DOCUMENT_ENTRY_PREFIX)):
+            batch.device_key_entries += 1  # ledger only
             continue
         try:
             p = _payload(raw)

@@ -15,10 +15,10 @@ import secrets
 from chain.errors import EncodingError
 from chain.note_keys import SIGNATURE_TYPE_ED25519, SignerKey
 from chain.note_signers import Ed25519Signer
-from contracts.errors import CommandError
+from contracts.errors import CommandError, Unavailable
 from roadledger.settings import Settings
 
-__all__ = ["LogKey", "load_log_key"]
+__all__ = ["LogKey", "LogKeyUnavailable", "existing_log_key", "load_log_key"]
 
 _FILE_KEY_NAME = "roadledger-log"
 
@@ -68,3 +68,18 @@ def load_log_key(settings: Settings) -> LogKey:
     if os.stat(path).st_mode & 0o077:
         raise CommandError(f"log key file {path} is readable by others; chmod 600 it")
     return LogKey(key.seed)
+
+
+class LogKeyUnavailable(Unavailable):
+    """The log key file is missing or unreadable (the sequencer has not made it yet)."""
+
+
+def existing_log_key(settings: Settings) -> LogKey:
+    """The log key, for publishing its verifier keys: never created here (a reader such as
+    the API must not start a history of its own)."""
+    if not settings.log_key_path.exists():
+        raise LogKeyUnavailable("the log key is not there yet: the sequencer creates it")
+    try:
+        return load_log_key(settings)
+    except CommandError:
+        raise LogKeyUnavailable("the log key is not readable") from None

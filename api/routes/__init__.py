@@ -7,10 +7,13 @@ from fastapi import APIRouter
 from api.routes import (
     audit,
     auth,
+    certificates,
     devices,
+    documents,
     export,
     grants,
     health,
+    ledger,
     metrics,
     organisations,
     rules,
@@ -36,4 +39,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     warning_feed.router,  # before warnings: /stream is not a warning id
     warnings.router,
     segments.router,
+    ledger.router,
+    certificates.router,
+    documents.router,
 )

@@ -18,6 +18,8 @@ recorded before (1..6):
   hierarchy and jurisdiction, members, sessions, API keys, login failures, grants.
 - Migration 8: the audit log (``roadledger/db/audit_schema.py``): ``audit_head``,
   ``audit_entries``, ``audit_nodes``.
+- Migration 9: the ledger API (``roadledger/db/ledger_api_schema.py``): witnesses' keys,
+  the cosignatures they sent, vehicles' off-ledger documents.
 
 A fresh database runs 5 to 8; a legacy 5 runs 6 to 8; a legacy 6 runs 7 and 8. A change to a
 table goes into a new migration appended to :data:`MIGRATIONS` (an ``ALTER``), never into the
@@ -61,6 +63,7 @@ import asyncpg
 
 from roadledger.db.access_schema import ACCESS_DDL
 from roadledger.db.audit_schema import AUDIT_DDL
+from roadledger.db.ledger_api_schema import LEDGER_API_DDL
 from roadledger.db.migrations import (
     Migration,
     StorageChoice,
@@ -363,6 +366,11 @@ MIGRATIONS: Final = (
         statements(*ACCESS_DDL),
     ),
     Migration(8, "the audit log: an RFC 9162 Merkle log of access", statements(*AUDIT_DDL)),
+    Migration(
+        9,
+        "ledger API: witness keys, the cosignatures they sent, vehicle documents",
+        statements(*LEDGER_API_DDL),
+    ),
 )
 check_order(MIGRATIONS)
 
