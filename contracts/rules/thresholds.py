@@ -2,6 +2,10 @@
 
 A rules version names thresholds from :data:`THRESHOLDS`; any other name is refused. A name no
 version in force sets keeps its default here, cited as ``builtin@0``.
+
+Beside them, the fixed numbers that are part of a published warning definition but that no
+rules version sets (:data:`RSU_PASS_GAP_MS`, :data:`CONGESTION_END_MARGIN_M`): the detectors
+and the simulator's ground truth both read them here, so neither has to ask the other.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
-__all__ = ["THRESHOLDS", "Threshold"]
+__all__ = ["CONGESTION_END_MARGIN_M", "RSU_PASS_GAP_MS", "THRESHOLDS", "Threshold"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +54,14 @@ THRESHOLDS: Final[Mapping[str, Threshold]] = _table(
     Threshold("silent_after_ms", 10000, "ms", "delivery delay counted as a silent device"),
     Threshold("replay_min_seq_lag", 3, "seq", "duplicate this far behind counts as a replay"),
 )
+
+RSU_PASS_GAP_MS: Final = 10_000
+"""``rsu_contradiction``: contradicting sightings of one vehicle by one RSU less than this apart
+(by the ``ts`` they name) are one pass, one event (a vehicle waiting at a light is sighted at
+every report); a sighting this long or longer after the previous one begins a new pass."""
+
+CONGESTION_END_MARGIN_M: Final = 20.0
+"""``congestion``: a vehicle counts towards its segment's congestion only at least this far from
+either end of the segment, measured along it (a queue standing at a light is not congestion,
+and near a junction map matching may pick the segment in line; more than the 15 m worst GNSS
+error)."""
