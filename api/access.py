@@ -13,7 +13,7 @@ import asyncpg
 from contracts.access import OrgKind, Role, Scope
 from roadledger.audit.record import record_data_access
 from roadledger.identity.errors import NotPermitted
-from roadledger.identity.grants import authorize
+from roadledger.identity.grants import UnknownDevice, authorize
 from roadledger.identity.principal import Principal
 
 __all__ = ["is_operator_admin", "require_access", "require_org_admin"]
@@ -39,7 +39,13 @@ async def require_access(
     """``"owner"`` or the id of the grant that lets ``principal`` read ``scope`` of
     ``device_id`` now; raises 404/403 kinds otherwise (see ``authorize``). ``action`` names
     what is read (the route, e.g. ``"GET /v1/vehicles/{device_id}/track"``); the read is in
-    the audit log when this returns."""
-    allowed_by = await authorize(pool, principal, device_id, scope)
+    the audit log when this returns. A refused attempt is in the audit log too (outcome
+    ``forbidden`` or ``not_found``, for the owner to see), before the refusal is raised."""
+    try:
+        allowed_by = await authorize(pool, principal, device_id, scope)
+    except (NotPermitted, UnknownDevice) as refused:
+        outcome = "forbidden" if isinstance(refused, NotPermitted) else "not_found"
+        await record_data_access(pool, principal, device_id, scope, None, action, outcome=outcome)
+        raise
     await record_data_access(pool, principal, device_id, scope, allowed_by, action)
     return allowed_by

@@ -15,13 +15,24 @@ chance, so the scenario's ``count`` vehicles are caught in it (use ``count`` >= 
 - they drive physically all the time (their odometers count exactly the distance driven),
   crawl through the window and go on at normal speed afterwards.
 
-The truth does not come from the scenario: :class:`CongestionTruth` watches every stored
-vehicle report and applies analytics' own definition (:mod:`analytics.warnings.congestion`)
-on the road the vehicle is truly on, with the segment's own limit (the simulator publishes no
-rules): per segment and window, the distinct vehicles that moved slower than
-``congestion_speed_pct`` % of the limit away from the segment's ends. A jam that happens without
-any incident is an event too. A report whose position is further from its road than map
-matching reaches (a spoofed position) says nothing about that road and is left out.
+The truth does not come from the scenario. :class:`CongestionTruth` states the event on its
+own, from what the simulator knows of every vehicle at each stored report:
+
+    Time is cut into windows of ``congestion_window_ms`` from the epoch (the window of ``ts``
+    is ``ts // congestion_window_ms``). A vehicle crawls on a segment at a report when it is
+    truly on that segment, truly moving (speed > 0) but slower than ``congestion_speed_pct`` %
+    of the segment's limit (the simulator publishes no rules: the segment's own limit), and
+    truly at least :data:`~contracts.rules.thresholds.CONGESTION_END_MARGIN_M` (20 m) from
+    either end of it. A segment is congested in a window when ``congestion_min_vehicles`` or
+    more distinct vehicles crawl on it at some report in that window: one event per (segment,
+    window), spanning those reports.
+
+Only the published thresholds and the end margin (:mod:`contracts.rules.thresholds`) are shared
+with the detector. A jam that happens without any incident (rush hour, trucks capped below a
+motorway's limit) is an event too; a jam that lasts across a window boundary is one event per
+window, each needing its own vehicles. A report the pipeline will not store says nothing, and
+neither does one whose position is further from its road than map matching reaches (a spoofed
+position: analytics cannot place it on the road).
 """
 
 from __future__ import annotations
@@ -30,10 +41,9 @@ import statistics
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from analytics.warnings.congestion import offset_m, slow_sample, window_start
-from contracts.map_matching import DEFAULT_RADIUS_M
+from contracts.map_matching import DEFAULT_RADIUS_M, segment_distance_m
 from contracts.roads import RoadClass
-from contracts.rules.thresholds import THRESHOLDS
+from contracts.rules.thresholds import CONGESTION_END_MARGIN_M, THRESHOLDS
 from device_sim.assignment import ResolvedScenario
 from device_sim.driving import DrivenVehicle
 from device_sim.effects import Effect, EffectContext, Emission
@@ -46,7 +56,7 @@ from device_sim.truth import WarningTruth
 if TYPE_CHECKING:
     from device_sim.simulation import Simulation
 
-__all__ = ["INCIDENT_EFFECTS", "CongestionTruth", "Incident", "incident_link"]
+__all__ = ["INCIDENT_EFFECTS", "CongestionTruth", "Incident", "crawling", "incident_link"]
 
 _SPEED_PCT: Final = THRESHOLDS["congestion_speed_pct"].default
 _MIN_VEHICLES: Final = THRESHOLDS["congestion_min_vehicles"].default
@@ -109,6 +119,11 @@ class Incident(Effect):
             self.touch(emission)
 
 
+def crawling(speed_mps: float, limit_kmh: int) -> bool:
+    """Truly moving, but slower than ``congestion_speed_pct`` % of ``limit_kmh``."""
+    return 0.0 < speed_mps * 3.6 < limit_kmh * _SPEED_PCT / 100
+
+
 @dataclass(slots=True)
 class _Window:
     """The slow samples of one segment in one window, per vehicle."""
@@ -126,24 +141,23 @@ class CongestionTruth(RunObserver):
         self._windows: dict[tuple[int, int], _Window] = {}
 
     def vehicle_report(self, report: VehicleReport) -> None:
-        reading = report.reading
+        reading, driven = report.reading, report.driven
         if not report.stored:
             return
-        segment = self._links[report.driven.link].segment
-        if offset_m(segment, reading.lat_e7, reading.lon_e7)[1] > DEFAULT_RADIUS_M:
+        link = self._links[driven.link]
+        if segment_distance_m(link.segment, reading.lat_e7, reading.lon_e7) > DEFAULT_RADIUS_M:
             return
-        if not slow_sample(
-            segment, reading.lat_e7, reading.lon_e7, reading.spd_cms,
-            segment.speed_limit_kmh, _SPEED_PCT,
-        ):  # fmt: skip
+        if not crawling(driven.speed_mps, link.segment.speed_limit_kmh):
             return
-        key = (segment.segment_id, window_start(reading.ts, _WINDOW_MS))
+        if not CONGESTION_END_MARGIN_M <= driven.pos_m <= link.length_m - CONGESTION_END_MARGIN_M:
+            return
+        key = (link.segment.segment_id, reading.ts // _WINDOW_MS)
         window = self._windows.setdefault(key, _Window())
         window.samples.setdefault(report.device, []).append(report)
 
     def warnings(self) -> list[WarningTruth]:
         events = []
-        for (segment_id, start), window in sorted(self._windows.items()):
+        for (segment_id, index), window in sorted(self._windows.items()):
             if len(window.samples) < _MIN_VEHICLES:
                 continue
             reports = [r for samples in window.samples.values() for r in samples]
@@ -165,7 +179,7 @@ class CongestionTruth(RunObserver):
                             statistics.median(r.reading.spd_cms for r in reports) * 0.036
                         ),
                         "limit_kmh": limit,
-                        "window_from_ms": start,
+                        "window_from_ms": index * _WINDOW_MS,
                     },
                 )
             )

@@ -4,14 +4,23 @@ A "mileage stopper" interrupts the odometer's pulses: while it is on, the odomet
 ``counted_fraction`` of the distance driven. Afterwards it counts normally again from where it
 stood, so the lost distance stays lost and the reading never goes back (no rollback).
 
-The event (``odo_gnss_mismatch``) is only claimed when analytics can see it: when the track the
-vehicle signed (its GNSS positions, speeds and the blocked odometer), cut into legs and judged
-as the detector judges it (:mod:`analytics.warnings.odometer_gnss`, default thresholds), has a
-stretch of ``odo_gnss_min_distance_m`` over which the odometer counted less than
-``100 - odo_gnss_mismatch_pct`` % of the distance. A vehicle parked for most of the window, or
-one that drives too little around it, is no event; near the limit, whether the GNSS noise tips
-the share over it is what the vehicle's own telemetry says, so the truth follows it. The
-event's messages are the window's.
+The truth of the event (``odo_gnss_mismatch``) is stated on its own, from what the simulator
+knows: the distance the vehicle truly drove in the blocker's window and what its odometer
+counted of it.
+
+    A blocker is an event when, during its window, the vehicle truly drove at least
+    ``odo_gnss_min_distance_m`` and its odometer counted less than
+    ``100 - odo_gnss_mismatch_pct`` % of that distance.
+
+Only those two published thresholds (:mod:`contracts.rules.thresholds`) are shared with the
+detector, which judges the rule on what it can see (the latest ``odo_gnss_min_distance_m`` of
+GNSS track, wherever it starts). Any other blocker (parked for most of the window, a window
+too short for the distance, or a mild blocker counting at least that share) is injected all
+the same: the truth keeps it as an optional event (``required: false``). A warning about it is
+right (a stretch reaching back before the window, driven with an honest odometer, can still
+show too little counted in all), but its absence is no miss: whether such a mixed stretch
+falls under the share depends on where the detector's stretch happens to end. The event's
+messages are the window's.
 """
 
 from __future__ import annotations
@@ -19,14 +28,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Final
 
-from analytics.warnings.odometer_gnss import Fix, Legs, Span, counted_too_little
 from contracts.rules.thresholds import THRESHOLDS
 from device_sim.assignment import ResolvedScenario
 from device_sim.effects import Effect, EffectContext, Emission
 from device_sim.scenarios import ScenarioType
 from device_sim.truth import WarningTruth
 
-__all__ = ["ODOMETER_BLOCKER_EFFECTS", "OdometerBlocker"]
+__all__ = ["ODOMETER_BLOCKER_EFFECTS", "OdometerBlocker", "counted_too_little"]
 
 _MIN_M: Final = THRESHOLDS["odo_gnss_min_distance_m"].default
 _MISMATCH_PCT: Final = THRESHOLDS["odo_gnss_mismatch_pct"].default
@@ -41,9 +49,7 @@ class OdometerBlocker(Effect):
         super().__init__(scenario, device, context)
         self._lost_m = 0.0
         self._last_odo: tuple[int, int] | None = None  # (true, reported) at the last message
-        self._in_window = [0, 0]  # metres driven and counted in the window
-        self._legs: Legs[int] = Legs()  # the detector's view of the signed track
-        self._seen = False  # a stretch the detector can judge counted too little
+        self._in_window = [0, 0]  # metres truly driven and counted in the window
 
     def before(self, emission: Emission) -> None:
         reading = emission.reading
@@ -58,8 +64,6 @@ class OdometerBlocker(Effect):
             self._in_window[0] += step
             self._in_window[1] += reported - self._last_odo[1]
         self._last_odo = (true_odo, reported)
-        fix = Fix(reading.ts, reading.lat_e7, reading.lon_e7, reported, reading.spd_cms)
-        self._seen = self._seen or _mismatch(self._legs.add(fix, emission.t, _MIN_M))
         if reported != true_odo:
             emission.reading = reading._replace(odo_m=reported)
         if active:
@@ -72,14 +76,15 @@ class OdometerBlocker(Effect):
             "counted_fraction": self.scenario.param("counted_fraction"),
         }
         event = super().warning()
-        # Blocked, but never over a stretch the rule can judge (the vehicle drove too little
-        # of it): a warning is right, none is no miss. Near that edge the detector's own
-        # exclusions (off-network fixes, speed cross-checks) cut its stretches differently.
-        return event if event is None or self._seen else replace(event, required=False)
+        if event is None or counted_too_little(*self._in_window):
+            return event
+        return replace(event, required=False)  # injected, but no event by the rule
 
 
-def _mismatch(span: Span[int] | None) -> bool:
-    return span is not None and counted_too_little(span, _MISMATCH_PCT)
+def counted_too_little(driven_m: int, counted_m: int) -> bool:
+    """Whether an odometer that counted ``counted_m`` of the ``driven_m`` metres a vehicle
+    truly drove in a blocker's window makes the blocker an event (see the module docstring)."""
+    return driven_m >= _MIN_M and counted_m * 100 < (100 - _MISMATCH_PCT) * driven_m
 
 
 ODOMETER_BLOCKER_EFFECTS: dict[ScenarioType, type[Effect]] = {

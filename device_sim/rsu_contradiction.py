@@ -1,12 +1,23 @@
 """RSU sightings that contradict a vehicle's own report: the ``rsu_displaced`` scenario and the
 ground truth of ``rsu_contradiction``.
 
-An RSU sighting names a vehicle and the ``ts`` of its latest report, so the analytics pair it
-with the vehicle's own message of that ``ts`` and compare the two positions. They disagree by
-more than :data:`RSU_CONTRADICTION_M` when the RSU lies (``rsu_displaced``: a cloned or
-misconfigured unit reports every sighting ``distance_m`` away) or the vehicle does (a
-teleported or drifted vehicle passing an RSU). :class:`RsuContradictionTruth` reports both,
-computed from the exact signed numbers the detector sees.
+An RSU sighting names a vehicle and the ``ts`` of the vehicle's latest report. It contradicts
+the vehicle when the RSU lies (``rsu_displaced``: a cloned or misconfigured unit reports every
+sighting ``distance_m`` away) or the vehicle does (a teleported or drifted vehicle passing an
+RSU). :class:`RsuContradictionTruth` states the event on its own, from what the simulator
+published:
+
+    A stored RSU sighting contradicts a vehicle when the position it gives is more than
+    ``rsu_contradiction_m`` from the position the vehicle itself reported, in its stored
+    message of the ``ts`` the sighting names. A pass is the vehicle's contradicting sightings
+    by one RSU, each less than :data:`~contracts.rules.thresholds.RSU_PASS_GAP_MS` (10 s,
+    by the ``ts`` they name) after the one before; a sighting 10 s or more after it begins a
+    new pass. A sighting that agrees with the vehicle in between does not end a pass. One
+    event per pass, about the vehicle (``device``), from its first contradicted report to the
+    last RSU report of the pass.
+
+Only the published threshold and the pass gap (:mod:`contracts.rules.thresholds`) are shared
+with the detector. A sighting of a vehicle whose report was rejected has nothing to compare.
 """
 
 from __future__ import annotations
@@ -17,8 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, NamedTuple
 
-from analytics.warnings.rsu_contradiction import PASS_GAP_MS
 from contracts.roads import haversine_m
+from contracts.rules.thresholds import RSU_PASS_GAP_MS, THRESHOLDS
 from device_sim.effects import Effect, Emission
 from device_sim.observers import RunObserver, VehicleReport
 from device_sim.observing import Sighting
@@ -30,10 +41,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RSU_CONTRADICTION_M", "RSU_EFFECTS", "RsuContradictionTruth", "RsuDisplaced"]
 
-# The analytics' default ``rsu_contradiction_m`` (contracts/rules/thresholds.py; a unit test
-# keeps the two equal): a sighting further than this from the vehicle's own position.
-RSU_CONTRADICTION_M: Final = 500.0
-# A pass ends when the same RSU has not contradicted the vehicle for this long.
+# The published ``rsu_contradiction_m``: a sighting further than this from the vehicle's own
+# position contradicts it.
+RSU_CONTRADICTION_M: Final = float(THRESHOLDS["rsu_contradiction_m"].default)
 # Reports kept per vehicle: a sighting names the vehicle's latest report.
 _KEPT_REPORTS: Final = 4
 
@@ -82,6 +92,7 @@ class _Pass:
     from_seq: int
     to_seq: int
     max_m: float
+    last_sighted: int  # the ts named by its latest contradicting sighting
     scenarios: dict[str, None] = field(default_factory=dict)
     sightings: int = 1
 
@@ -100,10 +111,7 @@ class _Pass:
 
 
 class RsuContradictionTruth(RunObserver):
-    """``rsu_contradiction`` events: a stored RSU sighting more than
-    :data:`RSU_CONTRADICTION_M` from the stored vehicle report it names. One event per pass
-    (vehicle, RSU, contradicting sightings with gaps under 10 s); ``device`` is the vehicle,
-    its span runs from the first contradicted report to the last RSU report."""
+    """Every ``rsu_contradiction`` pass of the run (see the module docstring)."""
 
     def __init__(self, simulation: Simulation) -> None:
         super().__init__(simulation)
@@ -133,20 +141,19 @@ class RsuContradictionTruth(RunObserver):
             if own is None:
                 continue  # the vehicle's report was rejected: there is nothing to compare
             distance = haversine_m(sighting.lat_e7, sighting.lon_e7, own.lat_e7, own.lon_e7)
+            if distance <= RSU_CONTRADICTION_M:
+                continue  # agrees: neither a contradiction nor the end of a pass
             key = (sighting.veh, device)
             current = self._open.get(key)
-            if distance <= RSU_CONTRADICTION_M:
-                if current is not None:
-                    self._done.append(self._open.pop(key))
-                continue
-            if current is None or sighting.ts - current.to_ts > PASS_GAP_MS:
+            if current is None or sighting.ts - current.last_sighted >= RSU_PASS_GAP_MS:
                 if current is not None:
                     self._done.append(current)
                 current = self._open[key] = _Pass(
-                    device, sighting.veh, sighting.ts, t, own.seq, own.seq, distance
+                    device, sighting.veh, sighting.ts, t, own.seq, own.seq, distance, sighting.ts
                 )
             else:
                 current.to_ts, current.to_seq = t, own.seq
+                current.last_sighted = sighting.ts
                 current.max_m = max(current.max_m, distance)
                 current.sightings += 1
             current.scenarios.update(dict.fromkeys(own.labels))

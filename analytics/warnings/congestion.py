@@ -2,17 +2,19 @@
 
 Time is cut into windows of ``congestion_window_ms`` (aligned to the epoch). A point is a
 *slow sample* of its map-matched segment when the vehicle moves (``spd_cms > 0``) slower than
-``congestion_speed_pct`` % of the limit for its class there, at least :data:`END_MARGIN_M`
-from either end of the segment (measured along it). A (segment, window) is congested when at
-least ``congestion_min_vehicles`` distinct vehicles have a slow sample in it.
+``congestion_speed_pct`` % of the limit for its class there, at least
+:data:`~contracts.rules.thresholds.CONGESTION_END_MARGIN_M` (20 m) from either end of the
+segment (measured along it). A (segment, window) is congested when at least
+``congestion_min_vehicles`` distinct vehicles have a slow sample in it.
 
 - A queue at a red light or a give-way is not congestion: its vehicles stand still (speed 0)
   at the end of the link, inside the margin.
 - Map matching and the true road agree on every sample counted: a moving vehicle's heading
   rules out the opposite and the crossing segments, and a noisy position matched to the
   segment before or after it in line lies within the GNSS error (15 m) of that segment's end,
-  inside the margin. So the simulator's truth (:class:`device_sim.incidents.CongestionTruth`,
-  the same definition on the true road) and this check count the same vehicles.
+  inside the margin. So this check counts the vehicles the simulator's truth
+  (:class:`device_sim.incidents.CongestionTruth`, stated on its own from the road each vehicle
+  is truly on, its true place along it and its true speed) counts.
 - More points can only add vehicles to a window, so a window is warned the moment it
   qualifies, while the stream flows (the last window of a run needs no later point), once:
   the id is ``warning_id(CONGESTION, "segment:<id>", "window:<start_ms>")``.
@@ -33,9 +35,9 @@ from analytics.warnings.model import Severity, Warning, WarningType, warning_id
 from contracts.map_matching import M_PER_E7
 from contracts.roads import RoadSegment
 from contracts.rules.model import BUILTIN_LABEL
+from contracts.rules.thresholds import CONGESTION_END_MARGIN_M
 
 __all__ = [
-    "END_MARGIN_M",
     "RETENTION_MS",
     "CongestionCheck",
     "is_slow",
@@ -44,7 +46,6 @@ __all__ = [
     "window_start",
 ]
 
-END_MARGIN_M: Final = 20.0  # > the 15 m worst GNSS error: see the module docstring
 RETENTION_MS: Final = 600_000
 _EVIDENCE_PER_VEHICLE: Final = 3
 _RAD_PER_E7: Final = math.pi / 180.0 / 1e7
@@ -81,7 +82,7 @@ def slow_sample(
     if not is_slow(spd_cms, limit_kmh, speed_pct):
         return False
     along, _, length = offset_m(segment, lat_e7, lon_e7)
-    return END_MARGIN_M <= along <= length - END_MARGIN_M
+    return CONGESTION_END_MARGIN_M <= along <= length - CONGESTION_END_MARGIN_M
 
 
 @dataclass(slots=True)

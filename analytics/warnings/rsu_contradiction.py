@@ -7,8 +7,9 @@ delivers its points late; an RSU report may be late too). A pair further apart t
 ``rsu_contradiction_m`` is one warning about the vehicle (its reported position is the one
 contradicted; the RSU may be the liar, which the evidence lets a person judge), with the RSU
 record and the vehicle record as evidence. One warning per pass: contradicting sightings of
-one vehicle by one RSU less than :data:`PASS_GAP_MS` apart (a vehicle waiting at the light is
-sighted at every report) are one event, warned at its first sighting to arrive; the id is
+one vehicle by one RSU less than :data:`~contracts.rules.thresholds.RSU_PASS_GAP_MS` (10 s)
+apart (a vehicle waiting at the light is sighted at every report) are one event, warned at its
+first sighting to arrive; one 10 s or more after the pass's latest begins a new pass. The id is
 keyed by that RSU report, so reprocessing the same records yields the same ids.
 """
 
@@ -21,10 +22,10 @@ from analytics.warnings.checks import Check, RsuReport, Sighting
 from analytics.warnings.detectors import Point, RuleSource
 from analytics.warnings.model import Severity, Warning, WarningType, warning_id
 from contracts.roads import haversine_m
+from contracts.rules.thresholds import RSU_PASS_GAP_MS
 
-__all__ = ["PASS_GAP_MS", "RsuContradictionCheck"]
+__all__ = ["RsuContradictionCheck"]
 
-PASS_GAP_MS: Final = 10_000
 _MAX_PASSES: Final = 200_000
 
 _Key = tuple[str, int]  # (vehicle, ts of its report)
@@ -131,7 +132,7 @@ class RsuContradictionCheck(Check):
         self._passes[pair] = sighting.ts_ms if last is None else max(last, sighting.ts_ms)
         if len(self._passes) > _MAX_PASSES:
             self._passes.popitem(last=False)
-        if last is not None and abs(sighting.ts_ms - last) <= PASS_GAP_MS:
+        if last is not None and abs(sighting.ts_ms - last) < RSU_PASS_GAP_MS:
             return None  # the same pass, already warned
         return Warning(
             warning_id(

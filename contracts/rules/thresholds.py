@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
-__all__ = ["SPEED_LIMIT_KMH", "THRESHOLDS", "Threshold"]
+__all__ = [
+    "CONGESTION_END_MARGIN_M",
+    "RSU_PASS_GAP_MS",
+    "SPEED_LIMIT_KMH",
+    "THRESHOLDS",
+    "Threshold",
+]
 
 # The published speed limits a rules version may set, km/h: walking pace to the highest posted
 # motorway limits (140 km/h in a few countries); 400 km/h is a typo or an attack, not a limit.
@@ -92,3 +98,14 @@ THRESHOLDS: Final[Mapping[str, Threshold]] = _table(
         "replay_min_seq_lag", 3, "seq", "duplicate this far behind counts as a replay", 1, 1000
     ),
 )
+
+RSU_PASS_GAP_MS: Final = 10_000
+"""``rsu_contradiction``: contradicting sightings of one vehicle by one RSU less than this apart
+(by the ``ts`` they name) are one pass, one event (a vehicle waiting at a light is sighted at
+every report); a sighting this long or longer after the previous one begins a new pass."""
+
+CONGESTION_END_MARGIN_M: Final = 20.0
+"""``congestion``: a vehicle counts towards its segment's congestion only at least this far from
+either end of the segment, measured along it (a queue standing at a light is not congestion,
+and near a junction map matching may pick the segment in line; more than the 15 m worst GNSS
+error)."""

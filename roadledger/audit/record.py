@@ -98,11 +98,14 @@ async def record_data_access(
     principal: Principal,
     device_id: str,
     scope: Scope,
-    allowed_by: str,
+    allowed_by: str | None,
     action: str,
+    *,
+    outcome: str = "ok",
 ) -> None:
     """A read of ``scope`` of ``device_id`` that ``allowed_by`` (``"owner"`` or a grant id)
-    allowed, committed before the data is returned."""
+    allowed, committed before the data is returned; or a refused one (``allowed_by`` None,
+    ``outcome`` ``forbidden`` or ``not_found``), so the owner sees every attempt."""
     async with pool.acquire() as conn, conn.transaction():
         owner = await conn.fetchval("SELECT owner_org FROM devices WHERE device_id = $1", device_id)
         event = by_principal(
@@ -113,5 +116,6 @@ async def record_data_access(
             scope=str(scope),
             grant_id=allowed_by,
             action=action,
+            outcome=outcome,
         )
         await append_events(conn, [event])

@@ -36,13 +36,6 @@ SHIPPED = PROJECT[:9]
 BELOW_COMPONENTS = ("chain", "contracts", "roadledger")
 # What api/ may read of the components: their read-side stores, nothing that runs a stage.
 READ_SIDE_STORES = ("analytics.warnings.store", "analytics.forecast.store")
-# The simulator's ground truth still asks these detectors (issue 10 removes this allowance).
-PENDING_TRUTH = (
-    "analytics.warnings.congestion",
-    "analytics.warnings.odometer_gnss",
-    "analytics.warnings.rsu_contradiction",
-    "analytics.warnings.speeding",
-)
 
 
 @dataclass(frozen=True)
@@ -77,7 +70,7 @@ RULES = (
     Rule(
         "device_sim/ imports no other component (its ground truth never asks a detector)",
         ("device_sim",),
-        (*BELOW_COMPONENTS, *PENDING_TRUTH),
+        BELOW_COMPONENTS,
     ),
     Rule(
         "api/ reads through chain, contracts, the kernel and read-side stores; it runs no stage",

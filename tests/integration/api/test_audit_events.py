@@ -156,7 +156,7 @@ async def test_grants_and_their_revocation_are_audited_in_the_same_transaction(
     assert len(await audit_entries(api_pool, "grant_create")) == 1
 
 
-async def test_a_data_read_is_audited_with_what_allowed_it_and_a_refusal_is_not(
+async def test_a_data_read_is_audited_with_what_allowed_it_and_so_is_a_refusal(
     api: httpx.AsyncClient, api_pool: asyncpg.Pool
 ) -> None:
     await add_devices(api_pool, "fleet-a", "veh-a1")
@@ -176,8 +176,13 @@ async def test_a_data_read_is_audited_with_what_allowed_it_and_a_refusal_is_not(
     with pytest.raises(UnknownDevice):
         await require_access(api_pool, insurer, "veh-none", Scope.MILEAGE, action=route)
     reads = await audit_entries(api_pool, "data_access")
-    names = ("actor", "actor_org", "via", "owner_org", "device_id", "scope", "grant_id", "action")
+    names = ("actor", "actor_org", "owner_org", "device_id", "scope", "grant_id", "outcome")
+    me, them = owner.subject, insurer.subject
     assert [_fields(e, *names) for e in reads] == [
-        (owner.subject, "fleet-a", "session", "fleet-a", "veh-a1", "track", "owner", route),
-        (insurer.subject, "insurer-x", "session", "fleet-a", "veh-a1", "mileage", grant_id, route),
+        (me, "fleet-a", "fleet-a", "veh-a1", "track", "owner", "ok"),
+        (them, "insurer-x", "fleet-a", "veh-a1", "mileage", grant_id, "ok"),
+        # Refused: the owner sees the attempt; an unknown device has no owner to tell.
+        (them, "insurer-x", "fleet-a", "veh-a1", "track", None, "forbidden"),
+        (them, "insurer-x", None, "veh-none", "mileage", None, "not_found"),
     ]
+    assert all(_fields(e, "via", "action") == ("session", route) for e in reads)

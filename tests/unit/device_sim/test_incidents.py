@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,13 +16,17 @@ from chain.telemetry import Telemetry, parse
 from contracts.map_matching import SegmentIndex
 from contracts.roads import haversine_m
 from contracts.rules.model import RuleBook
-from device_sim.incidents import incident_link
-from device_sim.network import generate_network
+from contracts.rules.thresholds import CONGESTION_END_MARGIN_M, THRESHOLDS
+from device_sim.incidents import CongestionTruth, crawling, incident_link
+from device_sim.network import Link, generate_network
 from device_sim.scenarios import parse_scenario_flag
 from device_sim.simulation import SimulationConfig
 from device_sim.traffic import RoadState
+from device_sim.truth import WarningTruth
 
 from .conftest import SMALL_CITY, START_MS, Run, generate
+from .crafted import T0, long_link, simulation
+from .crafted import report as crafted_report
 
 SCENARIO = "incident:count=4,at=6,duration=15,speed_pct=15"
 
@@ -150,3 +155,67 @@ def test_analytics_finds_exactly_the_truth(tmp_path: Path, hour: int) -> None:
 
 def test_the_run_is_the_same_for_the_same_seed(incident_run: Run, tmp_path: Path) -> None:
     assert generate(config(), tmp_path).truth_text == incident_run.truth_text
+
+
+# The truth's own statement of congestion, on the boundaries of its definition.
+
+WINDOW = THRESHOLDS["congestion_window_ms"].default
+CRAWL = 2.0  # m/s: 7.2 km/h, well under 40 % of any limit
+
+
+def crawl(truth: CongestionTruth, device: str, ts: int, pos_m: float, **kw: Any) -> Link:
+    link = long_link()
+    truth.vehicle_report(crafted_report(device, 0, ts, link, pos_m, CRAWL, **kw))
+    return link
+
+
+def test_crawling_is_moving_slower_than_the_share_of_the_limit() -> None:
+    share = THRESHOLDS["congestion_speed_pct"].default / 100  # 40 %
+    assert crawling(0.1, 50)
+    assert crawling(50 * share / 3.6 - 0.01, 50)
+    assert not crawling(50 * share / 3.6 + 0.01, 50)
+    assert not crawling(0.0, 50)  # standing in a queue is not crawling
+
+
+def test_a_jam_across_a_window_boundary_is_judged_in_each_window_on_its_own() -> None:
+    truth = CongestionTruth(simulation())
+    boundary = T0 + 10 * WINDOW  # windows start at multiples of the window from the epoch
+    for device in ("veh-1", "veh-2", "veh-3"):
+        link = crawl(truth, device, boundary - 1, 60.0)  # the last ms of a window
+    crawl(truth, "veh-1", boundary, 61.0)  # the first ms of the next one
+    crawl(truth, "veh-2", boundary + WINDOW - 1, 62.0)
+    (event,) = truth.warnings()  # the later window has only two vehicles
+    assert event.device == f"segment:{link.segment.segment_id}"
+    assert event.detail["window_from_ms"] == boundary - WINDOW
+    assert (event.from_ts, event.to_ts, event.detail["vehicles"]) == (
+        boundary - 1, boundary - 1, 3,
+    )  # fmt: skip
+    crawl(truth, "veh-3", boundary + 5, 63.0)
+    assert [e.detail["window_from_ms"] for e in truth.warnings()] == [
+        boundary - WINDOW, boundary,
+    ]  # fmt: skip
+
+
+def test_only_vehicles_clear_of_the_segments_ends_count() -> None:
+    margin = CONGESTION_END_MARGIN_M
+    length = long_link().length_m
+
+    def events(last_pos_m: float) -> list[WarningTruth]:
+        truth = CongestionTruth(simulation())
+        crawl(truth, "veh-1", T0, 60.0)
+        crawl(truth, "veh-2", T0, length - margin)  # exactly the margin from the end: counts
+        crawl(truth, "veh-3", T0, last_pos_m)
+        return truth.warnings()
+
+    assert len(events(margin)) == 1
+    assert events(margin - 1) == []  # a queue at the junction
+    assert events(length - margin + 1) == []
+
+
+def test_a_report_analytics_cannot_place_on_the_road_or_never_sees_says_nothing() -> None:
+    for kw in ({"across_m": 40.0}, {"stored": False}):
+        truth = CongestionTruth(simulation())
+        crawl(truth, "veh-1", T0, 60.0)
+        crawl(truth, "veh-2", T0, 60.0)
+        crawl(truth, "veh-3", T0, 60.0, **kw)
+        assert truth.warnings() == []

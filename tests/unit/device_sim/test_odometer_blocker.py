@@ -12,6 +12,7 @@ from analytics.warnings.odometer_gnss import OdometerGnssCheck
 from chain.telemetry import parse
 from contracts.map_matching import SegmentIndex
 from contracts.rules.thresholds import THRESHOLDS
+from device_sim.odometer_blocker import counted_too_little
 from device_sim.scenarios import parse_scenario_flag
 from device_sim.simulation import SimulationConfig
 from device_sim.truth import MessageTruth
@@ -140,3 +141,30 @@ def test_the_detector_warns_exactly_the_vehicles_the_truth_names(blocked_run: Ru
         event = events[str(warning.device_id)]
         assert warning.from_ts_ms <= event.to_ts
         assert event.from_ts <= warning.to_ts_ms
+
+
+# The truth's own statement of a blocker event, on the boundaries of its thresholds.
+
+SHARE_PCT = 100 - THRESHOLDS["odo_gnss_mismatch_pct"].default  # 80 %
+
+
+def test_a_blocker_is_an_event_over_the_minimum_distance_truly_driven() -> None:
+    assert counted_too_little(MIN_M, MIN_M * SHARE_PCT // 100 - 1)
+    assert not counted_too_little(MIN_M - 1, 0)  # one metre short of the distance it needs
+
+
+def test_counting_exactly_the_share_is_no_event() -> None:
+    assert not counted_too_little(MIN_M, MIN_M * SHARE_PCT // 100)  # "less than" the share
+    assert not counted_too_little(1000, 800)
+    assert counted_too_little(1000, 799)
+
+
+def test_the_events_are_the_vehicles_that_truly_drove_the_distance_in_the_window(
+    honest_run: Run, blocked_run: Run
+) -> None:
+    # The honest twin run drives the same trips: its odometers are the true distances.
+    driven = {d: driven_in_window(s) for d, s in odometers(honest_run).items()}
+    required = {w.device for w in blocked_run.truth.warnings}
+    optional = {w.device for w in blocked_run.truth.optional}
+    assert required == {d for d, m in driven.items() if m >= MIN_M}
+    assert optional == {d for d, m in driven.items() if m < MIN_M}

@@ -8,14 +8,23 @@ from typing import Any
 
 import pytest
 
+from analytics.warnings.checks import RsuReport
+from analytics.warnings.checks import Sighting as AnalyticsSighting
+from analytics.warnings.rsu_contradiction import RsuContradictionCheck
+from app.scoring import score_warnings
 from chain.telemetry import parse
 from contracts.roads import haversine_m
-from contracts.rules.thresholds import THRESHOLDS
-from device_sim.rsu_contradiction import RSU_CONTRADICTION_M
+from contracts.rules.thresholds import RSU_PASS_GAP_MS, THRESHOLDS
+from device_sim.observing import Sighting
+from device_sim.rsu_contradiction import RSU_CONTRADICTION_M, RsuContradictionTruth
 from device_sim.scenarios import parse_scenario_flag
 from device_sim.simulation import SimulationConfig
+from device_sim.truth import WarningTruth
+from tests.unit.analytics.warnings.test_detectors import Rules
 
 from .conftest import SMALL_CITY, START_MS, Run, generate
+from .crafted import T0, long_link, point, simulation
+from .crafted import report as crafted_report
 
 FLAGS = (
     "rsu_displaced:at=5,duration=20",
@@ -126,3 +135,64 @@ def test_the_displaced_rsu_messages_are_labelled(rsu_run: Run) -> None:
     labelled = [m for m in rsu_run.truth.messages if m.scenario == "rsu_displaced"]
     assert labelled
     assert {m.device for m in labelled} == {rsu}
+
+
+# The truth's own statement of a contradiction and of a pass, on their boundaries.
+
+KM_E7 = round(1000 / 0.011_119_5)  # about 1 km north, in degrees x 1e7
+
+
+def sightings(*seen: tuple[int, float]) -> list[WarningTruth]:
+    """One vehicle on a link reporting every second for a minute; an RSU sighting it at the
+    given seconds (``seen``: (s, km north of the vehicle's own position))."""
+    truth = RsuContradictionTruth(simulation())
+    link, at = long_link(), dict(seen)
+    for s in range(60):
+        vehicle = crafted_report("veh-1", s, T0 + s * 1000, link, 20.0, 0.0)
+        truth.vehicle_report(vehicle)
+        if s in at:
+            lat, lon = vehicle.reading.lat_e7 + round(at[s] * KM_E7), vehicle.reading.lon_e7
+            sighting = Sighting("veh-1", vehicle.reading.ts, lat, lon)
+            truth.rsu_report("rsu-1", T0 + s * 1000 + 100, s, [sighting], True)
+    return truth.warnings()
+
+
+def test_a_sighting_contradicts_only_beyond_the_threshold() -> None:
+    limit_km = RSU_CONTRADICTION_M / 1000
+    assert sightings((5, limit_km * 0.99)) == []
+    (event,) = sightings((5, limit_km * 1.01))
+    assert (event.device, event.detail["rsu"], event.from_seq, event.messages) == (
+        "veh-1", "rsu-1", 5, 1,
+    )  # fmt: skip
+
+
+def test_sightings_less_than_the_pass_gap_apart_are_one_pass_and_the_gap_itself_two() -> None:
+    gap_s = RSU_PASS_GAP_MS // 1000
+    (one,) = sightings((5, 2.0), (5 + gap_s - 1, 2.0))
+    assert (one.from_seq, one.to_seq, one.messages) == (5, 5 + gap_s - 1, 2)
+    two = sightings((5, 2.0), (5 + gap_s, 2.0))
+    assert [(e.from_seq, e.messages) for e in two] == [(5, 1), (5 + gap_s, 1)]
+
+
+def test_an_agreeing_sighting_does_not_end_a_pass() -> None:
+    (event,) = sightings((5, 2.0), (7, 0.0), (9, 2.0))
+    assert (event.from_seq, event.to_seq, event.messages) == (5, 9, 2)
+
+
+def test_the_detector_and_the_truth_agree_at_the_pass_gap() -> None:
+    gap_s = RSU_PASS_GAP_MS // 1000
+    events = sightings((5, 2.0), (5 + gap_s, 2.0), (5 + 2 * gap_s - 1, 2.0))
+    check = RsuContradictionCheck(Rules())
+    found = []
+    for s in range(60):
+        vehicle = crafted_report("veh-1", s, T0 + s * 1000, long_link(), 20.0, 0.0)
+        found += check.on_point(point(vehicle))
+        if s in (5, 5 + gap_s, 5 + 2 * gap_s - 1):
+            lat = vehicle.reading.lat_e7 + 2 * KM_E7
+            seen = (AnalyticsSighting("veh-1", vehicle.reading.ts, lat, vehicle.reading.lon_e7),)
+            rsu = RsuReport("rsu-1", s, T0 + s * 1000 + 100, T0 + s * 1000 + 150,
+                            0, 0, seen, bytes(32), None)  # fmt: skip
+            found += check.on_rsu(rsu)
+    assert len(events) == len(found) == 2
+    (score,) = score_warnings(events, found).scores
+    assert (score.precision, score.recall) == (1.0, 1.0)

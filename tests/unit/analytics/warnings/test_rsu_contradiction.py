@@ -106,6 +106,20 @@ def test_one_warning_per_pass_a_new_one_after_a_gap() -> None:
     assert [w.evidence[1].seq for w in found] == [10, 31]
 
 
+def test_a_sighting_exactly_the_pass_gap_after_the_last_begins_a_new_pass() -> None:
+    # "Less than 10 s apart" is one pass: 9 s apart is the same, 10 s apart a new one. (The
+    # check used to merge sightings exactly 10 s apart, against its own documented rule.)
+    check = RsuContradictionCheck(Rules())
+    found = feed(
+        check,
+        *(vehicle(s) for s in (10, 19, 29)),
+        rsu(11, ("veh-1", 10, 2.0)),
+        rsu(20, ("veh-1", 19, 2.0)),
+        rsu(30, ("veh-1", 29, 2.0)),
+    )
+    assert [w.evidence[1].seq for w in found] == [10, 29]
+
+
 def test_pairs_further_apart_than_the_window_in_arrival_are_not_judged() -> None:
     check = RsuContradictionCheck(Rules())
     assert feed(check, rsu(6, ("veh-1", 5, 2.0)), vehicle(5, recv_s=6 + 30.1)) == []
