@@ -16,7 +16,7 @@ import pytest
 
 from roadledger.settings import Settings
 from tests.integration.api.conftest import PASSWORD
-from tests.integration.api.served import served_api
+from tests.support.served import served_api
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
