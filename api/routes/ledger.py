@@ -46,8 +46,8 @@ from roadledger.db.ledger_reads import (
     leaf_index_of,
     list_logs,
     log_by_id,
+    root_at,
 )
-from roadledger.db.ledger_store import PostgresLedgerStore
 from roadledger.identity.errors import NotPermitted
 from roadledger.identity.principal import Principal
 from roadledger.log_key import existing_log_key
@@ -154,7 +154,7 @@ async def inclusion(
     assert leaf_index is not None
     proof = (await inclusion_proofs(pool, log, [leaf_index], size))[leaf_index]
     entry = await entry_at(pool, log, leaf_index)
-    root = await PostgresLedgerStore(pool).root_at(log.origin, size)
+    root = await root_at(pool, log, size)
     return InclusionProofPublic(
         log_id=log.log_id,
         leaf_index=leaf_index,
@@ -179,13 +179,12 @@ async def consistency(
     log = await log_by_id(pool, log_id)
     size = log.tree_size if second is None else second
     proof = await consistency_proof(pool, log, first, size)
-    store = PostgresLedgerStore(pool)
     return ConsistencyProofPublic(
         log_id=log.log_id,
         first=first,
         second=size,
-        first_root=b64_encode(await store.root_at(log.origin, first)),
-        second_root=b64_encode(await store.root_at(log.origin, size)),
+        first_root=b64_encode(await root_at(pool, log, first)),
+        second_root=b64_encode(await root_at(pool, log, size)),
         proof=[b64_encode(node) for node in proof],
     )
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import PoolDep, SettingsDep, require_roles
 from api.errors import ERROR_RESPONSES
@@ -42,30 +42,42 @@ class RequestCounts:
         return found
 
 
-def _template(request: Request) -> str:
-    # The matched route's path template (the router leaves it in the scope), never the raw
-    # path: ids in paths would make a metric per id.
-    route = request.scope.get("route")
-    return str(getattr(route, "path", "unmatched"))
+class _Counting:
+    """Counts each request by the route template the router matched (it leaves the route in
+    the scope), never the raw path: ids in paths would make a metric per id. A plain ASGI
+    middleware: Starlette's ``BaseHTTPMiddleware`` runs every request in an extra task with
+    memory streams, which cost more than a proof route's own Python work
+    (``bench/api_load.py``), and it times the response only until its headers."""
+
+    def __init__(self, app: ASGIApp, counts: RequestCounts) -> None:
+        self.app = app
+        self.counts = counts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        status = "500"
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = str(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            key = (scope["method"], str(getattr(scope.get("route"), "path", "unmatched")), status)
+            self.counts.count[key] += 1
+            elapsed = time.perf_counter() - began
+            self.counts.seconds[key] = self.counts.seconds.get(key, 0.0) + elapsed
 
 
 def count_requests(app: FastAPI, counts: RequestCounts) -> None:
     """Count every request of ``app`` into ``counts`` (a middleware)."""
-
-    @app.middleware("http")
-    async def counting(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        began = time.perf_counter()
-        status = "500"
-        try:
-            response = await call_next(request)
-            status = str(response.status_code)
-            return response
-        finally:
-            key = (request.method, _template(request), status)
-            counts.count[key] += 1
-            counts.seconds[key] = counts.seconds.get(key, 0.0) + time.perf_counter() - began
+    app.add_middleware(_Counting, counts=counts)
 
 
 @router.get(

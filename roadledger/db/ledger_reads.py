@@ -43,6 +43,8 @@ __all__ = [
     "list_logs",
     "log_by_id",
     "log_signed_note",
+    "log_store",
+    "root_at",
 ]
 
 # Nodes per query when reading many proofs at once: bounded arrays, bounded answers.
@@ -150,6 +152,18 @@ async def blocks_after(
     return [BlockHeader.decode(bytes(row["header"])) for row in rows]
 
 
+def log_store(pool: asyncpg.Pool, log: LedgerLog) -> PostgresLedgerStore:
+    """The ledger store for reading ``log``, its id known (no query to look it up)."""
+    return PostgresLedgerStore(pool, {log.origin: log.log_id})
+
+
+async def root_at(pool: asyncpg.Pool, log: LedgerLog, size: int) -> bytes:
+    """The root hash of ``log`` at ``size`` leaves (the latest checkpoint's without a query)."""
+    if size == log.tree_size and log.root_hash is not None:
+        return log.root_hash
+    return await log_store(pool, log).root_at(log.origin, size)
+
+
 async def entry_at(pool: asyncpg.Pool, log: LedgerLog, leaf_index: int) -> bytes:
     """The verbatim bytes of leaf ``leaf_index`` (a leaf the log's tree holds)."""
     if not 0 <= leaf_index < log.tree_size:
@@ -166,7 +180,7 @@ async def entry_at(pool: asyncpg.Pool, log: LedgerLog, leaf_index: int) -> bytes
 
 async def leaf_index_of(pool: asyncpg.Pool, log: LedgerLog, leaf_hash: bytes) -> int:
     """The index of the leaf whose RFC 9162 hash is ``leaf_hash``."""
-    found = await PostgresLedgerStore(pool).find_leaves(log.origin, [leaf_hash])
+    found = await log_store(pool, log).find_leaves(log.origin, [leaf_hash])
     if leaf_hash not in found:
         raise NoSuchEntry(f"leaf_hash: log {log.log_id} holds no leaf with that hash")
     return found[leaf_hash]
@@ -211,7 +225,7 @@ async def inclusion_proofs(
     wanted: list[NodeRef] = list(
         dict.fromkeys(ref for plan in plans.values() for ref in plan.nodes)
     )
-    store = PostgresLedgerStore(pool)
+    store = log_store(pool, log)
     hashes: dict[NodeRef, bytes] = {}
     for start in range(0, len(wanted), _NODES_PER_QUERY):
         chunk = wanted[start : start + _NODES_PER_QUERY]
@@ -228,7 +242,7 @@ async def consistency_proof(
     _check_size(log, second, "second")
     if not 0 <= first <= second:
         raise ProofRequestInvalid(f"first: {first} must be between 0 and second ({second})")
-    return await PostgresLedgerStore(pool).consistency_proof(log.origin, first, second)
+    return await log_store(pool, log).consistency_proof(log.origin, first, second)
 
 
 def entry_subject(entry: bytes) -> tuple[str, str | None]:

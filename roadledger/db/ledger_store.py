@@ -7,7 +7,7 @@ for its O(log n) nodes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -45,9 +45,10 @@ def _rebuild(ref: NodeRef, found: dict[NodeRef, bytes]) -> bytes:
 class PostgresLedgerStore:
     """Ledger storage in PostgreSQL (tables of :mod:`roadledger.db.schema`)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, log_ids: Mapping[str, int] | None = None) -> None:
+        """``log_ids``: logs' ids already known (origin -> id), so reads need not look them up."""
         self.pool = pool
-        self._log_ids: dict[str, int] = {}
+        self._log_ids: dict[str, int] = dict(log_ids or {})
 
     async def _log_id(self, conn: asyncpg.Connection, origin: str) -> int:
         log_id = self._log_ids.get(origin)
