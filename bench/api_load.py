@@ -83,6 +83,13 @@ class Report:
         self.lines.append(line)
         print(line, flush=True)
 
+    def exit_code(self) -> int:
+        """1 (after naming them) when floors were missed, else 0."""
+        if not self.missed:
+            return 0
+        print(f"floors MISSED: {', '.join(self.missed)}", flush=True)
+        return 1
+
     def floor(self, name: str, ok: bool, detail: str) -> None:
         self.add(f"  floor {name:<52} {detail:<30} {'ok' if ok else 'MISSED'}")
         if not ok:
@@ -358,10 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         report = asyncio.run(measure(args, Path(tmp)))
-    if report.missed:
-        print(f"floors MISSED: {', '.join(report.missed)}")
-        return 1
-    return 0
+    return report.exit_code()
 
 
 if __name__ == "__main__":
