@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 import asyncpg
+from asyncpg.exceptions import _base as asyncpg_base
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -68,7 +69,11 @@ class ValidationErrorPublic(ErrorPublic):
 
 
 def _doc(description: str, model: type[BaseModel] = ErrorPublic) -> dict[str, object]:
-    return {"model": model, "description": description}
+    # The content is named too: on a route whose success is not JSON (GeoJSON, text, a
+    # stream) FastAPI would otherwise document its errors in the success's media type.
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"model": model, "description": description,
+            "content": {"application/json": {"schema": schema}}}  # fmt: skip
 
 
 # For routes' ``responses=``: the error answers every authenticated route may give.
@@ -161,6 +166,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(EncodingError, _chain)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(asyncpg.DataError, _data_refused)
+    # asyncpg's own check of an argument (an integer beyond bigint): an InterfaceError, which
+    # would otherwise read as the database being gone.
+    app.add_exception_handler(asyncpg_base.DataError, _data_refused)
     app.add_exception_handler(OverflowError, _out_of_range)
     for gone in (
         OSError,

@@ -9,12 +9,13 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
+from api.models.common import MAX_EPOCH_MS
 from contracts.errors import Invalid
 
 __all__ = ["MAX_SPAN_DAYS", "TimeWindow", "WindowDep"]
 
 MAX_SPAN_DAYS = 31
-_MAX_MS = 2**53 - 1
+_MAX_MS = MAX_EPOCH_MS
 
 
 class BadWindow(Invalid):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.models.common import EpochMs
+
 __all__ = [
     "BlockPublic",
     "CertificateCreate",
@@ -155,7 +157,7 @@ class CosignaturePublic(BaseModel):
 class CertificateCreate(BaseModel):
     """The period of a mileage certificate: ``from_ms <= ts < to_ms``."""
 
-    from_ms: int = Field(ge=0, examples=[1_767_225_600_000])
-    to_ms: int = Field(gt=0, examples=[1_769_904_000_000])
+    from_ms: EpochMs = Field(examples=[1_767_225_600_000])
+    to_ms: EpochMs = Field(examples=[1_769_904_000_000])
 
     model_config = ConfigDict(extra="forbid")

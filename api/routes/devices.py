@@ -115,7 +115,12 @@ def _device(device: VisibleDevice, keys: list[DeviceKey] | None = None) -> Devic
     )
 
 
-@router.post("", status_code=201, response_model=DeviceCreatedPublic)
+@router.post(
+    "",
+    status_code=201,
+    response_model=DeviceCreatedPublic,
+    responses={200: {"model": DeviceCreatedPublic, "description": "Already registered so"}},
+)
 async def register(
     body: DeviceCreate,
     principal: PrincipalDep,

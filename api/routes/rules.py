@@ -41,13 +41,9 @@ _SIGNED_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "description": "A signed rules document (compact JWS), as `roadledger rules sign` "
-        "writes it",
-        "content": {
-            "application/jose": {
-                "schema": {"type": "string"},
-                "example": "eyJhbGciOiJFZDI1NTE5Ii...<payload>.<signature>",
-            }
-        },
+        "writes it: `eyJhbGciOiJFZDI1NTE5Ii...<payload>.<signature>`",
+        # No "example": a placeholder is no JWS, and generators would send it as one.
+        "content": {"application/jose": {"schema": {"type": "string"}}},
     }
 }
 

@@ -24,6 +24,7 @@ from analytics.forecast.store import (
 from analytics.warnings.store import ms_of, timestamp_of
 from api.deps import PoolDep, PrincipalDep
 from api.errors import ERROR_RESPONSES
+from api.models.common import MAX_EPOCH_MS
 from api.models.segments import (
     SegmentBucketPublic,
     SegmentForecastPublic,
@@ -114,8 +115,10 @@ async def history(
     segment_id: SegmentIdPath,
     principal: PrincipalDep,
     pool: PoolDep,
-    from_ms: Annotated[int | None, Query(ge=0, description="Default: to_ms - 1 h")] = None,
-    to_ms: Annotated[int | None, Query(ge=0, description="Default: now")] = None,
+    from_ms: Annotated[
+        int | None, Query(ge=0, le=MAX_EPOCH_MS, description="Default: to_ms - 1 h")
+    ] = None,
+    to_ms: Annotated[int | None, Query(ge=0, le=MAX_EPOCH_MS, description="Default: now")] = None,
 ) -> list[SegmentBucketPublic]:
     """The segment's 5-minute buckets starting in ``[from_ms, to_ms)`` (at most 7 days): mean
     speed, messages, distinct vehicles. Buckets without a matched message are absent."""

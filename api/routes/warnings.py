@@ -21,6 +21,7 @@ from analytics.warnings.store import (
 from api.access import require_access
 from api.deps import PoolDep, PrincipalDep
 from api.errors import ERROR_RESPONSES
+from api.models.common import MAX_EPOCH_MS
 from api.models.warnings import (
     EvidenceInLedgerPublic,
     EvidencePublic,
@@ -72,8 +73,12 @@ async def warnings(
     severity: Annotated[Severity | None, Query(description="Only this severity")] = None,
     device_id: Annotated[str | None, Query(max_length=128, description="Only this device")] = None,
     segment: Annotated[int | None, Query(ge=0, description="Only this segment's")] = None,
-    from_ms: Annotated[int | None, Query(ge=0, description="Span ends at or after")] = None,
-    to_ms: Annotated[int | None, Query(ge=0, description="Span starts before")] = None,
+    from_ms: Annotated[
+        int | None, Query(ge=0, le=MAX_EPOCH_MS, description="Span ends at or after")
+    ] = None,
+    to_ms: Annotated[
+        int | None, Query(ge=0, le=MAX_EPOCH_MS, description="Span starts before")
+    ] = None,
     limit: LimitQuery = 100,
     cursor: CursorQuery = None,
 ) -> Page[WarningPublic]:

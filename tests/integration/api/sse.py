@@ -36,6 +36,14 @@ class Feed:
             event[name] = value.removeprefix(" ")
         raise EOFError("the stream ended")
 
+    async def events(self) -> AsyncIterator[dict[str, str]]:
+        """Every event until the stream ends, without a time limit (for a reader task)."""
+        while True:
+            try:
+                yield await self._next()
+            except EOFError:
+                return
+
     async def next(self) -> dict[str, str]:
         """The next event (id, event, data), waiting at most WAIT_S."""
         return await asyncio.wait_for(self._next(), WAIT_S)

@@ -6,6 +6,7 @@ schema says it may."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from tests.support.served import served_api
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 SCHEMATHESIS = str(Path(sys.executable).parent / "st")
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("username", ["ops", "fleet-a-admin", "insurer-x-agent"])
@@ -45,6 +47,9 @@ async def test_no_operation_answers_5xx(
                 "--report-dir", str(tmp_path),
                 "--no-color",
             ],
+            env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.integration.api.schemathesis_hooks",
+                 "PYTHONPATH": str(ROOT)},
+            cwd=tmp_path,  # its cache of crashes stays out of the checkout
             capture_output=True, text=True, timeout=600, check=False,
         )  # fmt: skip
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
