@@ -39,6 +39,8 @@ from pathlib import Path
 import nacl.signing
 from cpu_accounting import CpuAccounting, service_matchers
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the harness
+
 from contracts.topics import QUARANTINE, RAW, VERIFIED
 from roadledger.db.pool import create_pool
 from roadledger.settings import Settings, load_settings

@@ -27,6 +27,9 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the harness
 
 from chain.log import InMemoryMerkleLog
 from chain.merkle import verify_consistency, verify_inclusion

@@ -32,6 +32,8 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the harness
+
 from roadledger.settings import load_settings
 from tests.support.pipeline import ROADLEDGER, PipelineEnv, pipeline_env, wait_until
 
