@@ -108,7 +108,7 @@ async def report_health(
     while True:
         stopped = stop.is_set()
         try:
-            samples = list(metrics()) if metrics is not None else []
+            samples = _samples_of(metrics, component)
             write_health(
                 path, component, dependencies, started=started, stopped=stopped, samples=samples
             )
@@ -119,6 +119,23 @@ async def report_health(
         if stopped:
             return
         await wait_or_stop(stop, interval)
+
+
+_broken_sources: set[str] = set()  # components whose metrics failed (logged once)
+
+
+def _samples_of(metrics: MetricsSource | None, component: str) -> list[Sample]:
+    """The samples of ``metrics``; a source that fails costs the report its samples (one
+    log line), never the report: a health report that stops is a stale process."""
+    if metrics is None:
+        return []
+    try:
+        return list(metrics())
+    except Exception as exc:
+        if component not in _broken_sources:
+            _broken_sources.add(component)
+            log.error("%s: metrics left out of its health report: %r", component, exc)
+        return []
 
 
 _reporters: set[asyncio.Task[None]] = set()  # running, so none is garbage-collected

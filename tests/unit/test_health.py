@@ -196,3 +196,30 @@ def test_a_report_carries_the_process_metrics(tmp_path: Path) -> None:
     path.write_text(json.dumps(raw))
     [report] = read_health(tmp_path, stale_after_s=10, now=lambda: NOW)
     assert report.samples == tuple(samples)
+
+
+async def test_a_failing_metrics_source_costs_the_samples_not_the_report(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from roadledger.metrics import Sample
+
+    calls = []
+
+    def broken() -> list[Sample]:
+        calls.append(1)
+        if len(calls) > 1:
+            raise ValueError("a bad metric name")
+        return [Sample("roadledger_x_total", 1)]
+
+    settings = Settings(health_dir=tmp_path)
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        report_health(settings, "ingest", [], stop, every_s=0.01, metrics=broken)
+    )
+    await wait_until(lambda: len(calls) >= 3, "three reports written")
+    stop.set()
+    await task
+    [report] = read_health(tmp_path, stale_after_s=60)
+    assert report.state == "stopped"  # the last report was written, without samples
+    assert report.samples == ()
+    assert caplog.text.count("metrics left out of its health report") == 1

@@ -77,3 +77,15 @@ def test_stage_counters() -> None:
     engine = EngineStats(records=4, stored=2)
     engine.by_type["speeding"] += 2
     assert Sample("roadledger_warnings_total", 2, (("type", "speeding"),)) in engine.samples()
+
+
+def test_verifier_counters_name_each_rejection_reason_as_a_label() -> None:
+    from ingest.verifier_routing import VerifierStats
+
+    stats = VerifierStats(received=5, forwarded=3)
+    stats.rejected["bad_signature"] += 2
+    by_key = {(s.name, s.labels): s.value for s in stats.samples()}
+    assert by_key[("roadledger_verifier_received_total", ())] == 5
+    reason = (("reason", "bad_signature"),)
+    assert by_key[("roadledger_quarantined_total", reason)] == 2
+    assert text_string_to_metric_families(render(stats.samples()))  # all valid names
