@@ -74,8 +74,8 @@ VEHICLE_READ: Mapping[str, Expect] = {
 CREATED_READ = {**VEHICLE_READ, **{k: 201 for k, v in VEHICLE_READ.items() if v == 200}}
 # A change to a fleet-a device: its admin only (an API key holding the admin role too).
 DEVICE_CHANGE: Mapping[str, Expect] = {
-    OWNER_ADMIN: 201, OWNER_ANALYST: 403, GRANTEE: 403, GRANTEE_EXPIRED: 403,
-    GRANTEE_REVOKED: 403, STRANGER: 404, NO_DATA_ROLE: 403, AUTHORITY: 404,
+    OWNER_ADMIN: 201, OWNER_ANALYST: 403, GRANTEE: 403, GRANTEE_OTHER_SCOPE: 403,
+    GRANTEE_EXPIRED: 403, GRANTEE_REVOKED: 403, STRANGER: 404, NO_DATA_ROLE: 403, AUTHORITY: 404,
     OPERATOR_ADMIN: 404, KEY_OTHER_SCOPE: 201, ANONYMOUS: 401,
 }  # fmt: skip
 # Anyone authenticated: public to members (directories, public law, hashes and proofs).
@@ -88,6 +88,7 @@ ORG_ADMIN: Mapping[str, Expect] = {
     OWN_ADMIN: 200, OWN_MEMBER: 403, OTHER_ADMIN: 403, AUTHORITY_ADMIN: 403,
     OPERATOR_ADMIN: 200, WITNESS: 403, ANONYMOUS: 401,
 }  # fmt: skip
+# Segment 7: an authority sees the segments in its jurisdiction, everyone else every one.
 SEGMENT: Mapping[str, Expect] = {
     **ANY_MEMBER, AUTHORITY: 200, AUTHORITY_OUTSIDE: 404, OPERATOR_ADMIN: 200,
 }  # fmt: skip
@@ -122,7 +123,7 @@ TABLE: Mapping[str, Row] = {
         OWN_ADMIN: 204, OWN_MEMBER: 403, OTHER_ADMIN: 404, OPERATOR_ADMIN: 404, API_KEY: 204,
         ANONYMOUS: 401,
     }),
-    # --- grants (fleet-a's)
+    # --- grants (fleet-a's; the grantee's member is an insurer, not an admin)
     "POST /v1/grants": Row({
         OWN_ADMIN: 201, OWN_MEMBER: 403, OTHER_ADMIN: 404, OPERATOR_ADMIN: 404, GRANTEE: 403,
         API_KEY: 201, ANONYMOUS: 401,
@@ -142,7 +143,7 @@ TABLE: Mapping[str, Row] = {
         OPERATOR_ROLE: 403, WITNESS: 403, API_KEY: 200, ANONYMOUS: 401,
     }),
     "GET /v1/audit/checkpoint": Row(ANY_MEMBER),
-    "GET /v1/audit/{index}/proof": Row({  # an entry about fleet-a's grant
+    "GET /v1/audit/{index}/proof": Row({  # fleet-a's admin reading its vehicle
         OWN_ADMIN: 200, OWN_MEMBER: 403, OTHER_ADMIN: 404, OPERATOR_ADMIN: 200,
         WITNESS: 403, ANONYMOUS: 401,
     }),
@@ -167,7 +168,7 @@ TABLE: Mapping[str, Row] = {
         GRANTEE_OTHER_SCOPE: LISTS, GRANTEE_EXPIRED: OMITS, GRANTEE_REVOKED: OMITS,
         STRANGER: OMITS, AUTHORITY: OMITS, OPERATOR_ADMIN: OMITS, KEY_OTHER_SCOPE: LISTS,
     }),
-    "GET /v1/devices/{device_id}": Row(
+    "GET /v1/devices/{device_id}": Row(  # any active grant shows it; not a key scope
         {**VEHICLE_READ, GRANTEE_OTHER_SCOPE: 200, KEY_OTHER_SCOPE: 200}
     ),
     "POST /v1/devices/{device_id}/keys": Row(DEVICE_CHANGE),
@@ -185,7 +186,8 @@ TABLE: Mapping[str, Row] = {
         VEHICLE_READ, Scope.CERTIFICATE
     ),
     "POST /v1/vehicles/{device_id}/documents": Row({  # its owner's admin registers
-        OWNER_ADMIN: 201, OWNER_ANALYST: 403, GRANTEE: 403, STRANGER: 404, NO_DATA_ROLE: 403,
+        OWNER_ADMIN: 201, OWNER_ANALYST: 403, GRANTEE: 403, GRANTEE_OTHER_SCOPE: 403,
+        GRANTEE_EXPIRED: 403, GRANTEE_REVOKED: 403, STRANGER: 404, NO_DATA_ROLE: 403,
         AUTHORITY: 403, OPERATOR_ADMIN: 404, KEY_OTHER_SCOPE: 201, ANONYMOUS: 401,
     }),
     "GET /v1/ledger/logs/{log_id}/entries/{index}": read(VEHICLE_READ, Scope.TRACK),

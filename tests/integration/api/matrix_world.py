@@ -37,18 +37,11 @@ from roadledger.rules_areas import set_jurisdiction
 from roadledger.rules_store import add_organisation_key
 from roadledger.settings import Settings
 from tests.integration.api import matrix_table as t
+from tests.integration.api import places
 from tests.integration.api.access_support import principal
 from tests.integration.api.conftest import CAST, PASSWORD, bearer, login
 from tests.integration.api.ledger_support import HOUR_MS, Ledger, drive
-from tests.integration.api.places import (
-    CITY,
-    T0,
-    add_places,
-    add_telemetry,
-    add_warnings,
-    middle,
-    warning,
-)
+from tests.integration.api.places import CITY, T0, middle
 from tests.integration.api.test_ledger_routes import witnesses
 from tests.integration.api.test_rules import JOSE, _key, _signed
 from tests.support.scratch_schema import scratch_schema_pool
@@ -120,7 +113,7 @@ async def _cast(pool: asyncpg.Pool) -> None:
         for org_id, (username, *_rest) in GRANTEES.items():
             await create_organisation(conn, org_id, org_id.title(), OrgKind.INSURER)
             await create_member(conn, org_id, username, PASSWORD, [Role.INSURER])
-    await add_places(pool)  # police's jurisdiction, county's, veh-a1, segments
+    await places.add_places(pool)  # police's jurisdiction, county's, veh-a1, segments
     await witnesses(pool)  # witness-w with witness-w-admin and witness-w-bot
 
 
@@ -154,8 +147,9 @@ async def _grants(world: World) -> None:
 async def _vehicles(world: World, settings: Settings) -> None:
     """veh-a1's telemetry and warning in police's city; veh-c1 in the ledger with a document;
     the devices that the device changes change."""
-    await add_telemetry(world.pool, [("veh-a1", 1, T0 + 1000, middle(CITY), 7, 1500)])
-    await add_warnings(world.pool, [warning("w-a1", WarningType.SPEEDING, "veh-a1", [1], T0)])
+    await places.add_telemetry(world.pool, [("veh-a1", 1, T0 + 1000, middle(CITY), 7, 1500)])
+    speeding = places.warning("w-a1", WarningType.SPEEDING, "veh-a1", [1], T0)
+    await places.add_warnings(world.pool, [speeding])
     registry = DeviceRegistry(world.pool)
     for device_id in CHANGED:
         key = Ed25519PrivateKey.generate().public_key
