@@ -31,6 +31,9 @@ ACCESS_DDL: Final = (
     # simulator registered its authority as 'traffic_authority'.
     "UPDATE organisations SET kind = 'fleet_owner' WHERE kind = 'fleet'",
     "UPDATE organisations SET kind = 'authority' WHERE kind = 'traffic_authority'",
+    # Dropped first so that running the migration again (a database whose record of it was
+    # lost) does not fail on a constraint it already made.
+    "ALTER TABLE organisations DROP CONSTRAINT IF EXISTS organisations_kind",
     "ALTER TABLE organisations ADD CONSTRAINT organisations_kind CHECK (kind IN "
     "('authority', 'insurer', 'fleet_owner', 'workshop', 'witness', 'operator')) NOT VALID",
     """
