@@ -17,13 +17,16 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from api import errors
+from api.credentials import forget_on_writes, watching_credentials
 from api.deps import PrincipalDep
 from api.errors import ERROR_RESPONSES
 from api.routes import ROUTERS
 from api.routes.metrics import RequestCounts, count_requests
 from roadledger import __version__
+from roadledger.db.ledger_proofs import LedgerProofs
 from roadledger.db.pool import wait_for_pool
 from roadledger.db.schema import apply_schema
+from roadledger.identity.principal_cache import PrincipalCache
 from roadledger.resilience import Dependency
 from roadledger.settings import Settings
 
@@ -48,7 +51,8 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if pool is not None:
             app.state.pool = pool
-            yield
+            async with watching_credentials(pool, app.state.principals):
+                yield
             return
         database = Dependency("PostgreSQL", log)
         own = await wait_for_pool(settings, asyncio.Event(), database, max_size=10)
@@ -57,7 +61,8 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> FastAPI:
             await apply_schema(conn, retention_days=settings.retention_days)
         app.state.pool = own
         try:
-            yield
+            async with watching_credentials(own, app.state.principals):
+                yield
         finally:
             await own.close()
 
@@ -75,6 +80,9 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.request_counts = RequestCounts()
+    app.state.proofs = LedgerProofs(settings.api_tile_cache_mb << 20)
+    app.state.principals = PrincipalCache()
+    forget_on_writes(app, app.state.principals)
     count_requests(app, app.state.request_counts)
     errors.install(app)
     for router in ROUTERS:

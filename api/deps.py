@@ -17,16 +17,19 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from contracts.access import Role
 from contracts.errors import Unauthenticated
+from roadledger.db.ledger_proofs import LedgerProofs
 from roadledger.identity.api_keys import principal_of_api_key
 from roadledger.identity.credentials import API_KEY_PREFIX
 from roadledger.identity.errors import NotPermitted
 from roadledger.identity.logins import LoginPolicy, principal_of_token
 from roadledger.identity.principal import Principal
+from roadledger.identity.principal_cache import PrincipalCache
 from roadledger.settings import Settings
 
 __all__ = [
     "PoolDep",
     "PrincipalDep",
+    "ProofsDep",
     "SettingsDep",
     "login_policy",
     "require_roles",
@@ -37,18 +40,26 @@ _bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (rlk_...)")
 
 
-def _settings(request: Request) -> Settings:
+# Asynchronous although they wait for nothing: FastAPI runs a plain function dependency in a
+# worker thread, a thread hop per request for reading an attribute.
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _pool(request: Request) -> asyncpg.Pool:
+async def _pool(request: Request) -> asyncpg.Pool:
     pool: asyncpg.Pool = request.app.state.pool
     return pool
 
 
+async def _proofs(request: Request) -> LedgerProofs:
+    proofs: LedgerProofs = request.app.state.proofs
+    return proofs
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 PoolDep = Annotated[asyncpg.Pool, Depends(_pool)]
+ProofsDep = Annotated[LedgerProofs, Depends(_proofs)]
 
 
 def login_policy(settings: Settings) -> LoginPolicy:
@@ -62,17 +73,19 @@ def login_policy(settings: Settings) -> LoginPolicy:
 
 
 async def _principal(
+    request: Request,
     pool: PoolDep,
     bearer: Annotated[str | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> Principal:
-    if api_key is not None:
-        return await principal_of_api_key(pool, api_key)
-    if bearer is None:
+    cache: PrincipalCache = request.app.state.principals
+    if api_key is None and bearer is None:
         raise Unauthenticated("authentication required: a bearer token or an API key")
-    if bearer.startswith(API_KEY_PREFIX + "_"):
-        return await principal_of_api_key(pool, bearer)
-    return await principal_of_token(pool, bearer)
+    if api_key is not None or (bearer or "").startswith(API_KEY_PREFIX + "_"):
+        key = api_key or bearer or ""
+        return await cache.principal(key, lambda: principal_of_api_key(pool, key))
+    token = bearer or ""
+    return await cache.principal(token, lambda: principal_of_token(pool, token))
 
 
 PrincipalDep = Annotated[Principal, Depends(_principal)]

@@ -27,6 +27,9 @@ __all__ = ["ROUTERS"]
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
+    # The router tries each route in turn (about 5 us each with FastAPI 0.165): the ledger's
+    # proofs and checkpoints, what verifiers, monitors and witnesses ask all day, come first.
+    ledger.router,
     auth.router,
     organisations.router,
     grants.router,
@@ -39,7 +42,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     warning_feed.router,  # before warnings: /stream is not a warning id
     warnings.router,
     segments.router,
-    ledger.router,
     certificates.router,
     documents.router,
 )

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 
 from api.access import is_operator_admin, require_access
-from api.deps import PoolDep, PrincipalDep, SettingsDep, require_roles
+from api.deps import PoolDep, PrincipalDep, ProofsDep, SettingsDep, require_roles
 from api.errors import ERROR_RESPONSES
 from api.models.ledger import (
     BlockPublic,
@@ -39,14 +39,11 @@ from roadledger.db.ledger_reads import (
     ProofRequestInvalid,
     blocks_after,
     checkpoint_note,
-    consistency_proof,
     entry_at,
     entry_subject,
-    inclusion_proofs,
     leaf_index_of,
     list_logs,
     log_by_id,
-    root_at,
 )
 from roadledger.identity.errors import NotPermitted
 from roadledger.identity.principal import Principal
@@ -132,6 +129,7 @@ async def inclusion(
     log_id: int,
     principal: PrincipalDep,
     pool: PoolDep,
+    proofs: ProofsDep,
     leaf_index: Annotated[int | None, Query(ge=0, description="The leaf, by index")] = None,
     leaf_hash: Annotated[
         str | None, Query(max_length=64, description="The leaf, by its RFC 9162 hash (base64)")
@@ -143,7 +141,7 @@ async def inclusion(
     del principal
     if (leaf_index is None) == (leaf_hash is None):
         raise ProofRequestInvalid("leaf_index: give exactly one of leaf_index and leaf_hash")
-    log = await log_by_id(pool, log_id)
+    log = await proofs.logs.covering(pool, log_id, tree_size)
     size = log.tree_size if tree_size is None else tree_size
     if leaf_hash is not None:
         try:
@@ -152,16 +150,14 @@ async def inclusion(
             raise ProofRequestInvalid(f"leaf_hash: {exc}") from None
         leaf_index = await leaf_index_of(pool, log, digest)
     assert leaf_index is not None
-    proof = (await inclusion_proofs(pool, log, [leaf_index], size))[leaf_index]
-    entry = await entry_at(pool, log, leaf_index)
-    root = await root_at(pool, log, size)
+    answer = await proofs.inclusion(pool, log, leaf_index, size)
     return InclusionProofPublic(
         log_id=log.log_id,
         leaf_index=leaf_index,
         tree_size=size,
-        leaf_hash=b64_encode(hash_of_leaf(entry)),
-        root_hash=b64_encode(root),
-        proof=[b64_encode(node) for node in proof],
+        leaf_hash=b64_encode(answer.leaf_hash),
+        root_hash=b64_encode(answer.root),
+        proof=[b64_encode(node) for node in answer.proof],
     )
 
 
@@ -170,22 +166,23 @@ async def consistency(
     log_id: int,
     principal: PrincipalDep,
     pool: PoolDep,
+    proofs: ProofsDep,
     first: Annotated[int, Query(ge=0, description="The older tree size")],
     second: SizeQuery = None,
 ) -> ConsistencyProofPublic:
     """The RFC 9162 consistency proof from the tree of ``first`` leaves to that of ``second``
     (default: the latest), with both roots."""
     del principal
-    log = await log_by_id(pool, log_id)
+    log = await proofs.logs.covering(pool, log_id, first, second)
     size = log.tree_size if second is None else second
-    proof = await consistency_proof(pool, log, first, size)
+    answer = await proofs.consistency(pool, log, first, size)
     return ConsistencyProofPublic(
         log_id=log.log_id,
         first=first,
         second=size,
-        first_root=b64_encode(await root_at(pool, log, first)),
-        second_root=b64_encode(await root_at(pool, log, size)),
-        proof=[b64_encode(node) for node in proof],
+        first_root=b64_encode(answer.first_root),
+        second_root=b64_encode(answer.second_root),
+        proof=[b64_encode(node) for node in answer.proof],
     )
 
 

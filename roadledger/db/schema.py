@@ -63,6 +63,7 @@ import asyncpg
 
 from roadledger.db.access_schema import ACCESS_DDL
 from roadledger.db.audit_schema import AUDIT_DDL
+from roadledger.db.credentials_schema import CREDENTIALS_TRIGGER_DDL
 from roadledger.db.ledger_api_schema import LEDGER_API_DDL
 from roadledger.db.migrations import (
     Migration,
@@ -370,6 +371,11 @@ MIGRATIONS: Final = (
         9,
         "ledger API: witness keys, the cosignatures they sent, vehicle documents",
         statements(*LEDGER_API_DDL),
+    ),
+    Migration(
+        12,
+        "credential changes notify the API processes (their principal caches)",
+        statements(*CREDENTIALS_TRIGGER_DDL),
     ),
 )
 check_order(MIGRATIONS)

@@ -126,7 +126,7 @@ async def principal_of_api_key(conn: asyncpg.Connection | asyncpg.Pool, key: str
         raise BadCredentials("the API key is malformed")
     key_id, secret = parts
     row = await conn.fetchrow(
-        "SELECT k.secret_hash, k.roles, k.scopes, o.org_id, o.kind, "
+        "SELECT k.secret_hash, k.roles, k.scopes, k.expires_at, o.org_id, o.kind, "
         "k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute' AS stale "
         "FROM api_keys k JOIN organisations o ON o.org_id = k.org_id "
         "WHERE k.key_id = $1 AND k.revoked_at IS NULL AND k.expires_at > now()",
@@ -149,4 +149,5 @@ async def principal_of_api_key(conn: asyncpg.Connection | asyncpg.Pool, key: str
         roles=frozenset(Role(r) for r in row["roles"]),
         via="api_key",
         scopes=frozenset(Scope(s) for s in row["scopes"]) or None,
+        expires_at=row["expires_at"],
     )

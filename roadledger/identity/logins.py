@@ -186,7 +186,8 @@ async def revoke(conn: asyncpg.Connection | asyncpg.Pool, session_id: str) -> No
 async def principal_of_token(conn: asyncpg.Connection | asyncpg.Pool, token: str) -> Principal:
     """The member behind a live access token, or :class:`BadCredentials`."""
     row = await conn.fetchrow(
-        "SELECT s.session_id, m.member_id, m.username, m.roles, o.org_id, o.kind "
+        "SELECT s.session_id, s.access_expires_at, m.member_id, m.username, m.roles, "
+        "o.org_id, o.kind "
         "FROM api_sessions s JOIN members m ON m.member_id = s.member_id "
         "JOIN organisations o ON o.org_id = m.org_id "
         "WHERE s.access_hash = $1 AND s.revoked_at IS NULL AND s.access_expires_at > now() "
@@ -203,4 +204,5 @@ async def principal_of_token(conn: asyncpg.Connection | asyncpg.Pool, token: str
         via="session",
         username=row["username"],
         session_id=row["session_id"],
+        expires_at=row["access_expires_at"],
     )

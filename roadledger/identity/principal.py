@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from contracts.access import OrgKind, Role, Scope
@@ -18,6 +19,7 @@ class Principal:
     ``roles`` are the member's, or those the key was given (never more than its creator's).
     ``session_id`` names the login a session principal came through (for revocation);
     ``scopes`` limits an API key's data reads to those grant scopes (None: no limit).
+    ``expires_at`` is when the credential stops being valid (None: not said).
     """
 
     subject: str
@@ -28,6 +30,7 @@ class Principal:
     username: str | None = None
     session_id: str | None = None
     scopes: frozenset[Scope] | None = None
+    expires_at: datetime | None = None
 
     def has(self, *roles: Role) -> bool:
         """True when the caller holds at least one of ``roles``."""
