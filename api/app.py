@@ -1,7 +1,8 @@
 """The API application: :func:`create_app` builds it from settings, once, at the entry point.
 
 The lifespan opens the PostgreSQL pool (waiting out a server that is down, one log line) and
-brings the schema up to date; routes reach both through ``api.deps``. Every route but
+brings the schema up to date; routes reach both through ``api.deps``. It also runs the warnings
+feed's one listening connection (``api.routes.warning_feed.feed_wakeups``). Every route but
 ``/health`` requires authentication (``tests/integration/api`` checks each one).
 """
 
@@ -21,6 +22,7 @@ from api.deps import PrincipalDep
 from api.errors import ERROR_RESPONSES
 from api.routes import ROUTERS
 from api.routes.metrics import RequestCounts, count_requests
+from api.routes.warning_feed import feed_wakeups
 from roadledger import __version__
 from roadledger.db.pool import wait_for_pool
 from roadledger.db.schema import apply_schema
@@ -48,7 +50,8 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if pool is not None:
             app.state.pool = pool
-            yield
+            async with feed_wakeups(app, settings, pool):
+                yield
             return
         database = Dependency("PostgreSQL", log)
         own = await wait_for_pool(settings, asyncio.Event(), database, max_size=10)
@@ -57,7 +60,8 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> FastAPI:
             await apply_schema(conn, retention_days=settings.retention_days)
         app.state.pool = own
         try:
-            yield
+            async with feed_wakeups(app, settings, own):
+                yield
         finally:
             await own.close()
 
