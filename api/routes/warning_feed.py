@@ -233,6 +233,7 @@ async def _events(
             sent_at = time.monotonic()
         behind = wakeups is not None and wakeups.behind(until)
         period_s = POLL_S if held else CATCH_UP_S if behind else SAFETY_POLL_S
+        period_s = min(period_s, max(HEARTBEAT_S - (time.monotonic() - sent_at), 0.0))
         woken_by = await _pause(stop, wakeups, changed, period_s)
 
 

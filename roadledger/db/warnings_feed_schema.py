@@ -14,6 +14,7 @@
   and a narrow window of sparse visible rows was a walk to the table's start); the warm-up's
   ``to_ts >= since`` (``to_ts``); a segment's warnings (``segment_id``, ``from_ts``).
   ``warnings_device`` and ``warnings_type_time`` (baseline) serve the device and type filters.
+  And ``devices (owner_org)``: every visibility test lists the caller's organisation's devices.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ WARNINGS_FEED_DDL: Final = (
     "(tstzrange(from_ts, to_ts, '[]'))",
     "CREATE INDEX IF NOT EXISTS warnings_segment ON warnings (segment_id, from_ts) "
     "WHERE segment_id IS NOT NULL",
+    # Every visibility test reads the caller's organisation's devices.
+    "CREATE INDEX IF NOT EXISTS devices_owner ON devices (owner_org)",
     f"""
     CREATE OR REPLACE FUNCTION warnings_notify() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE

@@ -133,6 +133,7 @@ async def test_a_released_schema_5_with_rows_is_upgraded_in_place(
         # Migration 10: the warnings feed's notification and the reads' indexes, on old rows.
         assert await indexes(conn, "warnings") >= FEED_INDEXES
         assert await triggers(conn, "warnings") == ["warnings_notify"]
+        assert "devices_owner" in await indexes(conn, "devices")
 
         # Only migrations 6 to 10 ran; 5 is what the legacy version said, date unknown.
         assert await applied_numbers(conn) == [

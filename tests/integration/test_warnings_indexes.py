@@ -115,6 +115,8 @@ async def test_each_read_of_the_warnings_uses_its_index(postgres: Settings) -> N
         EXPECTED, True
     ), used
     assert not [name for name, scanned in used.items() if "seq:warnings" in scanned], used
+    # The visibility test: the caller's organisation's devices, by owner.
+    assert all("devices_owner" in used[name] for name in used if name != "warm-up, recent"), used
 
 
 EXPECTED = {
