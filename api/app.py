@@ -1,7 +1,8 @@
 """The API application: :func:`create_app` builds it from settings, once, at the entry point.
 
 The lifespan opens the PostgreSQL pool (waiting out a server that is down, one log line) and
-brings the schema up to date; routes reach both through ``api.deps``. Every route but
+brings the schema up to date; routes reach both through ``api.deps``. It also runs the warnings
+feed's one listening connection (``api.routes.warning_feed.feed_wakeups``). Every route but
 ``/health`` requires authentication (``tests/integration/api`` checks each one).
 """
 
@@ -22,6 +23,7 @@ from api.deps import PrincipalDep
 from api.errors import ERROR_RESPONSES
 from api.routes import ROUTERS
 from api.routes.metrics import RequestCounts, count_requests
+from api.routes.warning_feed import feed_wakeups
 from roadledger import __version__
 from roadledger.db.ledger_proofs import LedgerProofs
 from roadledger.db.pool import wait_for_pool
@@ -51,7 +53,10 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if pool is not None:
             app.state.pool = pool
-            async with watching_credentials(pool, app.state.principals):
+            async with (
+                watching_credentials(pool, app.state.principals),
+                feed_wakeups(app, settings, pool),
+            ):
                 yield
             return
         database = Dependency("PostgreSQL", log)
@@ -61,7 +66,10 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> FastAPI:
             await apply_schema(conn, retention_days=settings.retention_days)
         app.state.pool = own
         try:
-            async with watching_credentials(own, app.state.principals):
+            async with (
+                watching_credentials(own, app.state.principals),
+                feed_wakeups(app, settings, own),
+            ):
                 yield
         finally:
             await own.close()

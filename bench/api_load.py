@@ -4,6 +4,7 @@ Run from the project root, with the services up (PostgreSQL is enough)::
 
     .venv/bin/python bench/api_load.py                 # 1,000,000 leaves, 20,000 requests a kind
     .venv/bin/python bench/api_load.py --quick         # a smoke run, under a minute
+    .venv/bin/python bench/api_load.py --only fan-out  # one part (proofs, certificates, fan-out)
 
 In a scratch schema (``tests/support/scratch_schema.py``, dropped afterwards): an organisation
 with an API key, vehicles with 10,000, 20,000 and 40,000 signed messages sequenced by the
@@ -23,7 +24,8 @@ This process is the load generator (``bench/http_load.py``: raw keep-alive HTTP/
 - ``POST /v1/vehicles/{id}/certificates`` over every message of each vehicle, one at a time,
   ``--repeats`` times: time to the full body (median), size, ratio of times across sizes;
 - ``--subscribers`` clients on ``/v1/warnings/stream`` while ``--warnings`` warnings are stored
-  one every ``--interval`` s: delay from each commit to each client's event, p50/p99.
+  one every ``--interval`` s: delay from each commit to each client's event, p50/p99 (the
+  feed is pushed: LISTEN/NOTIFY, ``api/routes/warning_feed.py``).
 
 In a closed loop, latency is clients / rate (Little's law): 200 clients under 20 ms would need
 10,000 requests/s, more than the bare endpoint manages on two cores. So the issue's p99 floor
@@ -48,6 +50,7 @@ from pathlib import Path
 # Run as a script: the project root on the path, for the helpers in tests/ (not installed).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import asyncpg
 import httpx
 from api_setup import add_cast, add_proof_log, add_vehicles
 from http_load import Load, get, hammer, percentile, subscribe
@@ -205,11 +208,8 @@ async def _certificates(
 
 
 async def _fan_out(
-    api: str, key: str, pool: object, device_id: str, args: argparse.Namespace, report: Report
+    api: str, key: str, pool: asyncpg.Pool, device_id: str, args: argparse.Namespace, report: Report
 ) -> None:
-    import asyncpg
-
-    assert isinstance(pool, asyncpg.Pool)
     headers = {"X-API-Key": key}
     received: list[dict[str, float]] = [{} for _ in range(args.subscribers)]
     opened = [asyncio.Event() for _ in range(args.subscribers)]
@@ -248,7 +248,7 @@ async def _fan_out(
     last = max(max(got[name] for name in stored) for got in received) - min(stored.values())
     report.add(
         f"\nSSE fan-out: {args.subscribers} subscribers x {args.warnings} warnings "
-        f"({len(delays):,} deliveries), feed polls every 0.5 s"
+        f"({len(delays):,} deliveries), pushed (LISTEN/NOTIFY)"
     )
     report.add(
         f"commit -> event p50 {percentile(delays, 0.5):7.1f} ms  p99 "
@@ -261,42 +261,52 @@ async def measure(args: argparse.Namespace, tmp: Path) -> Report:
     report = Report()
     log_key = tmp / "log.skey"
     settings = load_settings().model_copy(update={"log_key_file": log_key})
+    every = args.only is None
     async with scratch_schema_pool(settings) as pool:
         cast = await add_cast(pool)
-        progress(
-            f"vehicles of {', '.join(f'{c:,}' for c in args.certificates)} messages "
-            "through the ledger writer"
-        )
-        vehicles = await add_vehicles(pool, settings, args.certificates)
-        progress(f"a log of {args.leaves:,} leaves")
-        log_id, size = await add_proof_log(pool, args.leaves)
+        counts = args.certificates if every or args.only == "certificates" else [1]
+        progress(f"vehicles of {', '.join(f'{c:,}' for c in counts)} messages "
+                 "through the ledger writer")  # fmt: skip
+        vehicles = await add_vehicles(pool, settings, counts)
+        env = {"ROADLEDGER_LOG_KEY_FILE": str(log_key)}
         gc.collect()
         gc.freeze()  # the benchmark's own objects stay out of the collector's walks
-        port = free_port()
-        bare_argv = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--app-dir",
-            str(BENCH),
-            "bare_api:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-proxy-headers",
-        ]
-        async with (
-            served_api(settings, pool, {"ROADLEDGER_LOG_KEY_FILE": str(log_key)}) as api,
-            served_process(bare_argv, port, {}) as bare,
-        ):
-            await _proofs(api, bare, cast.api_key, log_id, size, args, report)
-            await _certificates(api, cast.api_key, vehicles, args, report)
-            device_id = vehicles[min(vehicles)][0]
-            await _fan_out(api, cast.api_key, pool, device_id, args, report)
+        async with served_api(settings, pool, env) as api:
+            if every or args.only == "proofs":
+                await _proofs_against_bare(api, pool, cast.api_key, args, report)
+            if every or args.only == "certificates":
+                await _certificates(api, cast.api_key, vehicles, args, report)
+            if every or args.only == "fan-out":
+                device_id = vehicles[min(vehicles)][0]
+                await _fan_out(api, cast.api_key, pool, device_id, args, report)
     return report
+
+
+async def _proofs_against_bare(
+    api: str, pool: asyncpg.Pool, key: str, args: argparse.Namespace, report: Report
+) -> None:
+    progress(f"a log of {args.leaves:,} leaves")
+    log_id, size = await add_proof_log(pool, args.leaves)
+    gc.collect()
+    gc.freeze()
+    port = free_port()
+    bare_argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--app-dir",
+        str(BENCH),
+        "bare_api:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-proxy-headers",
+    ]
+    async with served_process(bare_argv, port, {}) as bare:
+        await _proofs(api, bare, key, log_id, size, args, report)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -333,6 +343,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warnings", type=int, default=50, help="warnings stored for them")
     parser.add_argument("--interval", type=float, default=0.1, help="s between warnings")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--only",
+        choices=["proofs", "certificates", "fan-out"],
+        help="run only this part (fan-out: a vehicle of one message, no log, no bare server)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.leaves, args.requests, args.warmup = 20_000, 2_000, 200

@@ -204,8 +204,9 @@ async def list_warnings(
         f"SELECT w.* FROM warnings w WHERE {_VISIBLE} "  # noqa: S608 - constants only
         "AND ($4::text IS NULL OR w.type = $4) AND ($5::text IS NULL OR w.severity = $5) "
         "AND ($6::text IS NULL OR w.device_id = $6) AND ($7::int IS NULL OR w.segment_id = $7) "
-        "AND ($8::timestamptz IS NULL OR w.to_ts >= $8) "
-        "AND ($9::timestamptz IS NULL OR w.from_ts < $9) "
+        # The span overlaps [$8, $9) (a NULL end: unbounded), by the GiST index warnings_span.
+        "AND (($8::timestamptz IS NULL AND $9::timestamptz IS NULL) "
+        "OR tstzrange(w.from_ts, w.to_ts, '[]') && tstzrange($8, $9, '[)')) "
         "AND ($10::timestamptz IS NULL OR (w.from_ts, w.warning_id) < ($10, $11::text)) "
         "ORDER BY w.from_ts DESC, w.warning_id DESC LIMIT $12",
         *_visible_args(seen),

@@ -154,6 +154,7 @@ async def _analyse(settings: Settings, stop: asyncio.Event) -> None:
     from roadledger.metrics import MetricsBoard
     from roadledger.resilience import Dependency, RetryPolicy
     from roadledger.rules_store import load_rulebook
+    from roadledger.stream.lag import watch_lag
     from roadledger.stream.opening import open_stream
 
     log = logging.getLogger("roadledger.analytics")
@@ -174,9 +175,11 @@ async def _analyse(settings: Settings, stop: asyncio.Event) -> None:
 
         if not await RetryPolicy().run(schema, database, stop):
             return
+        stream = open_stream(settings)
+        board.add(watch_lag(stream, stop, settings.health_interval_s))
         engine = AnalyticsEngine(
             settings,
-            open_stream(settings),
+            stream,
             pool,
             load_rules=functools.partial(load_rulebook, pool),
             database=database,

@@ -140,6 +140,7 @@ async def serve(
     from roadledger.registry import DeviceRegistry
     from roadledger.resilience import Dependency, RetryPolicy
     from roadledger.stream.errors import StreamError
+    from roadledger.stream.lag import watch_lag
     from roadledger.stream.opening import open_stream
 
     # One per service for the whole process: an outage is one line down and one line back,
@@ -163,6 +164,7 @@ async def serve(
         if not await RetryPolicy().run(schema, database, stop):
             return
         stream = open_stream(settings)
+        board.add(watch_lag(stream, stop, settings.health_interval_s))
         verifier = Verifier(
             settings,
             stream,

@@ -76,6 +76,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     from roadledger.log_key import load_log_key
     from roadledger.metrics import MetricsBoard
     from roadledger.resilience import Dependency, RetryPolicy
+    from roadledger.stream.lag import watch_lag
     from roadledger.stream.opening import open_stream
 
     log = logging.getLogger("roadledger.sequencer")
@@ -90,6 +91,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     if pool is None:
         return
     stream = open_stream(settings)
+    board.add(watch_lag(stream, stop, settings.health_interval_s))
     producer = stream.producer(client_id="roadledger-outbox")
     try:
 

@@ -51,7 +51,8 @@ TimescaleDB and plain-PostgreSQL variants: ``roadledger/db/telemetry_schema.py``
 here.
 
 Forecasts: ``segment_forecasts`` and ``vehicle_mileage_forecasts`` (``docs/forecasts.md``).
-Warnings: ``warnings`` (``analytics/warnings``, ``docs/warnings.md``).
+Warnings: ``warnings`` (``analytics/warnings``, ``docs/warnings.md``); its feed's notification
+and read indexes: ``roadledger/db/warnings_feed_schema.py`` (migration 10).
 Rules: ``organisation_keys``, ``rule_versions`` (``analytics/rules``, ``docs/rules.md``).
 """
 
@@ -73,6 +74,7 @@ from roadledger.db.migrations import (
     recorded_number,
     statements,
 )
+from roadledger.db.warnings_feed_schema import WARNINGS_FEED_DDL
 
 __all__ = [
     "LEDGER_TABLES",
@@ -371,6 +373,11 @@ MIGRATIONS: Final = (
         9,
         "ledger API: witness keys, the cosignatures they sent, vehicle documents",
         statements(*LEDGER_API_DDL),
+    ),
+    Migration(
+        10,
+        "warnings: a notification per insert (the live feed's wake-up), indexes of the reads",
+        statements(*WARNINGS_FEED_DDL),
     ),
     Migration(
         12,

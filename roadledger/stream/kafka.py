@@ -105,6 +105,7 @@ class KafkaStream:
         self.fetch_min_bytes = settings.kafka_fetch_min_bytes
         self.fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
         self.group_instance = settings.kafka_group_instance
+        self.consumers: list[KafkaConsumer] = []  # made here and not stopped (for their lag)
 
     def producer(self, *, client_id: str) -> KafkaProducer:
         return KafkaProducer(self, client_id)
@@ -119,7 +120,9 @@ class KafkaStream:
     ) -> KafkaConsumer:
         if not topics:
             raise ValueError("a consumer needs at least one topic")
-        return KafkaConsumer(self, list(topics), group_id, client_id, listener)
+        made = KafkaConsumer(self, list(topics), group_id, client_id, listener)
+        self.consumers.append(made)
+        return made
 
 
 class KafkaProducer:
@@ -347,6 +350,30 @@ class KafkaConsumer:
             raise _stream_error(f"{self._describe()}: stop failed", exc) from exc
         finally:
             self._consumer = None
+            if self in self._stream.consumers:
+                self._stream.consumers.remove(self)
+
+    async def lag(self) -> dict[TopicPartition, int]:
+        """Per assigned partition: records not committed by the group yet (the high
+        watermark minus the committed offset, or minus the log's start when the group never
+        committed there), as ``kafka-consumer-groups`` counts it. Asks the broker."""
+        consumer = self._consumer
+        if consumer is None or self._stopping:
+            return {}
+        assigned = sorted(consumer.assignment())
+        if not assigned:
+            return {}
+        try:
+            ends = await consumer.end_offsets(assigned)
+            starts = await consumer.beginning_offsets(assigned)
+            found = {}
+            for tp in assigned:
+                committed = await consumer.committed(tp)
+                done = starts[tp] if committed is None else max(committed, starts[tp])
+                found[TopicPartition(tp.topic, tp.partition)] = max(ends[tp] - done, 0)
+        except KafkaError as exc:
+            raise _stream_error(f"{self._describe()}: cannot read its lag", exc) from exc
+        return found
 
     def assignment(self) -> set[TopicPartition]:
         consumer = self._consumer

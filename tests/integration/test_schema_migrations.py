@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -18,6 +19,7 @@ import pytest
 from roadledger.db.migrations import SchemaTooNewError, applied_numbers, recorded_number
 from roadledger.db.schema import MIGRATIONS, SCHEMA_VERSION, apply_schema
 from roadledger.db.telemetry_schema import MODE_PARTITIONED
+from roadledger.db.warnings_feed_schema import WARNINGS_CHANNEL
 from roadledger.settings import Settings
 from tests.support.scratch_schema import scratch_schema_pool
 
@@ -25,6 +27,8 @@ pytestmark = pytest.mark.postgres
 
 SCHEMA_V5 = Path(__file__).parent / "data" / "schema_v5.sql"
 NEW_COLUMNS = {"prev", "key_id", "signed_ts"}
+FEED_INDEXES = {"warnings_stored", "warnings_start", "warnings_end", "warnings_span",
+                "warnings_segment"}  # fmt: skip
 
 
 @pytest.fixture
@@ -41,6 +45,22 @@ async def columns(conn: asyncpg.Connection, table: str) -> set[str]:
         table,
     )
     return {row[0] for row in rows}
+
+
+async def indexes(conn: asyncpg.Connection, table: str) -> set[str]:
+    rows = await conn.fetch(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = $1",
+        table,
+    )
+    return {row[0] for row in rows}
+
+
+async def triggers(conn: asyncpg.Connection, table: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass($1) AND NOT tgisinternal",
+        table,
+    )
+    return [row[0] for row in rows]
 
 
 async def fill_v5(conn: asyncpg.Connection) -> None:
@@ -110,20 +130,21 @@ async def test_a_released_schema_5_with_rows_is_upgraded_in_place(
         # Migration 8 (the audit log) created its tables with an empty tree.
         assert await conn.fetchval("SELECT tree_size FROM audit_head") == 0
 
+        # Migration 10: the warnings feed's notification and the reads' indexes, on old rows.
+        assert await indexes(conn, "warnings") >= FEED_INDEXES
+        assert await triggers(conn, "warnings") == ["warnings_notify"]
+        assert "devices_owner" in await indexes(conn, "devices")
+
         # Migration 12 made credential changes notify the API processes.
-        triggers = await conn.fetchval(
-            "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-            "WHERE t.tgname LIKE '%_credentials_changed' "
-            "AND c.relnamespace = current_schema()::regnamespace"
-        )
-        assert triggers == 4
+        for table in ("api_keys", "api_sessions", "members", "organisations"):
+            assert await triggers(conn, table) == [f"{table}_credentials_changed"]
 
         # Only migrations after 5 ran; 5 is what the legacy version said, date unknown.
         assert await applied_numbers(conn) == [
             (5, MIGRATIONS[0].description, False),
             *((m.number, m.description, True) for m in MIGRATIONS[1:]),
         ]
-        assert [m.number for m in MIGRATIONS] == [5, 6, 7, 8, 9, 12]
+        assert [m.number for m in MIGRATIONS] == [5, 6, 7, 8, 9, 10, 12]
         assert await recorded_number(conn) == SCHEMA_VERSION == 12
         assert await conn.fetchval("SELECT max(version) FROM roadledger_schema") == 12
 
@@ -219,3 +240,44 @@ async def test_a_database_from_a_newer_roadledger_is_refused(
         # Asking for a mode does not get round it either.
         with pytest.raises(SchemaTooNewError):
             await apply_schema(conn, timescaledb=False)
+
+
+async def test_an_insert_into_warnings_notifies_its_schema_and_newest_row_at_commit(
+    postgres: Settings, empty_schema: asyncpg.Pool
+) -> None:
+    """Migration 10's trigger: one notification per inserting statement, sent at commit,
+    whoever inserts (here plain SQL, not the store); none for a statement that inserted
+    nothing, none for a transaction rolled back."""
+    async with empty_schema.acquire() as conn:
+        await apply_schema(conn)
+        schema = await conn.fetchval("SELECT current_schema()")
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(postgres.database_url)
+    try:
+        await listener.add_listener(WARNINGS_CHANNEL, lambda *args: heard.put_nowait(args[3]))
+        insert = (
+            "INSERT INTO warnings (warning_id, type, severity, device_id, from_ts, to_ts, "
+            "rule_version, evidence, detail) SELECT id, 'speeding', 'high', 'veh-1', "
+            "'2026-01-01T00:00:00Z', '2026-01-01T00:01:00Z', 'rules-1', '[]', '{}' "
+            "FROM unnest($1::text[]) id ON CONFLICT (warning_id) DO NOTHING"
+        )
+        async with empty_schema.acquire() as conn:
+            async with conn.transaction():
+                await conn.execute(insert, ["w-1", "w-2"])
+                await conn.execute(insert, ["w-1"])  # nothing new: no notification
+                newest = await conn.fetchval("SELECT max(stored_at) FROM warnings")
+                assert heard.empty()  # not before the commit
+            payload = await asyncio.wait_for(heard.get(), 10)
+            micros = int((newest - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1))
+            assert payload == f"{schema} {micros}"
+            try:
+                async with conn.transaction():
+                    await conn.execute(insert, ["w-4"])
+                    raise RuntimeError("roll back")
+            except RuntimeError:
+                pass
+            await conn.execute(insert, ["w-2"])  # a statement that inserted nothing
+            await conn.execute("SELECT pg_notify($1, 'end')", WARNINGS_CHANNEL)
+            assert await asyncio.wait_for(heard.get(), 10) == "end"
+    finally:
+        await listener.close()

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from roadledger.metrics import render
 from roadledger.settings import Settings
-from roadledger.stream.base import OutgoingRecord, StreamRecord, TopicPartition
+from roadledger.stream.base import OutgoingRecord, StreamRecord, TopicPartition, next_offsets
 from roadledger.stream.errors import StreamError
 from roadledger.stream.kafka import KafkaStream
+from roadledger.stream.lag import LAG_METRIC, ConsumerLag
 from roadledger.stream.memory import murmur2
 from tests.integration.conftest import free_port
 from tests.stream_support import read_records
@@ -196,3 +199,54 @@ async def test_send_to_a_missing_topic_names_it(kafka: Settings) -> None:
         assert caught.value.retriable
     finally:
         await producer.stop()
+
+
+async def test_a_consumer_reports_the_records_its_group_has_not_committed_as_lag(
+    kafka: Settings, scratch_topic: str
+) -> None:
+    stream = KafkaStream(kafka)
+    producer = stream.producer(client_id="test-lag-producer")
+    await producer.start()
+    try:
+        sent = [OutgoingRecord(f"veh-{i % 5}".encode(), b"%d" % i) for i in range(40)]
+        await (await producer.send_many(scratch_topic, sent))
+    finally:
+        await producer.stop()
+    per_partition = Counter((murmur2(r.key or b"") & 0x7FFFFFFF) % PARTITIONS for r in sent)
+    listener = Listener()
+    group = f"g-{uuid.uuid4().hex}"
+    consumer = stream.consumer([scratch_topic], group_id=group, client_id="c", listener=listener)
+    lag = ConsumerLag(stream)
+    await consumer.start()
+    try:
+        await listener.wait_for("assigned")
+        await lag.refresh()  # joined, nothing read: every record is lag
+        assert lags(lag, group, scratch_topic) == {p: per_partition[p] for p in range(PARTITIONS)}
+        records = await read_records(consumer, len(sent), within_s=WAIT_S)
+        first = records[0].topic_partition
+        done = [r for r in records if r.topic_partition == first][:3]
+        await consumer.commit(next_offsets(done))  # three of one partition's records
+        await lag.refresh()
+        expected = {p: per_partition[p] for p in range(PARTITIONS)}
+        expected[first.partition] -= 3
+        assert lags(lag, group, scratch_topic) == expected
+        await consumer.commit(next_offsets(records))
+        await lag.refresh()
+        assert lags(lag, group, scratch_topic) == dict.fromkeys(range(PARTITIONS), 0)
+        assert f'{LAG_METRIC}{{group="{group}",partition="0",topic="{scratch_topic}"}} 0' in (
+            render(lag())
+        )
+    finally:
+        await consumer.stop()
+    await lag.refresh()
+    assert lag() == []  # a stopped consumer has no lag to report
+
+
+def lags(lag: ConsumerLag, group: str, topic: str) -> dict[int, float]:
+    found = {}
+    for sample in lag():
+        labels = dict(sample.labels)
+        assert sample.name == LAG_METRIC
+        assert (labels["group"], labels["topic"]) == (group, topic)
+        found[int(labels["partition"])] = sample.value
+    return found

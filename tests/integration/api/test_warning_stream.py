@@ -5,7 +5,9 @@ jurisdiction filtering, heartbeats, and the stream ending with the client or the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,12 +17,15 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from analytics.warnings.model import Warning, WarningType
-from analytics.warnings.store import FeedItem, feed_warnings
+from analytics.warnings.store import FeedItem, feed_horizon, feed_warnings
 from api.app import create_app
 from api.routes import warning_feed
 from api.server import ApiServer
+from roadledger.db.listener import TableWakeups
+from roadledger.identity.visibility import Visibility
 from roadledger.settings import Settings
 from tests.integration.api.conftest import bearer
 from tests.integration.api.places import (
@@ -48,6 +53,7 @@ class Live:
     server: ApiServer
     client: httpx.AsyncClient
     task: asyncio.Task[None]
+    app: FastAPI
 
 
 @pytest.fixture
@@ -70,7 +76,7 @@ async def live(api_settings: Settings, api_pool: asyncpg.Pool) -> AsyncIterator[
     assert server.started, task
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=WAIT_S) as client:
         try:
-            yield Live(server, client, task)
+            yield Live(server, client, task, app)
         finally:
             server.should_exit = True
             await asyncio.wait_for(task, WAIT_S)
@@ -208,3 +214,97 @@ def test_a_batch_is_cut_at_a_young_unlocated_warning() -> None:
     assert warning_feed.ready([item("a", 40), young, after], start, now) == (
         [item("a", 40)], (now - timedelta(seconds=40), "a"), True,
     )  # fmt: skip
+
+
+def no_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Feeds that poll only after a minute: what arrives sooner was pushed."""
+    monkeypatch.setattr(warning_feed, "SAFETY_POLL_S", 60.0)
+    monkeypatch.setattr(warning_feed, "POLL_S", 60.0)
+
+
+async def listening(live: Live) -> TableWakeups:
+    wakeups: TableWakeups = live.app.state.warning_wakeups
+    await wait_until(lambda: wakeups.live, "the feed's listener to listen", WAIT_S, every_s=0.05)
+    return wakeups
+
+
+async def test_one_listening_connection_wakes_every_feed_at_once(
+    live: Live, api_pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_polls(monkeypatch)
+    wakeups = await listening(live)
+    schema = await api_pool.fetchval("SELECT current_schema()")
+    async with contextlib.AsyncExitStack() as stack:
+        feeds = [
+            await stack.enter_async_context(opened(live.client, user))
+            for user in ["fleet-a-analyst"] * 6 + ["police-analyst"] * 2
+        ]
+        await add_warnings(api_pool, [warning("w-push", WarningType.SPEEDING, "veh-a1", [1], T0)])
+        ids = await asyncio.wait_for(asyncio.gather(*(f.ids(1) for f in feeds)), 5)
+        assert ids == [["w-push"]] * len(feeds)
+        listeners = await api_pool.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+            f"roadledger warnings listener {schema}",
+        )
+        assert [r["pid"] for r in listeners] == [wakeups.backend_pid]
+
+
+async def test_the_listener_heals_when_its_connection_is_lost(
+    live: Live, api_pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """What a PostgreSQL restart does to it (the server ends the backend), without restarting
+    the shared server: its backend is terminated."""
+    caplog.set_level(logging.INFO, "roadledger.api")
+    no_polls(monkeypatch)
+    wakeups = await listening(live)
+    lost = wakeups.backend_pid
+    async with opened(live.client, "fleet-a-analyst") as feed:
+        assert await api_pool.fetchval("SELECT pg_terminate_backend($1)", lost)
+        await wait_until(lambda: wakeups.live and wakeups.backend_pid != lost,
+                         "the listener to listen again", WAIT_S, every_s=0.05)  # fmt: skip
+        await add_warnings(api_pool, [warning("w-after", WarningType.SPEEDING, "veh-a1", [1], T0)])
+        assert await asyncio.wait_for(feed.ids(1), 5) == ["w-after"]
+    lines = [
+        r.getMessage() for r in caplog.records if "roadledger_warnings listener" in r.getMessage()
+    ]
+    assert len(lines) == 2, lines  # the outage once when it starts, once when it ends
+    assert "unavailable" in lines[0]
+    assert "is back" in lines[1]
+
+
+async def test_feeds_woken_together_share_the_horizon_and_identical_reads(
+    api_pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = {"horizon": 0, "read": 0}
+
+    async def horizon(*args: Any) -> datetime:
+        calls["horizon"] += 1
+        return await feed_horizon(*args)
+
+    async def read(*args: Any, **kwargs: Any) -> list[FeedItem]:
+        calls["read"] += 1
+        return await feed_warnings(*args, **kwargs)
+
+    monkeypatch.setattr(warning_feed, "feed_horizon", horizon)
+    monkeypatch.setattr(warning_feed, "feed_warnings", read)
+    await add_places(api_pool)
+    await add_warnings(api_pool, [warning("w-1", WarningType.SPEEDING, "veh-a1", [1], T0)])
+    reads = warning_feed.SharedReads(api_pool)
+    woken_by = asyncio.Event()
+    woken_by.set()
+    untils = await asyncio.gather(*(reads.horizon(woken_by) for _ in range(10)))
+    assert len(set(untils)) == 1
+    assert calls["horizon"] == 1
+    mine, others = Visibility("fleet-a", (), ()), Visibility("fleet-b", (), ())
+    # Not the horizon: other sessions' open transactions may hold it before w-1.
+    until = datetime.now(UTC) + timedelta(hours=1)
+    start = (until - timedelta(days=1), "")
+    found = await asyncio.gather(
+        *(reads.warnings(seen, start, until) for seen in [mine] * 10 + [others] * 5)
+    )
+    assert [[i.warning.warning_id for i in items] for items in found] == [["w-1"]] * 10 + [[]] * 5
+    assert calls["read"] == 2
+    await reads.horizon(None)  # not woken: a fresh horizon, shared only while under way
+    await asyncio.gather(reads.horizon(None), reads.horizon(None))
+    assert calls["horizon"] == 3
