@@ -1,7 +1,8 @@
 """The API application: :func:`create_app` builds it from settings, once, at the entry point.
 
-The lifespan opens the PostgreSQL pool (waiting out a server that is down, one log line) and
-brings the schema up to date; routes reach both through ``api.deps``. Every route but
+The lifespan opens the PostgreSQL pool (waiting out a server that is down, one log line),
+brings the schema up to date, opens the audit log and signs its checkpoints while it runs;
+routes reach the pool and settings through ``api.deps``. Every route but
 ``/health`` requires authentication (``tests/integration/api`` checks each one).
 """
 
@@ -22,8 +23,11 @@ from api.errors import ERROR_RESPONSES
 from api.routes import ROUTERS
 from api.routes.metrics import RequestCounts, count_requests
 from roadledger import __version__
+from roadledger.audit.log import audit_origin
+from roadledger.audit.signing import audit_log_signing
 from roadledger.db.pool import wait_for_pool
 from roadledger.db.schema import apply_schema
+from roadledger.log_key import load_log_key
 from roadledger.resilience import Dependency
 from roadledger.settings import Settings
 
@@ -44,11 +48,17 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> FastAPI:
     """The API for ``settings``. Without ``pool`` it opens its own when it starts (and closes
     it when it stops); with one (tests, an embedding process) it uses that, schema applied."""
 
+    interval_s = settings.audit_checkpoint_interval_ms / 1000
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The API writes the audit log, so it signs its checkpoints (roadledger/audit/signing).
+        audit_signer = load_log_key(settings).signer(audit_origin(settings.origin_prefix))
+        app.state.audit_signer = audit_signer
         if pool is not None:
             app.state.pool = pool
-            yield
+            async with audit_log_signing(pool, audit_signer, interval_s):
+                yield
             return
         database = Dependency("PostgreSQL", log)
         own = await wait_for_pool(settings, asyncio.Event(), database, max_size=10)
@@ -57,7 +67,8 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> FastAPI:
             await apply_schema(conn, retention_days=settings.retention_days)
         app.state.pool = own
         try:
-            yield
+            async with audit_log_signing(own, audit_signer, interval_s):
+                yield
         finally:
             await own.close()
 

@@ -250,6 +250,12 @@ class Settings(BaseSettings):
     api_key_max_days: int = Field(
         default=365, ge=1, le=3650, description="The longest life an API key may be given."
     )
+    audit_checkpoint_interval_ms: int = Field(
+        default=1000,
+        ge=10,
+        le=3_600_000,
+        description="How often the API signs a checkpoint of the audit log when it grew.",
+    )
 
     @field_validator("database_url")
     @classmethod

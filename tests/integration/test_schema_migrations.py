@@ -109,17 +109,20 @@ async def test_a_released_schema_5_with_rows_is_upgraded_in_place(
 
         # Migration 8 (the audit log) created its tables with an empty tree.
         assert await conn.fetchval("SELECT tree_size FROM audit_head") == 0
+        # Migration 11 left it to the API to make it a ledger log (the origin is a setting).
+        assert await conn.fetchval("SELECT log_id FROM audit_head") is None
 
-        # Only migrations 6 to 9 ran; 5 is what the legacy version said, date unknown.
+        # Only migrations 6 to 11 ran; 5 is what the legacy version said, date unknown.
         assert await applied_numbers(conn) == [
             (5, MIGRATIONS[0].description, False),
             (6, MIGRATIONS[1].description, True),
             (7, MIGRATIONS[2].description, True),
             (8, MIGRATIONS[3].description, True),
             (9, MIGRATIONS[4].description, True),
+            (11, MIGRATIONS[5].description, True),
         ]
-        assert await recorded_number(conn) == SCHEMA_VERSION == 9
-        assert await conn.fetchval("SELECT max(version) FROM roadledger_schema") == 9
+        assert await recorded_number(conn) == SCHEMA_VERSION == 11
+        assert await conn.fetchval("SELECT max(version) FROM roadledger_schema") == 11
 
         # A second call finds it current and changes nothing, not even the records' dates.
         dates = await conn.fetch("SELECT number, applied_at FROM roadledger_migrations")
@@ -148,6 +151,7 @@ async def test_a_legacy_6_gets_only_the_migrations_after_it(empty_schema: asyncp
             (7, True),
             (8, True),
             (9, True),
+            (11, True),
         ]
         # Migration 7: an authority now, which may publish the simulation's zones.
         assert (

@@ -173,7 +173,9 @@ async def _vehicles(world: World, settings: Settings) -> None:
     start = int(time.time() * 1000) - HOUR_MS
     size = await ledger.sequence(drive(car, 5, start), car.device_id)
     world.ids |= {"from_ms": start - 1, "to_ms": start + HOUR_MS, "index": size - 1}
-    world.ids["log_id"] = await world.pool.fetchval("SELECT log_id FROM ledger_logs")
+    world.ids["log_id"] = await world.pool.fetchval(
+        "SELECT log_id FROM ledger_logs WHERE origin LIKE '%/telemetry/%'"
+    )
 
 
 async def _witness_and_rules(world: World) -> None:
