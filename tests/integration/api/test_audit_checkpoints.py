@@ -103,6 +103,9 @@ async def test_checkpoints_are_signed_and_stored_as_entries_are_appended(
     assert [log["origin"] for log in logs] == [audit_origin(api_settings.origin_prefix)]
     missing = await api.get("/v1/audit/checkpoint", params={"tree_size": 10**6}, headers=headers)
     assert missing.status_code == 404
+    # its entries are shown by /v1/audit to those who may see them, not by the ledger's route
+    refused = await api.get(f"/v1/ledger/logs/{log_id}/entries/0", headers=headers)
+    assert refused.status_code == 403
 
 
 async def test_a_consistency_proof_between_stored_checkpoints_verifies(

@@ -13,6 +13,7 @@ from chain.merkle import verify_inclusion
 from chain.note_signers import Ed25519Signer
 from roadledger.audit.events import AuditEvent, EventKind
 from roadledger.audit.log import append_events, audit_ledger_log, head, open_log, sign_head
+from roadledger.db.ledger_check import check_ledger
 from roadledger.db.ledger_reads import inclusion_proofs
 
 pytestmark = [pytest.mark.postgres]
@@ -101,3 +102,20 @@ async def test_a_legacy_tree_moves_into_the_ledger_as_it_is(api_pool: asyncpg.Po
         await sign_head(conn, SIGNER)
     log = await audit_ledger_log(api_pool)
     assert (log.tree_size, log.root_hash) == (21, reference.root())
+
+
+async def test_the_ledger_check_counts_the_audit_log_up_to_its_checkpoint(
+    api_pool: asyncpg.Pool,
+) -> None:
+    async with api_pool.acquire() as conn:
+        await open_log(conn, SIGNER)
+        await append_events(conn, [_event(n) for n in range(5)])
+        await sign_head(conn, SIGNER)
+        await append_events(conn, [_event(5)])  # the next checkpoint's: no fault
+    report = await check_ledger(api_pool)
+    assert [(log.origin, log.tree_size, log.entries, log.problems) for log in report.logs] == [
+        (SIGNER.name, 5, 5, [])
+    ]
+    await api_pool.execute("DELETE FROM ledger_entries WHERE leaf_index = 2")
+    [log] = (await check_ledger(api_pool)).logs
+    assert log.problems  # a leaf under the checkpoint is gone: that is one

@@ -25,7 +25,13 @@ from roadledger.identity.members import create_member
 from roadledger.identity.organisations import create_organisation
 from roadledger.settings import Settings
 from tests.integration.api.conftest import PASSWORD, bearer
-from tests.integration.api.ledger_support import HOUR_MS, Ledger, api_settings, drive
+from tests.integration.api.ledger_support import (
+    HOUR_MS,
+    Ledger,
+    api_settings,
+    drive,
+    telemetry_vkey,
+)
 from tests.unit.ingest.fleet import Device
 
 pytestmark = [pytest.mark.postgres]
@@ -245,9 +251,7 @@ async def test_a_witness_cosignature_is_verified_kept_and_served(
     base = f"/v1/ledger/logs/{log['log_id']}"
     keys = (await api.get("/v1/ledger/keys", headers=bot)).json()
     assert [w["name"] for w in keys["witnesses"]] == ["witness.test/w1"]
-    log_verifier = Ed25519Verifier.from_vkey(
-        next(k["vkey"] for k in keys["logs"] if k["origin"] == log["origin"])
-    )
+    log_verifier = Ed25519Verifier.from_vkey(telemetry_vkey(keys))
     # the witness checks consistency from what it cosigned before (nothing: size 0)
     note = (await api.get(f"{base}/checkpoint", headers=bot)).text
     proof = (await api.get(f"{base}/proofs/consistency?first=0", headers=bot)).json()["proof"]
