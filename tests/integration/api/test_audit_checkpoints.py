@@ -7,6 +7,7 @@ owner's proof of its own audit entry."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,7 @@ async def test_checkpoints_are_signed_and_stored_as_entries_are_appended(
 
 
 async def test_a_consistency_proof_between_stored_checkpoints_verifies(
-    api: httpx.AsyncClient, api_pool: asyncpg.Pool, api_settings: Settings
+    api: httpx.AsyncClient, api_settings: Settings, tmp_path: Path
 ) -> None:
     headers = await bearer(api, "fleet-a-admin")
     first = await _get(api, "/v1/audit/checkpoint", headers)
@@ -130,6 +131,15 @@ async def test_a_consistency_proof_between_stored_checkpoints_verifies(
         verify_consistency(old.size, new.size, old.root_hash, forged, proof)
     with pytest.raises(ChainError):  # nor does an old root the log never had
         verify_consistency(old.size, new.size, forged, new.root_hash, proof)
+    # The same with `roadledger proof check`, the verifier checked against the RFC 9162 vectors.
+    case = {"size1": old.size, "size2": new.size, "proof_hex": [p.hex() for p in proof],
+            "root1_hex": old.root_hash.hex()}  # fmt: skip
+    cases = {
+        "consistency": [{**case, "root2_hex": new.root_hash.hex()}],
+        "negative": [{**case, "root2_hex": forged.hex(), "kind": "consistency"}],
+    }
+    (tmp_path / "audit-proofs.json").write_text(json.dumps(cases))
+    assert cli.main(["proof", "check", str(tmp_path / "audit-proofs.json")]) == 0
 
 
 def _witness_adds(
