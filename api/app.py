@@ -1,8 +1,10 @@
 """The API application: :func:`create_app` builds it from settings, once, at the entry point.
 
-The lifespan opens the PostgreSQL pool (waiting out a server that is down, one log line) and
-brings the schema up to date; routes reach both through ``api.deps``. It also runs the warnings
-feed's one listening connection (``api.routes.warning_feed.feed_wakeups``). Every route but
+The lifespan opens the PostgreSQL pool (waiting out a server that is down, one log line),
+brings the schema up to date, opens the audit log and signs its checkpoints while it runs;
+routes reach the pool and settings through ``api.deps``. It also runs the warnings feed's
+listening connection (``api.routes.warning_feed.feed_wakeups``) and the credential listener
+that keeps the principal cache true (``api.credentials``). Every route but
 ``/health`` requires authentication (``tests/integration/api`` checks each one).
 """
 
@@ -25,10 +27,13 @@ from api.routes import ROUTERS
 from api.routes.metrics import RequestCounts, count_requests
 from api.routes.warning_feed import feed_wakeups
 from roadledger import __version__
+from roadledger.audit.log import audit_origin
+from roadledger.audit.signing import audit_log_signing
 from roadledger.db.ledger_proofs import LedgerProofs
 from roadledger.db.pool import wait_for_pool
 from roadledger.db.schema import apply_schema
 from roadledger.identity.principal_cache import PrincipalCache
+from roadledger.log_key import load_log_key
 from roadledger.resilience import Dependency
 from roadledger.settings import Settings
 
@@ -49,14 +54,26 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> FastAPI:
     """The API for ``settings``. Without ``pool`` it opens its own when it starts (and closes
     it when it stops); with one (tests, an embedding process) it uses that, schema applied."""
 
+    interval_s = settings.audit_checkpoint_interval_ms / 1000
+
+    @asynccontextmanager
+    async def running(app: FastAPI, pool: asyncpg.Pool) -> AsyncIterator[None]:
+        """What runs beside the routes on ``pool``: the audit log's signer and the listeners."""
+        # The API writes the audit log, so it signs its checkpoints (roadledger/audit/signing).
+        audit_signer = load_log_key(settings).signer(audit_origin(settings.origin_prefix))
+        app.state.audit_signer = audit_signer
+        app.state.pool = pool
+        async with (
+            audit_log_signing(pool, audit_signer, interval_s),
+            watching_credentials(pool, app.state.principals),
+            feed_wakeups(app, settings, pool),
+        ):
+            yield
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if pool is not None:
-            app.state.pool = pool
-            async with (
-                watching_credentials(pool, app.state.principals),
-                feed_wakeups(app, settings, pool),
-            ):
+            async with running(app, pool):
                 yield
             return
         database = Dependency("PostgreSQL", log)
@@ -64,12 +81,8 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> FastAPI:
         assert own is not None  # the event is never set: uvicorn cancels us to stop
         async with own.acquire() as conn:
             await apply_schema(conn, retention_days=settings.retention_days)
-        app.state.pool = own
         try:
-            async with (
-                watching_credentials(own, app.state.principals),
-                feed_wakeups(app, settings, own),
-            ):
+            async with running(app, own):
                 yield
         finally:
             await own.close()

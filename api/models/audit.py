@@ -1,4 +1,4 @@
-"""The audit log: its entries, an entry's inclusion proof, and the signed checkpoint."""
+"""The audit log: its entries, an entry's inclusion proof, and its stored checkpoints."""
 
 from __future__ import annotations
 
@@ -35,12 +35,19 @@ class AuditEntryPublic(BaseModel):
 
 
 class AuditCheckpointPublic(BaseModel):
-    """The audit log's latest checkpoint, a C2SP signed note by the log key."""
+    """A stored checkpoint of the audit log: a C2SP signed note by the log key, with the
+    witnesses' cosignatures."""
 
+    log_id: int = Field(
+        description="The audit log's id in the ledger routes (/v1/ledger/logs/{log_id}/...)"
+    )
     origin: str = Field(examples=["roadledger.local/audit"])
     tree_size: int = Field(examples=[1024])
     root_hash: str = Field(description="hex", examples=["9a0b..."])
-    checkpoint: str = Field(description="The signed note text (tlog-checkpoint)")
+    checkpoint: str = Field(
+        description="The signed note text (tlog-checkpoint), with every witness cosignature "
+        "collected (tlog-cosignature lines)"
+    )
     vkey: str = Field(description="The C2SP verifier key of the log key for this origin")
 
 

@@ -1,30 +1,51 @@
-"""The audit log: who read or granted what, with inclusion proofs to a signed checkpoint."""
+"""The audit log: who read or granted what, with inclusion proofs to its stored, cosigned
+checkpoints. The audit log is a ledger log (``roadledger/audit/log.py``): its consistency
+proofs, checkpoints by size and witnesses' cosignatures are the ledger routes' too."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+import asyncpg
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from api.access import is_operator_admin
-from api.deps import PoolDep, PrincipalDep, SettingsDep, require_roles
+from api.deps import PoolDep, PrincipalDep, require_roles
 from api.errors import ERROR_RESPONSES
 from api.models.audit import AuditCheckpointPublic, AuditEntryPublic, AuditProofPublic
 from api.models.common import MAX_EPOCH_MS
 from api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
+from chain.checkpoint import SignedCheckpoint
+from chain.note_signers import Ed25519Signer
 from contracts.access import OrgKind, Role, Scope
 from roadledger.audit.events import EventKind
-from roadledger.audit.log import AuditHead, audit_origin, head, inclusion_proof, sign_head
+from roadledger.audit.log import audit_ledger_log, sign_head
 from roadledger.audit.query import AuditFilter, AuditRow, get_entry, list_entries
+from roadledger.db.ledger_reads import (
+    LedgerLog,
+    ProofRequestInvalid,
+    checkpoint_note,
+    inclusion_proofs,
+)
 from roadledger.identity.principal import Principal
-from roadledger.log_key import load_log_key
-from roadledger.settings import Settings
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=ERROR_RESPONSES)
 
 Reader = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.AUDITOR))]
+SizeQuery = Annotated[
+    int | None, Query(ge=0, description="A stored checkpoint's tree size (default: the latest)")
+]
+
+
+def _signer(request: Request) -> Ed25519Signer:
+    """The audit log's checkpoint signer, made when the API started (``api.app``)."""
+    signer: Ed25519Signer = request.app.state.audit_signer
+    return signer
+
+
+SignerDep = Annotated[Ed25519Signer, Depends(_signer)]
 
 
 def _viewer(principal: Principal) -> str | None:
@@ -44,15 +65,24 @@ def _entry(row: AuditRow) -> AuditEntryPublic:
     )
 
 
-def _checkpoint(current: AuditHead, settings: Settings) -> AuditCheckpointPublic:
-    origin = audit_origin(settings.origin_prefix)
-    key = load_log_key(settings)
-    return AuditCheckpointPublic(
-        origin=origin,
-        tree_size=current.size,
-        root_hash=current.root_hash.hex(),
-        checkpoint=sign_head(current, key, origin).to_text(),
-        vkey=key.vkey(origin),
+async def _checkpoint(
+    pool: asyncpg.Pool, signer: Ed25519Signer, tree_size: int | None
+) -> tuple[LedgerLog, AuditCheckpointPublic]:
+    """The stored checkpoint of ``tree_size`` with its cosignatures; None: the latest, the
+    appended head signed first so that it covers every entry the caller may have seen."""
+    if tree_size is None:
+        async with pool.acquire() as conn:
+            await sign_head(conn, signer)
+    log = await audit_ledger_log(pool)
+    note = await checkpoint_note(pool, log, tree_size)
+    signed = SignedCheckpoint.from_text(note).checkpoint
+    return log, AuditCheckpointPublic(
+        log_id=log.log_id,
+        origin=log.origin,
+        tree_size=signed.size,
+        root_hash=signed.root_hash.hex(),
+        checkpoint=note,
+        vkey=signer.to_vkey(),
     )
 
 
@@ -96,12 +126,14 @@ async def entries(
 
 @router.get("/checkpoint", response_model=AuditCheckpointPublic, summary="Audit checkpoint")
 async def checkpoint(
-    principal: PrincipalDep, pool: PoolDep, settings: SettingsDep
+    principal: PrincipalDep, pool: PoolDep, signer: SignerDep, tree_size: SizeQuery = None
 ) -> AuditCheckpointPublic:
-    """The audit log's latest checkpoint, signed with the log key (any authenticated caller:
-    it reveals the log's size and root, nothing of its entries)."""
+    """The audit log's checkpoint signed with the log key, with every witness cosignature
+    collected for it: the latest, or the stored one of ``tree_size`` (any authenticated
+    caller: it reveals the log's size and root, nothing of its entries). Consistency proofs
+    and cosignatures go through the ledger routes of its ``log_id``."""
     del principal
-    return _checkpoint(await head(pool), settings)
+    return (await _checkpoint(pool, signer, tree_size))[1]
 
 
 @router.get("/{index}/proof", response_model=AuditProofPublic, summary="Audit entry proof")
@@ -109,16 +141,22 @@ async def proof(
     index: Annotated[int, Path(ge=0)],
     principal: Reader,
     pool: PoolDep,
-    settings: SettingsDep,
+    signer: SignerDep,
+    tree_size: SizeQuery = None,
 ) -> AuditProofPublic:
-    """Entry ``index`` (one the caller may see) and its inclusion proof in the tree of the
-    latest signed checkpoint, which the answer carries."""
+    """Entry ``index`` (one the caller may see) and its inclusion proof in the tree of a
+    stored checkpoint, which the answer carries with its cosignatures: the latest, or the one
+    of ``tree_size`` (e.g. one the caller's witnesses cosigned)."""
     row = await get_entry(pool, _viewer(principal), index)
-    current = await head(pool)
-    path = await inclusion_proof(pool, index, current.size)
+    log, signed = await _checkpoint(pool, signer, tree_size)
+    if index >= signed.tree_size:
+        raise ProofRequestInvalid(
+            f"tree_size: the checkpoint of size {signed.tree_size} does not hold entry {index}"
+        )
+    path = (await inclusion_proofs(pool, log, [index], signed.tree_size))[index]
     return AuditProofPublic(
         entry=_entry(row),
-        tree_size=current.size,
+        tree_size=signed.tree_size,
         inclusion_path=[p.hex() for p in path],
-        checkpoint=_checkpoint(current, settings),
+        checkpoint=signed,
     )

@@ -13,7 +13,9 @@ from roadledger.identity.principal import Principal
 
 __all__ = ["ENTRY_VERSION", "AuditEvent", "EventKind", "by_principal", "username_ref"]
 
-ENTRY_VERSION = 1
+# 2: the leaf holds its own index ``i``, so no two leaves are alike (a ledger log's leaf hashes
+# are unique: they name the leaf in proofs by hash); version 1 leaves, before it, had none.
+ENTRY_VERSION = 2
 
 
 class EventKind(StrEnum):
@@ -50,11 +52,12 @@ class AuditEvent:
     action: str | None = None
     outcome: str = "ok"
 
-    def encode(self, at_ms: int) -> bytes:
-        """The leaf: canonical JSON of the fields that are set, the time and the version."""
+    def encode(self, at_ms: int, index: int) -> bytes:
+        """The leaf at ``index``: canonical JSON of the fields that are set, the time, the
+        index and the version."""
         fields = {k: v for k, v in asdict(self).items() if v is not None}
         fields["event"] = str(self.event)
-        return dumps_canonical({"v": ENTRY_VERSION, "at_ms": at_ms, **fields}).encode()
+        return dumps_canonical({"v": ENTRY_VERSION, "i": index, "at_ms": at_ms, **fields}).encode()
 
 
 def username_ref(username: str) -> str:

@@ -50,7 +50,12 @@ def _time(ms: int | None) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, UTC) if ms is not None else None
 
 
-_VISIBLE = "($1::text IS NULL OR owner_org = $1 OR actor_org = $1)"
+_VISIBLE = "($1::text IS NULL OR a.owner_org = $1 OR a.actor_org = $1)"
+# The leaf's bytes are the ledger's (the audit log is a ledger log, roadledger.audit.log).
+_ROWS = (
+    "SELECT a.leaf_index, e.leaf_hash, e.entry FROM audit_entries a JOIN ledger_entries e "
+    "ON e.log_id = (SELECT log_id FROM audit_head) AND e.leaf_index = a.leaf_index "
+)
 
 
 async def list_entries(
@@ -63,12 +68,12 @@ async def list_entries(
     """Entries ``viewer_org`` may see that match ``where``, newest first, with an index below
     ``before`` (the page cursor)."""
     rows = await conn.fetch(
-        "SELECT leaf_index, leaf_hash, entry FROM audit_entries "  # noqa: S608
-        f"WHERE {_VISIBLE} AND ($2::text IS NULL OR device_id = $2) "
-        "AND ($3::text IS NULL OR actor_org = $3) AND ($4::text IS NULL OR scope = $4) "
-        "AND ($5::text IS NULL OR event = $5) AND ($6::timestamptz IS NULL OR at >= $6) "
-        "AND ($7::timestamptz IS NULL OR at < $7) AND ($8::bigint IS NULL OR leaf_index < $8) "
-        "ORDER BY leaf_index DESC LIMIT $9",
+        f"{_ROWS} WHERE {_VISIBLE} AND ($2::text IS NULL OR a.device_id = $2) "
+        "AND ($3::text IS NULL OR a.actor_org = $3) AND ($4::text IS NULL OR a.scope = $4) "
+        "AND ($5::text IS NULL OR a.event = $5) AND ($6::timestamptz IS NULL OR a.at >= $6) "
+        "AND ($7::timestamptz IS NULL OR a.at < $7) "
+        "AND ($8::bigint IS NULL OR a.leaf_index < $8) "
+        "ORDER BY a.leaf_index DESC LIMIT $9",
         viewer_org,
         where.device_id,
         where.actor_org,
@@ -87,8 +92,7 @@ async def get_entry(
 ) -> AuditRow:
     """Entry ``index`` if ``viewer_org`` may see it, else :class:`UnknownAuditEntry`."""
     row = await conn.fetchrow(
-        "SELECT leaf_index, leaf_hash, entry FROM audit_entries "  # noqa: S608
-        f"WHERE {_VISIBLE} AND leaf_index = $2",
+        f"{_ROWS} WHERE {_VISIBLE} AND a.leaf_index = $2",
         viewer_org,
         index,
     )

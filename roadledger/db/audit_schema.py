@@ -9,15 +9,24 @@
 - ``audit_nodes``: the hash of every completed perfect subtree, level 0 (the leaves) and up,
   written once, so a proof reads O(log n) rows.
 
-The checkpoint is signed with the log key (origin ``<origin_prefix>/audit``) when asked for:
-the head's size and root are all it commits to.
+Migration 11 makes the audit log one more log of the ledger (``docs/audit.md``): its leaves
+and nodes move to ``ledger_entries`` and ``ledger_nodes`` under a ``ledger_logs`` row of origin
+``<origin_prefix>/audit``, its checkpoints to ``ledger_checkpoints``, its witnesses'
+cosignatures to ``ledger_cosignatures``. What stays here:
+
+- ``audit_head``: the appended size and root (ahead of the latest checkpoint until the next
+  one is signed), the append lock, and ``log_id``, the audit log's ``ledger_logs`` row. NULL
+  until the API first opens the log (the origin is a setting, unknown to a migration); opening
+  moves the leaves and nodes of migration 8 into the ledger tables, same indexes and bytes.
+- ``audit_entries``: the filter columns only; ``entry`` and ``leaf_hash`` are NULL in rows
+  written (or moved) since. ``audit_nodes`` is left empty.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["AUDIT_DDL"]
+__all__ = ["AUDIT_DDL", "AUDIT_LEDGER_DDL"]
 
 AUDIT_DDL: Final = (
     """
@@ -55,4 +64,12 @@ AUDIT_DDL: Final = (
         PRIMARY KEY (level, node_index)
     )
     """,
+)
+
+# Migration 11: the audit log's leaves live in the ledger tables (see the module docstring).
+AUDIT_LEDGER_DDL: Final = (
+    "ALTER TABLE audit_head ADD COLUMN IF NOT EXISTS log_id integer UNIQUE "
+    "REFERENCES ledger_logs (log_id)",
+    "ALTER TABLE audit_entries ALTER COLUMN entry DROP NOT NULL, "
+    "ALTER COLUMN leaf_hash DROP NOT NULL",
 )

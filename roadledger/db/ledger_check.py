@@ -42,12 +42,16 @@ _STORED = """
     SELECT (SELECT count(*) FROM telemetry),
            (SELECT count(DISTINCT (rsu_id, seq)) FROM rsu_observations)
 """
+# The audit log (roadledger/audit/log.py) appends before it signs: its entries beyond its
+# latest checkpoint are the next checkpoint's, not a fault. Every other log writes its entries
+# and their checkpoint in one transaction.
 _LOGS = """
     SELECT l.log_id, l.origin, l.tree_size, l.checkpoint,
            count(e.leaf_index) AS entries,
            coalesce(max(e.leaf_index) + 1, 0) AS index_end,
            count(DISTINCT e.leaf_hash) AS distinct_leaves
     FROM ledger_logs l LEFT JOIN ledger_entries e ON e.log_id = l.log_id
+     AND (e.leaf_index < l.tree_size OR l.log_id IS DISTINCT FROM (SELECT log_id FROM audit_head))
     GROUP BY l.log_id ORDER BY l.origin
 """
 

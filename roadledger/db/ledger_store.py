@@ -15,11 +15,11 @@ import asyncpg
 from chain.blocks import BlockHeader
 from chain.errors import FencingError, StorageError
 from chain.hashing import parent_hashes
-from chain.merkle import NodeRef, consistency_plan, inclusion_plan, root_plan
+from chain.merkle import CompletedNodes, NodeRef, consistency_plan, inclusion_plan, root_plan
 from chain.sequencer import Integration, LogHead
 from roadledger.db.schema import NODE_MIN_STORED_LEVEL
 
-__all__ = ["PostgresLedgerStore"]
+__all__ = ["PostgresLedgerStore", "read_log_nodes", "stored_node_rows"]
 
 _READ_NODES = """
     SELECT 0::smallint, e.leaf_index, e.leaf_hash
@@ -40,6 +40,48 @@ def _rebuild(ref: NodeRef, found: dict[NodeRef, bytes]) -> bytes:
     for _ in range(level):
         hashes = parent_hashes(hashes)
     return hashes[0]
+
+
+async def read_log_nodes(
+    conn: asyncpg.Connection, log_id: int, refs: Sequence[NodeRef], name: str
+) -> list[bytes]:
+    """The hashes of ``refs`` in log ``log_id`` (named ``name`` in errors), in order, read on
+    ``conn``: in its transaction, so a writer holding the log's lock sees its own appends."""
+    if not refs:
+        return []
+    leaves: set[int] = set()
+    stored: list[NodeRef] = []
+    for ref in refs:
+        level, index = ref
+        if level >= NODE_MIN_STORED_LEVEL:
+            stored.append(ref)
+        else:  # a leaf, or a low node rebuilt from its (at most 8) leaves
+            leaves.update(range(index << level, (index + 1) << level))
+    rows = await conn.fetch(
+        _READ_NODES,
+        log_id,
+        sorted(leaves),
+        [level for level, _ in stored],
+        [index for _, index in stored],
+    )
+    found: dict[NodeRef, bytes] = {(row[0], row[1]): bytes(row[2]) for row in rows}
+    try:
+        return [
+            _rebuild(ref, found) if 0 < ref[0] < NODE_MIN_STORED_LEVEL else found[ref]
+            for ref in refs
+        ]
+    except KeyError as exc:
+        raise StorageError(f"log {name}: node {exc.args[0]} is not stored") from None
+
+
+def stored_node_rows(log_id: int, nodes: CompletedNodes) -> list[tuple[int, int, int, bytes]]:
+    """The ``ledger_nodes`` rows of ``nodes``: the levels stored (leaves are entries)."""
+    return [
+        (log_id, level, nodes.first_index(level) + offset, digest)
+        for level, hashes in enumerate(nodes.levels)
+        if level >= NODE_MIN_STORED_LEVEL
+        for offset, digest in enumerate(hashes)
+    ]
 
 
 class PostgresLedgerStore:
@@ -106,12 +148,7 @@ class PostgresLedgerStore:
                     )
                 ],
             )
-            nodes = [
-                (log_id, level, work.nodes.first_index(level) + offset, digest)
-                for level, hashes in enumerate(work.nodes.levels)
-                if level >= NODE_MIN_STORED_LEVEL
-                for offset, digest in enumerate(hashes)
-            ]
+            nodes = stored_node_rows(log_id, work.nodes)
             if nodes:
                 await conn.copy_records_to_table(
                     "ledger_nodes", columns=("log_id", "level", "node_index", "hash"), records=nodes
@@ -142,31 +179,9 @@ class PostgresLedgerStore:
     async def read_nodes(self, origin: str, refs: Sequence[NodeRef]) -> list[bytes]:
         if not refs:
             return []
-        leaves: set[int] = set()
-        stored: list[NodeRef] = []
-        for ref in refs:
-            level, index = ref
-            if level >= NODE_MIN_STORED_LEVEL:
-                stored.append(ref)
-            else:  # a leaf, or a low node rebuilt from its (at most 8) leaves
-                leaves.update(range(index << level, (index + 1) << level))
         async with self.pool.acquire() as conn:
             log_id = await self._log_id(conn, origin)
-            rows = await conn.fetch(
-                _READ_NODES,
-                log_id,
-                sorted(leaves),
-                [level for level, _ in stored],
-                [index for _, index in stored],
-            )
-        found: dict[NodeRef, bytes] = {(row[0], row[1]): bytes(row[2]) for row in rows}
-        try:
-            return [
-                _rebuild(ref, found) if 0 < ref[0] < NODE_MIN_STORED_LEVEL else found[ref]
-                for ref in refs
-            ]
-        except KeyError as exc:
-            raise StorageError(f"log {origin}: node {exc.args[0]} is not stored") from None
+            return await read_log_nodes(conn, log_id, refs, origin)
 
     async def find_leaves(self, origin: str, hashes: Sequence[bytes]) -> dict[bytes, int]:
         async with self.pool.acquire() as conn:

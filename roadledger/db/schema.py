@@ -20,12 +20,15 @@ recorded before (1..6):
   ``audit_entries``, ``audit_nodes``.
 - Migration 9: the ledger API (``roadledger/db/ledger_api_schema.py``): witnesses' keys,
   the cosignatures they sent, vehicles' off-ledger documents.
+- Migration 11: the audit log becomes a log of the ledger (``audit_head.log_id``; the
+  leaves' bytes leave ``audit_entries``), see ``roadledger/db/audit_schema.py``.
 
-A fresh database runs 5 to 8; a legacy 5 runs 6 to 8; a legacy 6 runs 7 and 8. A change to a
-table goes into a new migration appended to :data:`MIGRATIONS` (an ``ALTER``), never into the
-DDL of a released one. The telemetry tables' DDL depends on the mode chosen at run time and
-lives in ``telemetry_schema``; ``apply_schema`` also calls ``telemetry_schema.apply`` after the
-migrations, which recreates missing telemetry tables in their baseline form.
+A fresh database runs every migration; a legacy 5 runs 6 and up; a legacy 6, 7 and up. A
+change to a table goes into a new migration appended to :data:`MIGRATIONS` (an ``ALTER``),
+never into the DDL of a released one. The telemetry tables' DDL depends on the mode chosen at
+run time and lives in ``telemetry_schema``; ``apply_schema`` also calls
+``telemetry_schema.apply`` after the migrations, which recreates missing telemetry tables in
+their baseline form.
 
 Ledger tables (one row set per log, ``log_id`` a small integer for compact indexes):
 
@@ -63,7 +66,7 @@ from typing import Final
 import asyncpg
 
 from roadledger.db.access_schema import ACCESS_DDL
-from roadledger.db.audit_schema import AUDIT_DDL
+from roadledger.db.audit_schema import AUDIT_DDL, AUDIT_LEDGER_DDL
 from roadledger.db.credentials_schema import CREDENTIALS_TRIGGER_DDL
 from roadledger.db.ledger_api_schema import LEDGER_API_DDL
 from roadledger.db.migrations import (
@@ -378,6 +381,12 @@ MIGRATIONS: Final = (
         10,
         "warnings: a notification per insert (the live feed's wake-up), indexes of the reads",
         statements(*WARNINGS_FEED_DDL),
+    ),
+    Migration(
+        11,
+        "the audit log becomes a ledger log: its leaves, checkpoints and cosignatures in the "
+        "ledger tables",
+        statements(*AUDIT_LEDGER_DDL),
     ),
     Migration(
         12,

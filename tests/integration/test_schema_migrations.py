@@ -129,6 +129,8 @@ async def test_a_released_schema_5_with_rows_is_upgraded_in_place(
 
         # Migration 8 (the audit log) created its tables with an empty tree.
         assert await conn.fetchval("SELECT tree_size FROM audit_head") == 0
+        # Migration 11 left it to the API to make it a ledger log (the origin is a setting).
+        assert await conn.fetchval("SELECT log_id FROM audit_head") is None
 
         # Migration 10: the warnings feed's notification and the reads' indexes, on old rows.
         assert await indexes(conn, "warnings") >= FEED_INDEXES
@@ -144,7 +146,7 @@ async def test_a_released_schema_5_with_rows_is_upgraded_in_place(
             (5, MIGRATIONS[0].description, False),
             *((m.number, m.description, True) for m in MIGRATIONS[1:]),
         ]
-        assert [m.number for m in MIGRATIONS] == [5, 6, 7, 8, 9, 10, 12]
+        assert [m.number for m in MIGRATIONS] == [5, 6, 7, 8, 9, 10, 11, 12]
         assert await recorded_number(conn) == SCHEMA_VERSION == 12
         assert await conn.fetchval("SELECT max(version) FROM roadledger_schema") == 12
 

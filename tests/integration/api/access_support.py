@@ -34,17 +34,23 @@ async def member_id(pool: asyncpg.Pool, username: str) -> str:
     return found
 
 
+# The audit log's leaves: a ledger log's entries (roadledger/audit/log.py).
+AUDIT_LEAVES = (
+    "SELECT leaf_index, entry, leaf_hash FROM ledger_entries "
+    "WHERE log_id = (SELECT log_id FROM audit_head) ORDER BY leaf_index"
+)
+
+
 async def audit_entries(pool: asyncpg.Pool, event: str | None = None) -> list[dict[str, Any]]:
     """Every audit leaf (decoded, with its ``index``), oldest first; only ``event`` if given."""
-    rows = await pool.fetch("SELECT leaf_index, entry FROM audit_entries ORDER BY leaf_index")
+    rows = await pool.fetch(AUDIT_LEAVES)
     found = [{"index": r[0], **loads_object(bytes(r[1]), "audit")} for r in rows]
     return [e for e in found if event is None or e["event"] == event]
 
 
 async def raw_entries(pool: asyncpg.Pool) -> bytes:
     """Every audit leaf's bytes, concatenated (to look for what must never be there)."""
-    rows = await pool.fetch("SELECT entry FROM audit_entries ORDER BY leaf_index")
-    return b"".join(bytes(r[0]) for r in rows)
+    return b"".join(bytes(r[1]) for r in await pool.fetch(AUDIT_LEAVES))
 
 
 def grant_body(

@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -105,5 +106,14 @@ class Ledger:
             stop.set()
             await task
         await self.store(self.stream.records(VERIFIED))
-        size: int = await self.pool.fetchval("SELECT tree_size FROM ledger_logs")
+        size: int = await self.pool.fetchval(
+            "SELECT tree_size FROM ledger_logs WHERE origin LIKE '%/telemetry/%'"
+        )
         return size
+
+
+def telemetry_vkey(keys: dict[str, Any]) -> str:
+    """The telemetry log's vkey in a ``GET /v1/ledger/keys`` answer (the audit log is a log
+    too, and its origin sorts first)."""
+    vkey: str = next(k["vkey"] for k in keys["logs"] if "/telemetry/" in k["origin"])
+    return vkey

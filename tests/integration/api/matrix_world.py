@@ -40,7 +40,7 @@ from tests.integration.api import matrix_table as t
 from tests.integration.api import places
 from tests.integration.api.access_support import principal
 from tests.integration.api.conftest import CAST, PASSWORD, bearer, login
-from tests.integration.api.ledger_support import HOUR_MS, Ledger, drive
+from tests.integration.api.ledger_support import HOUR_MS, Ledger, drive, telemetry_vkey
 from tests.integration.api.places import CITY, T0, middle
 from tests.integration.api.test_ledger_routes import witnesses
 from tests.integration.api.test_rules import JOSE, _key, _signed
@@ -173,7 +173,9 @@ async def _vehicles(world: World, settings: Settings) -> None:
     start = int(time.time() * 1000) - HOUR_MS
     size = await ledger.sequence(drive(car, 5, start), car.device_id)
     world.ids |= {"from_ms": start - 1, "to_ms": start + HOUR_MS, "index": size - 1}
-    world.ids["log_id"] = await world.pool.fetchval("SELECT log_id FROM ledger_logs")
+    world.ids["log_id"] = await world.pool.fetchval(
+        "SELECT log_id FROM ledger_logs WHERE origin LIKE '%/telemetry/%'"
+    )
 
 
 async def _witness_and_rules(world: World) -> None:
@@ -189,7 +191,7 @@ async def _witness_and_rules(world: World) -> None:
     assert made.status_code == 201, made.text
     headers = world.tokens["witness-w-bot"]
     base = f"/v1/ledger/logs/{world.ids['log_id']}"
-    log_vkey = (await api.get("/v1/ledger/keys", headers=headers)).json()["logs"][0]["vkey"]
+    log_vkey = telemetry_vkey((await api.get("/v1/ledger/keys", headers=headers)).json())
     note = (await api.get(f"{base}/checkpoint", headers=headers)).text
     proof = (await api.get(f"{base}/proofs/consistency?first=0", headers=headers)).json()
     line = Witness(signer, MemoryWitnessStateStore()).add_checkpoint(

@@ -21,7 +21,13 @@ from contracts.access import Scope
 from roadledger.audit.log import audit_origin
 from roadledger.log_key import load_log_key
 from roadledger.settings import Settings
-from tests.integration.api.access_support import add_devices, audit_entries, grant_body, principal
+from tests.integration.api.access_support import (
+    AUDIT_LEAVES,
+    add_devices,
+    audit_entries,
+    grant_body,
+    principal,
+)
 from tests.integration.api.conftest import PASSWORD, bearer
 
 pytestmark = [pytest.mark.postgres]
@@ -154,10 +160,16 @@ async def test_a_proof_verifies_against_the_checkpoint_signed_with_the_log_key(
         path = [bytes.fromhex(h) for h in body["inclusion_path"]]
         verify_inclusion(item["index"], signed.checkpoint.size, leaf, signed.checkpoint.root_hash,
                          path)  # fmt: skip
-    # The checkpoint route signs the same head.
+    # The checkpoint route signs and stores the head: every entry appended so far.
     answer = await api.get("/v1/audit/checkpoint", headers=headers)
     signed = SignedCheckpoint.open(answer.json()["checkpoint"], verifier)
     assert signed.checkpoint.size == await api_pool.fetchval("SELECT tree_size FROM audit_head")
+    stored = await api_pool.fetchval(
+        "SELECT note FROM ledger_checkpoints WHERE tree_size = $1 AND log_id = $2",
+        signed.checkpoint.size,
+        answer.json()["log_id"],
+    )
+    assert stored == answer.json()["checkpoint"]  # no witness yet: the log's note alone
 
 
 async def test_another_organisation_cannot_prove_my_entries(
@@ -181,15 +193,14 @@ async def test_fifty_parallel_reads_make_a_consistent_log(
         *(require_access(api_pool, analyst, f"veh-{n}", Scope.TRACK, action=ROUTE)
           for n in range(50))
     )  # fmt: skip
-    rows = await api_pool.fetch("SELECT leaf_index, leaf_hash, entry FROM audit_entries "
-                                "ORDER BY leaf_index")  # fmt: skip
+    rows = await api_pool.fetch(AUDIT_LEAVES)
     size = await api_pool.fetchval("SELECT tree_size FROM audit_head")
     assert size == before + 50 == len(rows)
     assert [r[0] for r in rows] == list(range(size))
     reads = await audit_entries(api_pool, "data_access")
     assert sorted(e["device_id"] for e in reads) == sorted(f"veh-{n}" for n in range(50))
-    hashes = [bytes(r[1]) for r in rows]
-    assert hashes == [leaf_hash(bytes(r[2])) for r in rows]
+    hashes = [bytes(r[2]) for r in rows]
+    assert hashes == [leaf_hash(bytes(r[1])) for r in rows]
     root = bytes(await api_pool.fetchval("SELECT root_hash FROM audit_head"))
     assert compute_root(hashes) == root
     headers = await bearer(api, "fleet-a-admin")

@@ -20,7 +20,14 @@ from chain.note_signers import Ed25519Verifier
 from chain.witness import MemoryWitnessStateStore, Witness
 from roadledger.settings import Settings
 from tests.integration.api.conftest import bearer
-from tests.integration.api.ledger_support import HOUR_MS, Ledger, api_settings, drive, verified
+from tests.integration.api.ledger_support import (
+    HOUR_MS,
+    Ledger,
+    api_settings,
+    drive,
+    telemetry_vkey,
+    verified,
+)
 from tests.integration.api.test_ledger_routes import witnesses
 from tests.support.pipeline import ROADLEDGER
 from tests.unit.ingest.fleet import Device
@@ -40,7 +47,7 @@ async def witnessed(
     await ledger.sequence(sent, car.device_id)
     witness_vkey = await cosign_every_log(api, pool)
     keys = (await api.get("/v1/ledger/keys", headers=await bearer(api, "witness-w-bot"))).json()
-    return [keys["logs"][0]["vkey"], witness_vkey]
+    return [telemetry_vkey(keys), witness_vkey]
 
 
 async def cosign_every_log(api: httpx.AsyncClient, pool: asyncpg.Pool) -> str:

@@ -18,7 +18,13 @@ from chain.merkle import verify_inclusion
 from chain.note_signers import Ed25519Verifier
 from roadledger.settings import Settings
 from tests.integration.api.conftest import bearer
-from tests.integration.api.ledger_support import HOUR_MS, Ledger, api_settings, drive
+from tests.integration.api.ledger_support import (
+    HOUR_MS,
+    Ledger,
+    api_settings,
+    drive,
+    telemetry_vkey,
+)
 from tests.unit.ingest.fleet import Device
 
 pytestmark = [pytest.mark.postgres]
@@ -71,7 +77,7 @@ async def test_a_documents_hash_is_proven_in_the_vehicles_log(
     assert "TÜV" not in entry.decode(), "the description stays off the ledger"
     keys = (await api.get("/v1/ledger/keys", headers=analyst)).json()
     signed = SignedCheckpoint.open(
-        proven["checkpoint"], Ed25519Verifier.from_vkey(keys["logs"][0]["vkey"])
+        proven["checkpoint"], Ed25519Verifier.from_vkey(telemetry_vkey(keys))
     )
     assert signed.checkpoint.size == proven["tree_size"]
     verify_inclusion(

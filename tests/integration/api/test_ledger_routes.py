@@ -25,7 +25,13 @@ from roadledger.identity.members import create_member
 from roadledger.identity.organisations import create_organisation
 from roadledger.settings import Settings
 from tests.integration.api.conftest import PASSWORD, bearer
-from tests.integration.api.ledger_support import HOUR_MS, Ledger, api_settings, drive
+from tests.integration.api.ledger_support import (
+    HOUR_MS,
+    Ledger,
+    api_settings,
+    drive,
+    telemetry_vkey,
+)
 from tests.unit.ingest.fleet import Device
 
 pytestmark = [pytest.mark.postgres]
@@ -56,9 +62,10 @@ async def witnesses(pool: asyncpg.Pool) -> None:
 
 
 async def only_log(api: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, object]:
+    """The one telemetry log (the audit log is the other)."""
     answer = await api.get("/v1/ledger/logs", headers=headers)
     assert answer.status_code == 200, answer.text
-    (log,) = answer.json()
+    (log,) = [log for log in answer.json() if "/telemetry/" in log["origin"]]
     assert isinstance(log, dict)
     return log
 
@@ -70,11 +77,13 @@ async def test_the_checkpoint_is_the_logs_and_its_key_is_published(
     log = await only_log(api, headers)
     assert log["tree_size"] == 41
     keys = (await api.get("/v1/ledger/keys", headers=headers)).json()
-    assert [k["origin"] for k in keys["logs"]] == [log["origin"]]
+    vkeys = {k["origin"]: k["vkey"] for k in keys["logs"]}
+    prefix = str(log["origin"]).rsplit("/telemetry/", 1)[0]
+    assert set(vkeys) == {log["origin"], f"{prefix}/audit"}  # the audit log is a log too
     answer = await api.get(f"/v1/ledger/logs/{log['log_id']}/checkpoint", headers=headers)
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
-    signed = SignedCheckpoint.open(answer.text, Ed25519Verifier.from_vkey(keys["logs"][0]["vkey"]))
+    signed = SignedCheckpoint.open(answer.text, Ed25519Verifier.from_vkey(vkeys[log["origin"]]))
     assert signed.checkpoint.size == 41
     assert signed.checkpoint.root_hash == b64_decode(str(log["root_hash"]))
     older = await api.get(
@@ -242,7 +251,7 @@ async def test_a_witness_cosignature_is_verified_kept_and_served(
     base = f"/v1/ledger/logs/{log['log_id']}"
     keys = (await api.get("/v1/ledger/keys", headers=bot)).json()
     assert [w["name"] for w in keys["witnesses"]] == ["witness.test/w1"]
-    log_verifier = Ed25519Verifier.from_vkey(keys["logs"][0]["vkey"])
+    log_verifier = Ed25519Verifier.from_vkey(telemetry_vkey(keys))
     # the witness checks consistency from what it cosigned before (nothing: size 0)
     note = (await api.get(f"{base}/checkpoint", headers=bot)).text
     proof = (await api.get(f"{base}/proofs/consistency?first=0", headers=bot)).json()["proof"]
