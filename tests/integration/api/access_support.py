@@ -34,9 +34,15 @@ async def member_id(pool: asyncpg.Pool, username: str) -> str:
     return found
 
 
-async def audit_entries(pool: asyncpg.Pool, event: str | None = None) -> list[dict[str, Any]]:
-    """Every audit leaf (decoded, with its ``index``), oldest first; only ``event`` if given."""
-    rows = await pool.fetch("SELECT leaf_index, entry FROM audit_entries ORDER BY leaf_index")
+async def audit_entries(
+    pool: asyncpg.Pool, event: str | None = None, *, after: int = -1
+) -> list[dict[str, Any]]:
+    """Every audit leaf after index ``after`` (decoded, with its ``index``), oldest first;
+    only ``event`` if given."""
+    rows = await pool.fetch(
+        "SELECT leaf_index, entry FROM audit_entries WHERE leaf_index > $1 ORDER BY leaf_index",
+        after,
+    )
     found = [{"index": r[0], **loads_object(bytes(r[1]), "audit")} for r in rows]
     return [e for e in found if event is None or e["event"] == event]
 
