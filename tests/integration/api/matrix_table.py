@@ -12,7 +12,7 @@ rule, explicit exceptions. An expectation is a status code, :data:`OK` (the rout
 status) or, for a list, :data:`LISTS`/:data:`OMITS` (a 200 whose items include or omit the
 world's vehicle, warning or segment). ``test_authorization_matrix`` sends one request per cell
 and fails when a route of the app is missing here or a route here is not the app's;
-``python -m tests.integration.api.matrix_table`` prints every cell.
+``python -m tests.integration.api.matrix_docs --cells`` prints every cell.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ SITUATIONS: Mapping[str, Situation] = {
     "owner-key-other-scope": _key("other"),
     "grantee": _insurer("insurer-x", "insurer-x-agent", Vehicle.GRANTED),
     "grantee-admin": _insurer("insurer-x", "insurer-x-admin", Vehicle.GRANTED, Role.ADMIN),
-    "grantee-other-scope": _insurer("insurer-y|z", "narrow-*", Vehicle.OTHER_SCOPE),
+    "grantee-other-scope": _insurer("insurer-y/z", "narrow-*", Vehicle.OTHER_SCOPE),
     "grantee-pending": _insurer("insurer-pend", "pending-agent", Vehicle.PENDING),
     "grantee-expired": _insurer("insurer-exp", "expired-agent", Vehicle.EXPIRED),
     "grantee-revoked": _insurer("insurer-rev", "revoked-agent", Vehicle.REVOKED),
@@ -435,8 +435,3 @@ TABLE: Table = {
 def cells(table: Table = TABLE) -> list[tuple[str, str, Expect]]:
     """Every (route, situation, expectation): the full product."""
     return [(route, s, row.expect(s)) for route, row in table.items() for s in SITUATIONS]
-
-
-if __name__ == "__main__":
-    for route, situation, expected in cells():
-        print(f"{route} | {situation} -> {expected}")

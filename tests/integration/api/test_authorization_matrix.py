@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from api.routes import organisations
 from contracts.access import Scope
 from roadledger.identity.grants import Grant
 from roadledger.settings import Settings
+from tests.integration.api import matrix_docs
 from tests.integration.api import matrix_table as t
 from tests.integration.api.access_support import audit_entries
 from tests.integration.api.conftest import bearer
@@ -61,6 +63,13 @@ async def test_each_exception_names_a_situation_and_departs_from_its_rule() -> N
     for route, row in t.TABLE.items():
         for situation, expected in row.exceptions.items():
             assert row.rule(t.SITUATIONS[situation]) != expected, (route, situation)
+
+
+async def test_docs_show_the_situations_and_rules_of_the_table() -> None:
+    """``docs/api.md`` shows the table's situations and rules as ``matrix_docs`` makes them."""
+    shown = (Path(__file__).parents[3] / "docs" / "api.md").read_text()
+    for table in (matrix_docs.situations(), matrix_docs.rules()):
+        assert table in shown, "run python -m tests.integration.api.matrix_docs"
 
 
 async def _send(world: World, route: str, situation: str) -> httpx.Response:
@@ -127,7 +136,7 @@ async def test_every_situation_authenticates_as_who_the_table_says(world: World)
         if not headers:
             continue
         me = (await world.api.get("/v1/auth/me", headers=headers)).json()
-        if situation.org != "insurer-y|z":
+        if situation.org != "insurer-y/z":
             assert me["org_id"] == situation.org, name
         assert me["org_kind"] == situation.kind, name
         assert set(me["roles"]) == set(situation.roles), name
