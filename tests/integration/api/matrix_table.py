@@ -60,9 +60,10 @@ NOT_NOW = (Vehicle.OTHER_SCOPE, Vehicle.PENDING, Vehicle.EXPIRED, Vehicle.REVOKE
 
 @dataclass(frozen=True)
 class Situation:
-    """Who asks. ``user``: a member's login; ``key``: a fleet-a API key with the admin role,
-    ``any`` scope, ``scoped`` to the route's scope, or to an ``other``; ``body``: no header,
-    credentials in the body, ``good`` or ``bad`` (every other situation sends good ones)."""
+    """Who asks. ``user``: a member's login; ``key``: an API key of ``org`` holding ``roles``,
+    for ``any`` scope, ``scoped`` to the route's scope, or to an ``other``; ``body``: no
+    header, credentials in the body, ``good`` or ``bad`` (every other situation sends good
+    ones)."""
 
     org: str | None = None
     kind: OrgKind | None = None
@@ -102,9 +103,10 @@ def _owner(user: str, role: Role) -> Situation:
     return _member("fleet-a", OrgKind.FLEET_OWNER, user, role, vehicle=Vehicle.OWNER)
 
 
-def _key(scopes: str) -> Situation:
-    roles = frozenset({Role.ADMIN})
-    return Situation("fleet-a", OrgKind.FLEET_OWNER, roles, key=scopes, vehicle=Vehicle.OWNER)
+def _key(scopes: str, role: Role = Role.ADMIN, *, grantee: bool = False) -> Situation:
+    org, kind = ("insurer-x", OrgKind.INSURER) if grantee else ("fleet-a", OrgKind.FLEET_OWNER)
+    vehicle = Vehicle.GRANTED if grantee else Vehicle.OWNER
+    return Situation(org, kind, frozenset({role}), key=scopes, vehicle=vehicle)
 
 
 def _insurer(org: str, user: str, vehicle: Vehicle, role: Role = Role.INSURER) -> Situation:
@@ -128,8 +130,10 @@ SITUATIONS: Mapping[str, Situation] = {
     "owner-key": _key("any"),
     "owner-key-scoped": _key("scoped"),
     "owner-key-other-scope": _key("other"),
+    "owner-key-analyst": _key("any", Role.ANALYST),
     "grantee": _insurer("insurer-x", "insurer-x-agent", Vehicle.GRANTED),
     "grantee-admin": _insurer("insurer-x", "insurer-x-admin", Vehicle.GRANTED, Role.ADMIN),
+    "grantee-key-other-scope": _key("other", grantee=True),
     "grantee-other-scope": _insurer("insurer-y/z", "narrow-*", Vehicle.OTHER_SCOPE),
     "grantee-pending": _insurer("insurer-pend", "pending-agent", Vehicle.PENDING),
     "grantee-expired": _insurer("insurer-exp", "expired-agent", Vehicle.EXPIRED),
