@@ -236,9 +236,9 @@ def audit_entry_of_fleet_a(s: Situation) -> Expect:
 
 
 @_authenticated
-def operator_role(s: Situation) -> Expect:
-    """The operator role (any organisation's member holding it): else 403."""
-    return OK if Role.OPERATOR in s.roles else 403
+def operations(s: Situation) -> Expect:
+    """The operator role of the operator organisation (another's opens nothing): else 403."""
+    return OK if Role.OPERATOR in s.roles and s.kind == OrgKind.OPERATOR else 403
 
 
 @_authenticated
@@ -394,7 +394,7 @@ TABLE: Table = {
     "GET /v1/audit": Row(audit_reader),
     "GET /v1/audit/checkpoint": Row(member),
     "GET /v1/audit/{index}/proof": Row(audit_entry_of_fleet_a),
-    "GET /metrics": Row(operator_role),
+    "GET /metrics": Row(operations),
     # --- rules (police publishes)
     "POST /v1/rules": Row(police_admin, 201),
     "GET /v1/rules": Row(member),
