@@ -136,7 +136,9 @@ CALLS: Mapping[str, Call] = {
     "POST /v1/grants/{grant_id}/revoke": lambda w, s: Request(
         {"grant_id": w.ids["spare_grant_id"]}
     ),
-    "GET /v1/audit": lambda w, s: _NOTHING,
+    "GET /v1/audit": lambda w, s: Request(  # the world's entries about veh-a1
+        params={"device_id": "veh-a1", "until_ms": w.ids["audit_until_ms"]}
+    ),
     "GET /v1/audit/checkpoint": lambda w, s: _NOTHING,
     "GET /v1/audit/{index}/proof": lambda w, s: Request({"index": w.ids["audit_index"]}),
     "GET /metrics": lambda w, s: _NOTHING,

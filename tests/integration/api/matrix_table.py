@@ -10,8 +10,9 @@ and segment lie (its own, a unit's, its parent's, a sibling's, unrelated).
 Each route has one rule (a function of the situation, below) and, where it departs from the
 rule, explicit exceptions. An expectation is a status code, :data:`OK` (the route's success
 status) or, for a list, :data:`LISTS`/:data:`OMITS` (a 200 whose items include or omit the
-world's vehicle, warning or segment). ``test_authorization_matrix`` sends one request per cell
-and fails when a route of the app is missing here or a route here is not the app's;
+world's vehicle, warning, segment, grant, API key or audit entry).
+``test_authorization_matrix`` sends one request per cell and fails when a route of the app
+is missing here or a route here is not the app's;
 ``python -m tests.integration.api.matrix_docs --cells`` prints every cell.
 """
 
@@ -222,17 +223,32 @@ def grant_party(s: Situation) -> Expect:
 
 
 @_authenticated
-def audit_reader(s: Situation) -> Expect:
-    """An admin or auditor (each sees its organisation's entries): else 403."""
-    return OK if s.roles & {Role.ADMIN, Role.AUDITOR} else 403
+def own_keys(s: Situation) -> Expect:
+    """An admin, its organisation's keys: fleet-a's list names its key; else 403."""
+    return 403 if not s.admin else LISTS if s.org == "fleet-a" else OMITS
+
+
+@_authenticated
+def own_grants(s: Situation) -> Expect:
+    """Anyone, its organisation's grants: fleet-a's list names its grant to insurer-x."""
+    return LISTS if s.org == "fleet-a" else OMITS
 
 
 @_authenticated
 def audit_entry_of_fleet_a(s: Situation) -> Expect:
-    """An entry about fleet-a: its admins and auditors, the operator's; other readers 404."""
+    """An entry about fleet-a: its admins and auditors, the operator's; other readers 404;
+    neither an admin nor an auditor 403."""
     if not s.roles & {Role.ADMIN, Role.AUDITOR}:
         return 403
     return OK if s.org in ("fleet-a", "operator") else 404
+
+
+@_authenticated
+def audit_list(s: Situation) -> Expect:
+    """An admin or auditor, each its organisation's entries (the operator's all): lists one
+    about fleet-a's vehicle when ``audit_entry_of_fleet_a`` allows it."""
+    found = audit_entry_of_fleet_a(s)
+    return found if found == 403 else LISTS if found == OK else OMITS
 
 
 @_authenticated
@@ -382,16 +398,16 @@ TABLE: Table = {
     "POST /v1/organisations/{org_id}/members": Row(
         fleet_a_admin_or_operator, 201, exceptions={  # a key mints no credentials
             "owner-key": 403, "owner-key-scoped": 403, "owner-key-other-scope": 403}),
-    "GET /v1/api-keys": Row(admin),  # the caller's own organisation's
+    "GET /v1/api-keys": Row(own_keys),
     "POST /v1/api-keys": Row(logged_in_admin, 201),
     "POST /v1/api-keys/{key_id}/revoke": Row(fleet_a_admin, 204),  # a key of fleet-a
     # --- grants (fleet-a's)
     "POST /v1/grants": Row(fleet_a_admin, 201),
-    "GET /v1/grants": Row(member),  # the caller's own organisation's
+    "GET /v1/grants": Row(own_grants),
     "GET /v1/grants/{grant_id}": Row(grant_party),
     "POST /v1/grants/{grant_id}/revoke": Row(fleet_a_admin),
     # --- audit log and operations
-    "GET /v1/audit": Row(audit_reader),
+    "GET /v1/audit": Row(audit_list),
     "GET /v1/audit/checkpoint": Row(member),
     "GET /v1/audit/{index}/proof": Row(audit_entry_of_fleet_a),
     "GET /metrics": Row(operations),

@@ -167,6 +167,8 @@ async def _grants(world: World) -> None:
                 world.keys[(org, role, str(scope or "any"))] = full
         revocable, _full = await create_api_key(conn, owner, "to revoke", [Role.ADMIN], [], 1, 1)
         world.ids["key_id"] = revocable.key_id
+        listed, _full = await create_api_key(conn, owner, "listed", [Role.ADMIN], [], 1, 1)
+        world.ids["listed_key_id"] = listed.key_id
 
 
 async def _vehicles(world: World, settings: Settings) -> None:
@@ -260,4 +262,5 @@ async def build_world(settings: Settings, tmp: Path) -> AsyncIterator[World]:
                 world.ids["audit_index"] = await pool.fetchval(
                     "SELECT max(leaf_index) FROM audit_entries"
                 )
+                world.ids["audit_until_ms"] = int(time.time() * 1000) + 1
                 yield world

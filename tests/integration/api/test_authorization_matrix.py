@@ -7,7 +7,7 @@ removed from the app, or a rule of the table widened, fails the cells it decides
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -17,6 +17,7 @@ import pytest_asyncio
 from api.app import create_app
 from api.routes import organisations
 from contracts.access import Scope
+from roadledger.identity import visibility
 from roadledger.identity.grants import Grant
 from roadledger.settings import Settings
 from tests.integration.api import matrix_docs
@@ -32,11 +33,15 @@ CELLS = [
     pytest.param(route, situation, expected, id=f"{route} | {situation} -> {expected}")
     for route, situation, expected in t.cells()
 ]
-# What a list shows of the world: the vehicle, its warning, the segment in police's city.
-LISTED = {
-    "GET /v1/devices": ("device_id", "veh-a1"),
-    "GET /v1/warnings": ("warning_id", "w-a1"),
-    "GET /v1/segments": ("segment_id", 7),
+# What a list shows of the world: the vehicle, its warning, the segment in police's city,
+# fleet-a's grant to insurer-x, one of fleet-a's API keys, an audit entry about its vehicle.
+LISTED: Mapping[str, tuple[str, Callable[[World], object]]] = {
+    "GET /v1/devices": ("device_id", lambda w: "veh-a1"),
+    "GET /v1/warnings": ("warning_id", lambda w: "w-a1"),
+    "GET /v1/segments": ("segment_id", lambda w: 7),
+    "GET /v1/grants": ("grant_id", lambda w: w.ids["grant_id"]),
+    "GET /v1/api-keys": ("key_id", lambda w: w.ids["listed_key_id"]),
+    "GET /v1/audit": ("index", lambda w: w.ids["audit_index"]),
 }
 WARNING = "GET /v1/warnings/{warning_id}"
 TRACK = "GET /v1/vehicles/{device_id}/track"
@@ -104,8 +109,10 @@ async def mismatch(world: World, route: str, situation: str, expected: t.Expect)
     if answer.status_code != status:
         return f"{route} as {situation}: {answer.status_code} {answer.text[:300]}"
     if route in LISTED and expected in (t.LISTS, t.OMITS):
-        key, wanted = LISTED[route]
-        shown = [item[key] for item in answer.json()["items"]]
+        key, wanted_in = LISTED[route]
+        wanted = wanted_in(world)
+        items = answer.json()
+        shown = [item[key] for item in (items if isinstance(items, list) else items["items"])]
         if (wanted in shown) != (expected == t.LISTS):
             return f"{route} as {situation}: {expected}, but the items are {shown}"
     if row.audited and status != 401:
@@ -165,6 +172,23 @@ async def test_a_grant_whose_period_is_not_checked_fails_the_pending_and_expired
     routes = {TRACK, "GET /v1/vehicles/{device_id}/mileage"}
     failing = await _failing(world, t.TABLE, routes)
     assert failing == {(r, s) for r in routes for s in ("grantee-pending", "grantee-expired")}
+
+
+async def test_a_parent_authority_that_no_longer_sees_its_units_fails_its_cells(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Remove the hierarchy from what an authority sees (its units' jurisdictions): the
+    parent's cells of the located routes fail, and no other."""
+
+    async def itself(conn: object, org_id: str) -> list[str]:
+        return [org_id]
+
+    monkeypatch.setattr(visibility, "descendants", itself)
+    located = {r for r in t.TABLE if "segment" in r or r.startswith("GET /v1/warn")}
+    routes = located - {"GET /v1/warnings/stream"}  # the feed is refused or not: no places
+    assert WARNING in routes
+    assert len(routes) == 5
+    assert await _failing(world, t.TABLE, routes) == {(r, "authority-parent") for r in routes}
 
 
 async def test_members_without_the_admin_check_fail_every_refused_cell(
