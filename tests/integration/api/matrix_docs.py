@@ -10,6 +10,8 @@ from tests.integration.api import matrix_table as t
 
 
 def _credentials(s: t.Situation) -> str:
+    if s.ended:
+        return "a revoked API key" if s.key else f"login `{s.user}`, logged out"
     if s.key is not None:
         return {"any": "API key", "scoped": "API key, the route's scope", "other": "API key, "
                 "another scope"}[s.key]  # fmt: skip

@@ -5,7 +5,7 @@ relation to fleet-a's vehicles and to police's jurisdiction (``matrix_world`` ma
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from contracts.access import DATA_ROLES, OrgKind, Role
@@ -45,7 +45,7 @@ class Situation:
     """Who asks. ``user``: a member's login; ``key``: an API key of ``org`` holding ``roles``,
     for ``any`` scope, ``scoped`` to the route's scope, or to an ``other``; ``body``: no
     header, credentials in the body, ``good`` or ``bad`` (every other situation sends good
-    ones)."""
+    ones); ``ended``: the key was revoked, the login's session ended (logged out)."""
 
     org: str | None = None
     kind: OrgKind | None = None
@@ -55,10 +55,11 @@ class Situation:
     body: str | None = None
     vehicle: Vehicle = Vehicle.NONE
     area: Area = Area.NONE
+    ended: bool = False
 
     @property
     def authenticated(self) -> bool:
-        return self.user is not None or self.key is not None
+        return (self.user is not None or self.key is not None) and not self.ended
 
     @property
     def admin(self) -> bool:
@@ -113,6 +114,8 @@ SITUATIONS: Mapping[str, Situation] = {
     "owner-key-scoped": _key("scoped"),
     "owner-key-other-scope": _key("other"),
     "owner-key-analyst": _key("any", Role.ANALYST),
+    "owner-key-revoked": replace(_key("any"), ended=True),
+    "owner-admin-logged-out": replace(_owner("fleet-a-admin", Role.ADMIN), ended=True),
     "grantee": _insurer("insurer-x", "insurer-x-agent", Vehicle.GRANTED),
     "grantee-admin": _insurer("insurer-x", "insurer-x-admin", Vehicle.GRANTED, Role.ADMIN),
     "grantee-key-other-scope": _key("other", grantee=True),

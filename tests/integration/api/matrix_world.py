@@ -27,7 +27,7 @@ from chain.telemetry import DeviceKind
 from chain.witness import MemoryWitnessStateStore, Witness
 from contracts.access import OrgKind, Role, Scope
 from roadledger.documents import register_document
-from roadledger.identity.api_keys import create_api_key
+from roadledger.identity.api_keys import create_api_key, revoke_api_key
 from roadledger.identity.grants import create_grant, revoke_grant
 from roadledger.identity.members import create_member
 from roadledger.identity.organisations import create_organisation
@@ -95,6 +95,7 @@ class World:
     keys: dict[tuple[str, str, str], str] = field(default_factory=dict)  # KEYS, scope or any
     ids: dict[str, str | int] = field(default_factory=dict)
     cosignature: dict[str, object] = field(default_factory=dict)
+    ended: dict[str, dict[str, str]] = field(default_factory=dict)  # dead credentials
 
     def user(self, situation: str, scope: Scope | None) -> str | None:
         """The member ``situation`` logs in as, for a route reading ``scope``."""
@@ -105,6 +106,8 @@ class World:
     def headers(self, situation: str, scope: Scope | None) -> dict[str, str]:
         """Credentials of ``situation`` for a route reading ``scope``."""
         s = t.SITUATIONS[situation]
+        if s.ended:
+            return self.ended[situation]
         if s.key is not None:
             wanted = {"any": "any", "scoped": scope or Scope.TRACK, "other": other_scope(scope)}
             (role,) = s.roles
@@ -169,6 +172,13 @@ async def _grants(world: World) -> None:
         world.ids["key_id"] = revocable.key_id
         listed, _full = await create_api_key(conn, owner, "listed", [Role.ADMIN], [], 1, 1)
         world.ids["listed_key_id"] = listed.key_id
+        dead, full = await create_api_key(conn, owner, "revoked", [Role.ADMIN], [], 1, 1)
+        await revoke_api_key(conn, "fleet-a", dead.key_id)
+        world.ended["owner-key-revoked"] = {"X-API-Key": full}
+    session = await bearer(world.api, "fleet-a-admin")
+    ended = await world.api.post("/v1/auth/revoke", headers=session)
+    assert ended.status_code == 204, ended.text
+    world.ended["owner-admin-logged-out"] = session
 
 
 async def _vehicles(world: World, settings: Settings) -> None:
