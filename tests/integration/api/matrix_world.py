@@ -69,6 +69,11 @@ MORE_ORGS = {  # ministry: police's parent; harbour: police's sibling
 }  # fmt: skip
 MORE_MEMBERS = {
     "fleet-a-ops": ("fleet-a", Role.OPERATOR), "fleet-a-auditor": ("fleet-a", Role.AUDITOR),
+    "fleet-a-insurer": ("fleet-a", Role.INSURER), "fleet-a-witness": ("fleet-a", Role.WITNESS),
+    "insurer-x-analyst": ("insurer-x", Role.ANALYST),
+    "insurer-x-auditor": ("insurer-x", Role.AUDITOR),
+    "insurer-x-ops": ("insurer-x", Role.OPERATOR),
+    "insurer-x-witness": ("insurer-x", Role.WITNESS),
     "ops-auditor": ("operator", Role.AUDITOR), "ops-watch": ("operator", Role.OPERATOR),
     "ministry-analyst": ("ministry", Role.ANALYST), "harbour-analyst": ("harbour", Role.ANALYST),
     "workshop-q-admin": ("workshop-q", Role.ADMIN), "login-user": ("fleet-b", Role.ANALYST),
