@@ -250,14 +250,12 @@ class Settings(BaseSettings):
     api_key_max_days: int = Field(
         default=365, ge=1, le=3650, description="The longest life an API key may be given."
     )
-    api_tile_cache_mb: int = (
-        Field(
-            default=128,
-            ge=1,
-            le=65_536,
-            description="Memory each API process keeps for the logs' hash tiles that proofs are "
-            "computed from (a full tile never changes; least recently used ones leave first).",
-        ),
+    api_tile_cache_mb: int = Field(
+        default=128,
+        ge=1,
+        le=65_536,
+        description="Memory each API process keeps for the logs' hash tiles that proofs are "
+        "computed from (a full tile never changes; least recently used ones leave first).",
     )
     audit_checkpoint_interval_ms: int = Field(
         default=1000,

@@ -14,10 +14,11 @@ from collections import Counter
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import PoolDep, SettingsDep, require_roles
+from api.deps import PoolDep, PrincipalDep, SettingsDep
 from api.errors import ERROR_RESPONSES
-from contracts.access import Role
+from contracts.access import OrgKind, Role
 from roadledger.health import read_health
+from roadledger.identity.errors import NotPermitted
 from roadledger.metrics import Sample, render
 
 __all__ = ["RequestCounts", "count_requests", "router"]
@@ -80,16 +81,24 @@ def count_requests(app: FastAPI, counts: RequestCounts) -> None:
     app.add_middleware(_Counting, counts=counts)
 
 
+async def _operations(principal: PrincipalDep) -> None:
+    """The operator role of an operator organisation: any organisation's admin gives its
+    members any role, but the deployment's counters are the operator's to see (as only a
+    witness organisation's witness role cosigns)."""
+    if principal.org_kind != OrgKind.OPERATOR or not principal.has(Role.OPERATOR):
+        raise NotPermitted("metrics need the operator role of the operator organisation")
+
+
 @router.get(
     "/metrics",
     response_class=Response,
     responses={**ERROR_RESPONSES, 200: {"content": {"text/plain": {}}, "description": "Metrics"}},
     summary="Prometheus metrics",
-    dependencies=[Depends(require_roles(Role.OPERATOR))],
+    dependencies=[Depends(_operations)],
 )
 async def metrics(request: Request, pool: PoolDep, settings: SettingsDep) -> Response:
     """Every process's counters, states and dependencies, the ledger's tree sizes and this
-    API's requests, in the Prometheus text format (role ``operator``)."""
+    API's requests, in the Prometheus text format (role ``operator`` of the operator)."""
     samples: list[Sample] = []
     stale_after = 3 * settings.health_interval_s
     for report in read_health(settings.health_path, stale_after_s=stale_after):

@@ -116,8 +116,11 @@ async def get_org(org_id: str, principal: PrincipalDep, pool: PoolDep) -> Organi
 async def add_member(
     org_id: str, body: MemberCreate, principal: PrincipalDep, pool: PoolDep
 ) -> MemberPublic:
-    """Add a member to ``org_id`` (its admin, or an operator admin)."""
+    """Add a member to ``org_id`` (its admin, or an operator admin, logged in)."""
     require_org_admin(principal, org_id)
+    if principal.via != "session":
+        # A member is a credential: a key making one would outlive its scopes and expiry.
+        raise NotPermitted("members are added by a logged-in admin, not an API key")
     async with pool.acquire() as conn:
         member = await create_member(conn, org_id, body.username, body.password, body.roles)
     return _member(member)

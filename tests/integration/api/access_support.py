@@ -34,23 +34,26 @@ async def member_id(pool: asyncpg.Pool, username: str) -> str:
     return found
 
 
-# The audit log's leaves: a ledger log's entries (roadledger/audit/log.py).
+# The audit log's leaves after an index: a ledger log's entries (roadledger/audit/log.py).
 AUDIT_LEAVES = (
     "SELECT leaf_index, entry, leaf_hash FROM ledger_entries "
-    "WHERE log_id = (SELECT log_id FROM audit_head) ORDER BY leaf_index"
+    "WHERE log_id = (SELECT log_id FROM audit_head) AND leaf_index > $1 ORDER BY leaf_index"
 )
 
 
-async def audit_entries(pool: asyncpg.Pool, event: str | None = None) -> list[dict[str, Any]]:
-    """Every audit leaf (decoded, with its ``index``), oldest first; only ``event`` if given."""
-    rows = await pool.fetch(AUDIT_LEAVES)
+async def audit_entries(
+    pool: asyncpg.Pool, event: str | None = None, *, after: int = -1
+) -> list[dict[str, Any]]:
+    """Every audit leaf after index ``after`` (decoded, with its ``index``), oldest first;
+    only ``event`` if given."""
+    rows = await pool.fetch(AUDIT_LEAVES, after)
     found = [{"index": r[0], **loads_object(bytes(r[1]), "audit")} for r in rows]
     return [e for e in found if event is None or e["event"] == event]
 
 
 async def raw_entries(pool: asyncpg.Pool) -> bytes:
     """Every audit leaf's bytes, concatenated (to look for what must never be there)."""
-    return b"".join(bytes(r[1]) for r in await pool.fetch(AUDIT_LEAVES))
+    return b"".join(bytes(r[1]) for r in await pool.fetch(AUDIT_LEAVES, -1))
 
 
 def grant_body(

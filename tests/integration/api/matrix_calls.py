@@ -7,14 +7,14 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from chain.cosignature import CosignatureSigner
 from chain.keys import Ed25519PrivateKey
 from tests.integration.api import matrix_table as t
-from tests.integration.api.conftest import PASSWORD
+from tests.integration.api.conftest import PASSWORD, login
 from tests.integration.api.matrix_world import World
 from tests.integration.api.places import T0
 from tests.integration.api.test_rules import JOSE, _signed
@@ -56,20 +56,27 @@ def _log(world: World, **params: Any) -> Request:
     return Request({"log_id": world.ids["log_id"]}, params=params or None)
 
 
+def _bad(situation: str) -> bool:
+    return t.SITUATIONS[situation].body == "bad"
+
+
 def _login(world: World, situation: str) -> Request:
-    password = PASSWORD if situation == t.GOOD_LOGIN else "not the password at all"
+    password = "not the password at all" if _bad(situation) else PASSWORD
     return Request(data={"username": "login-user", "password": password})
 
 
-def _refresh(world: World, situation: str) -> Request:
-    token = world.ids["refresh_token"] if situation == t.GOOD_LOGIN else "rlr_" + "x" * 43
-    return Request(json={"refresh_token": token})
+async def _refresh(world: World, situation: str) -> Request:
+    """A refresh token is good once: each cell logs in for its own."""
+    if _bad(situation):
+        return Request(json={"refresh_token": "rlr_" + "x" * 43})
+    tokens = await login(world.api, "login-user")
+    return Request(json={"refresh_token": tokens["refresh_token"]})
 
 
 def _grant(world: World, situation: str) -> Request:
     now = int(time.time() * 1000)
     return Request(json={
-        "grantee_org": "insurer-x", "scopes": ["mileage"], "device_ids": ["veh-a2"],
+        "grantee_org": "insurer-y", "scopes": ["mileage"], "device_ids": ["veh-a2"],
         "valid_from_ms": now, "valid_until_ms": now + 86_400_000, "purpose": "a matrix cell",
     })  # fmt: skip
 
@@ -107,7 +114,8 @@ def _document(world: World, situation: str) -> Request:
 _FLEET_A = Request({"org_id": "fleet-a"})
 _NOTHING = Request()
 
-CALLS: Mapping[str, Callable[[World, str], Request]] = {
+Call = Callable[[World, str], Request | Awaitable[Request]]
+CALLS: Mapping[str, Call] = {
     "GET /health": lambda w, s: _NOTHING,
     "POST /v1/auth/token": _login,
     "POST /v1/auth/refresh": _refresh,
@@ -128,7 +136,9 @@ CALLS: Mapping[str, Callable[[World, str], Request]] = {
     "POST /v1/grants/{grant_id}/revoke": lambda w, s: Request(
         {"grant_id": w.ids["spare_grant_id"]}
     ),
-    "GET /v1/audit": lambda w, s: _NOTHING,
+    "GET /v1/audit": lambda w, s: Request(  # the world's entries about veh-a1
+        params={"device_id": "veh-a1", "until_ms": w.ids["audit_until_ms"]}
+    ),
     "GET /v1/audit/checkpoint": lambda w, s: _NOTHING,
     "GET /v1/audit/{index}/proof": lambda w, s: Request({"index": w.ids["audit_index"]}),
     "GET /metrics": lambda w, s: _NOTHING,

@@ -1,225 +1,343 @@
-"""The authorisation matrix as one table: for every route of the API (method and path
-template, as the OpenAPI document names it), what each situation gets.
+"""The authorisation matrix as one table: every route of the API (method and path template, as
+the OpenAPI document names it) against every situation, each cell the answer it must get.
 
-A situation is who asks, in relation to what the request is about (``matrix_world`` says who
-each one is in the test's world). An expectation is a status code, or for a list of vehicles'
-data (:data:`LISTS`/:data:`OMITS`) a 200 whose items include or omit the world's vehicle or
-warning. ``test_authorization_matrix`` makes one request per cell, and fails when a route of
-the app is missing here or a route here is not the app's.
+A situation (:data:`SITUATIONS`, ``matrix_situations``) is who asks, described by what
+decides access: organisation and kind, roles, a login or an API key (and the key's scopes),
+the relation to fleet-a's vehicles the routes name (owner; a grant active, of another scope,
+pending, expired, revoked, on other vehicles of the fleet; none) and to police's
+jurisdiction, where the routes' warning and segment lie (its own, a unit's, its parent's, a
+sibling's, unrelated).
+
+Each route has one rule (a function of the situation, below) and, where it departs from the
+rule, explicit exceptions. An expectation is a status code, :data:`OK` (the route's success
+status) or, for a list, :data:`LISTS`/:data:`OMITS` (a 200 whose items include or omit the
+world's vehicle, warning, segment, grant, API key or audit entry).
+``test_authorization_matrix`` sends one request per cell and fails when a route of the app
+is missing here or a route here is not the app's;
+``python -m tests.integration.api.matrix_docs --cells`` prints every cell.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
-from contracts.access import Scope
+from contracts.access import DATA_ROLES, OrgKind, Role, Scope
+from tests.integration.api.matrix_situations import (
+    GRANT_SEEN,
+    NOT_NOW,
+    SITUATIONS,
+    Area,
+    Situation,
+    Vehicle,
+)
 
-# Vehicle data: fleet-a owns the vehicle; grants to other organisations name it.
-OWNER_ADMIN = "owner-admin"  # an admin of fleet-a
-OWNER_ANALYST = "owner-analyst"  # an analyst of fleet-a
-GRANTEE = "grantee"  # insurer-x: an active grant of every scope
-GRANTEE_OTHER_SCOPE = "grantee-other-scope"  # an active grant of another scope only
-GRANTEE_EXPIRED = "grantee-expired"  # a grant of every scope, expired
-GRANTEE_REVOKED = "grantee-revoked"  # a grant of every scope, revoked
-STRANGER = "stranger"  # fleet-b's admin: no grant at all
-NO_DATA_ROLE = "no-data-role"  # a fleet-a member with the operator role only
-AUTHORITY = "authority-in-jurisdiction"  # police: the vehicle drove in its jurisdiction
-AUTHORITY_OUTSIDE = "authority-outside"  # county: the vehicle never drove there
-OPERATOR_ADMIN = "operator-admin"  # the operator's admin
-KEY_OTHER_SCOPE = "key-other-scope"  # a fleet-a API key scoped to another scope
-KEY_SCOPED = "key-scoped"  # a fleet-a API key scoped to the route's scope
-ANONYMOUS = "anonymous"  # no credentials
-# Everything else: organisations, members, keys, grants, rules, ledger, audit, operations.
-OWN_ADMIN = "own-org-admin"  # fleet-a's admin, about fleet-a
-OWN_MEMBER = "own-org-analyst"  # fleet-a's analyst, about fleet-a
-OTHER_ADMIN = "other-org-admin"  # fleet-b's admin, about fleet-a
-AUTHORITY_ADMIN = "authority-admin"  # police's admin
-OPERATOR_ROLE = "operator-role"  # the fleet-a member with the operator role only
-WITNESS = "witness"  # a witness organisation's member with the witness role
-WITNESS_ADMIN = "witness-admin"  # a witness organisation's admin
-API_KEY = "api-key"  # a fleet-a API key (role admin, any scope)
-FRESH_SESSION = "fresh-session"  # a login made for this request alone
-GOOD_LOGIN = "good-credentials"  # no token; a right password or refresh token in the body
-BAD_LOGIN = "bad-credentials"  # no token; a wrong password or refresh token
+__all__ = [
+    "LISTS", "OK", "OMITS", "SITUATIONS", "TABLE", "Expect", "Row", "Situation", "Table",
+    "Vehicle", "cells", "read",
+]  # fmt: skip
 
+OK = "ok"
 LISTS = "200 listing it"
 OMITS = "200 without it"
 Expect = int | str
 
 
+# --- the rules: each says, for one kind of route, what a situation gets (401: no credentials)
+Rule = Callable[[Situation], Expect]
+
+
+def _authenticated(decide: Rule) -> Rule:
+    def rule(s: Situation) -> Expect:
+        return decide(s) if s.authenticated else 401
+
+    rule.__name__, rule.__doc__ = decide.__name__, decide.__doc__
+    return rule
+
+
+def public(s: Situation) -> Expect:
+    """Anyone, with or without credentials."""
+    return OK
+
+
+def credentials_in_body(s: Situation) -> Expect:
+    """The body's credentials decide (right ones for all but ``bad-credentials``)."""
+    return 401 if s.body == "bad" else OK
+
+
+@_authenticated
+def member(s: Situation) -> Expect:
+    """Anyone authenticated: directories, public law, hashes, proofs, one's own lists."""
+    return OK
+
+
+@_authenticated
+def session(s: Situation) -> Expect:
+    """A login's own session (an API key has none: 403)."""
+    return 403 if s.key else OK
+
+
+@_authenticated
+def fleet_a_admin_or_operator(s: Situation) -> Expect:
+    """An admin of fleet-a (whose members these are) or of the operator; else 403."""
+    return OK if s.admin and s.org in ("fleet-a", "operator") else 403
+
+
+@_authenticated
+def admin(s: Situation) -> Expect:
+    """An admin of any organisation, acting on its own (keys, devices): else 403."""
+    return OK if s.admin else 403
+
+
+@_authenticated
+def logged_in_admin(s: Situation) -> Expect:
+    """An admin logged in (a key mints no credentials): else 403."""
+    return OK if s.admin and not s.key else 403
+
+
+@_authenticated
+def fleet_a_admin(s: Situation) -> Expect:
+    """An admin of fleet-a (its key, grant, document); other admins are not told it exists
+    (404); a non-admin 403."""
+    return 403 if not s.admin else OK if s.org == "fleet-a" else 404
+
+
+@_authenticated
+def grant_party(s: Situation) -> Expect:
+    """fleet-a's grant to insurer-x: members of either; else 404."""
+    return OK if s.org in ("fleet-a", "insurer-x") else 404
+
+
+@_authenticated
+def own_keys(s: Situation) -> Expect:
+    """An admin, its organisation's keys: fleet-a's list names its key; else 403."""
+    return 403 if not s.admin else LISTS if s.org == "fleet-a" else OMITS
+
+
+@_authenticated
+def own_grants(s: Situation) -> Expect:
+    """Anyone, its organisation's grants: fleet-a's list names its grant to insurer-x."""
+    return LISTS if s.org == "fleet-a" else OMITS
+
+
+@_authenticated
+def audit_entry_of_fleet_a(s: Situation) -> Expect:
+    """An entry about fleet-a: its admins and auditors, the operator's; other readers 404;
+    neither an admin nor an auditor 403."""
+    if not s.roles & {Role.ADMIN, Role.AUDITOR}:
+        return 403
+    return OK if s.org in ("fleet-a", "operator") else 404
+
+
+@_authenticated
+def audit_list(s: Situation) -> Expect:
+    """An admin or auditor, each its organisation's entries (the operator's all): lists one
+    about fleet-a's vehicle when ``audit_entry_of_fleet_a`` allows it."""
+    found = audit_entry_of_fleet_a(s)
+    return found if found == 403 else LISTS if found == OK else OMITS
+
+
+@_authenticated
+def operations(s: Situation) -> Expect:
+    """The operator role of the operator organisation (another's opens nothing): else 403."""
+    return OK if Role.OPERATOR in s.roles and s.kind == OrgKind.OPERATOR else 403
+
+
+@_authenticated
+def police_admin(s: Situation) -> Expect:
+    """police's admin (its signed rules): else 403."""
+    return OK if s.admin and s.kind == OrgKind.AUTHORITY and s.area == Area.OWN else 403
+
+
+@_authenticated
+def unit_creator(s: Situation) -> Expect:
+    """A unit under police: the operator's admin, or an admin of police or above it."""
+    above = s.kind == OrgKind.AUTHORITY and s.area in (Area.OWN, Area.UNIT)
+    return OK if s.admin and (s.kind == OrgKind.OPERATOR or above) else 403
+
+
+@_authenticated
+def device_list(s: Situation) -> Expect:
+    """A data role; lists veh-a1 when owned or named by an active grant (any scope)."""
+    if not s.roles & DATA_ROLES:
+        return 403
+    return LISTS if s.vehicle in (Vehicle.OWNER, Vehicle.GRANTED, Vehicle.OTHER_SCOPE) else OMITS
+
+
+@_authenticated
+def device_details(s: Situation) -> Expect:
+    """A data role; its owner or an active grant (any scope); a grant not active now 403;
+    never granted 404."""
+    if not s.roles & DATA_ROLES:
+        return 403
+    if s.vehicle in (Vehicle.OWNER, Vehicle.GRANTED, Vehicle.OTHER_SCOPE):
+        return OK
+    return 403 if s.vehicle in GRANT_SEEN else 404
+
+
+@_authenticated
+def device_change(s: Situation) -> Expect:
+    """Its owner's admin; any grant naming it 403; never granted 404."""
+    if s.vehicle == Vehicle.OWNER:
+        return OK if s.admin else 403
+    return 403 if s.vehicle in GRANT_SEEN else 404
+
+
+@_authenticated
+def vehicle_read(s: Situation) -> Expect:
+    """``require_access``: a data role and key scope (403); the owner or an active grant of
+    the scope; a grant that does not open it now 403; never granted 404."""
+    if not s.reads_data:
+        return 403
+    if s.vehicle in (Vehicle.OWNER, Vehicle.GRANTED):
+        return OK
+    return 403 if s.vehicle in NOT_NOW else 404
+
+
+def _sees_area(s: Situation) -> bool:
+    return s.area in (Area.OWN, Area.UNIT)
+
+
+@_authenticated
+def warning_read(s: Situation) -> Expect:
+    """``vehicle_read``, or an authority where it lies in its or its units' jurisdiction."""
+    return OK if s.reads_data and _sees_area(s) else vehicle_read(s)
+
+
+@_authenticated
+def warning_list(s: Situation) -> Expect:
+    """A data role and key scope; lists w-a1 when ``warning_read`` allows it."""
+    if not s.reads_data:
+        return 403
+    return LISTS if warning_read(s) == OK else OMITS
+
+
+@_authenticated
+def warning_feed(s: Situation) -> Expect:
+    """A data role and key scope (the feed then filters as the list does)."""
+    return OK if s.reads_data else 403
+
+
+@_authenticated
+def located(s: Situation) -> Expect:
+    """Segment 7: an authority in its or its units' jurisdiction; every other caller."""
+    return OK if s.kind != OrgKind.AUTHORITY or _sees_area(s) else 404
+
+
+@_authenticated
+def located_list(s: Situation) -> Expect:
+    """The segments: lists segment 7 when ``located`` allows it."""
+    return LISTS if located(s) == OK else OMITS
+
+
+@_authenticated
+def witness_admin(s: Situation) -> Expect:
+    """An admin of a witness organisation (its key): else 403."""
+    return OK if s.admin and s.kind == OrgKind.WITNESS else 403
+
+
+@_authenticated
+def witness_role(s: Situation) -> Expect:
+    """A witness organisation's member with the witness role: else 403."""
+    return OK if Role.WITNESS in s.roles and s.kind == OrgKind.WITNESS else 403
+
+
 @dataclass(frozen=True)
 class Row:
-    """What each situation gets. ``scope``: the vehicle-data scope the route reads (the
-    ``-scope`` situations' keys and grants are chosen by it); ``audited``: each read goes
-    through ``api.access.require_access``, so a refused one is in the audit log."""
+    """A route's rule and exceptions. ``ok``: its success status; ``scope``: the vehicle-data
+    scope it reads (``*-scoped``/``*-other-scope`` credentials are chosen by it); ``audited``:
+    each read goes through ``api.access.require_access``, so it is in the audit log, refused
+    or not; ``fresh``: each request carries a session made for it alone (it ends it)."""
 
-    expect: Mapping[str, Expect]
+    rule: Rule
+    ok: int = 200
     scope: Scope | None = None
     audited: bool = False
+    exceptions: Mapping[str, Expect] = field(default_factory=dict)
+    fresh: bool = False
+
+    def expect(self, situation: str) -> Expect:
+        found = self.exceptions.get(situation, self.rule(SITUATIONS[situation]))
+        return self.ok if found == OK else found
 
 
-def read(expect: Mapping[str, Expect], scope: Scope) -> Row:
+def read(scope: Scope, rule: Rule = vehicle_read, ok: int = 200) -> Row:
     """A route reading one vehicle's ``scope`` through ``require_access``."""
-    return Row(expect, scope, audited=True)
+    return Row(rule, ok, scope, audited=True)
 
 
-# A read of one vehicle's data: ownership or a live grant of the scope, a data role, a key
-# scoped for it. An organisation that was never granted the vehicle is not told it exists.
-VEHICLE_READ: Mapping[str, Expect] = {
-    OWNER_ADMIN: 200, OWNER_ANALYST: 200, GRANTEE: 200, GRANTEE_OTHER_SCOPE: 403,
-    GRANTEE_EXPIRED: 403, GRANTEE_REVOKED: 403, STRANGER: 404, NO_DATA_ROLE: 403,
-    AUTHORITY: 404, OPERATOR_ADMIN: 404, KEY_OTHER_SCOPE: 403, KEY_SCOPED: 200, ANONYMOUS: 401,
-}  # fmt: skip
-CREATED_READ = {**VEHICLE_READ, **{k: 201 for k, v in VEHICLE_READ.items() if v == 200}}
-# A change to a fleet-a device: its admin only (an API key holding the admin role too).
-DEVICE_CHANGE: Mapping[str, Expect] = {
-    OWNER_ADMIN: 201, OWNER_ANALYST: 403, GRANTEE: 403, GRANTEE_OTHER_SCOPE: 403,
-    GRANTEE_EXPIRED: 403, GRANTEE_REVOKED: 403, STRANGER: 404, NO_DATA_ROLE: 403, AUTHORITY: 404,
-    OPERATOR_ADMIN: 404, KEY_OTHER_SCOPE: 201, ANONYMOUS: 401,
-}  # fmt: skip
-# Anyone authenticated: public to members (directories, public law, hashes and proofs).
-ANY_MEMBER: Mapping[str, Expect] = {
-    OWN_ADMIN: 200, OWN_MEMBER: 200, OTHER_ADMIN: 200, NO_DATA_ROLE: 200, OPERATOR_ADMIN: 200,
-    AUTHORITY: 200, WITNESS: 200, API_KEY: 200, ANONYMOUS: 401,
-}  # fmt: skip
-# Administration of fleet-a: its admin, or the operator's.
-ORG_ADMIN: Mapping[str, Expect] = {
-    OWN_ADMIN: 200, OWN_MEMBER: 403, OTHER_ADMIN: 403, AUTHORITY_ADMIN: 403,
-    OPERATOR_ADMIN: 200, WITNESS: 403, ANONYMOUS: 401,
-}  # fmt: skip
-# Segment 7: an authority sees the segments in its jurisdiction, everyone else every one.
-SEGMENT: Mapping[str, Expect] = {
-    **ANY_MEMBER, AUTHORITY: 200, AUTHORITY_OUTSIDE: 404, OPERATOR_ADMIN: 200,
-}  # fmt: skip
-
+Table = Mapping[str, Row]
 # fmt: off
-TABLE: Mapping[str, Row] = {
+TABLE: Table = {
     # --- health and authentication
-    "GET /health": Row({ANONYMOUS: 200, OWN_MEMBER: 200}),
-    "POST /v1/auth/token": Row({GOOD_LOGIN: 200, BAD_LOGIN: 401}),
-    "POST /v1/auth/refresh": Row({GOOD_LOGIN: 200, BAD_LOGIN: 401}),
-    "POST /v1/auth/revoke": Row({FRESH_SESSION: 204, API_KEY: 403, ANONYMOUS: 401}),
-    "GET /v1/auth/me": Row(ANY_MEMBER),
-    "GET /v1/openapi.json": Row(ANY_MEMBER),
-    # --- organisations, members, API keys
-    "GET /v1/organisations": Row(ANY_MEMBER),
-    "GET /v1/organisations/{org_id}": Row(ANY_MEMBER),
-    "POST /v1/organisations": Row({  # a district unit of police
-        OPERATOR_ADMIN: 201, AUTHORITY_ADMIN: 201, OWN_ADMIN: 403, AUTHORITY: 403,
-        WITNESS_ADMIN: 403, API_KEY: 403, ANONYMOUS: 401,
-    }),
-    "GET /v1/organisations/{org_id}/members": Row(ORG_ADMIN),
+    "GET /health": Row(public),
+    "POST /v1/auth/token": Row(credentials_in_body),
+    "POST /v1/auth/refresh": Row(credentials_in_body),
+    "POST /v1/auth/revoke": Row(session, 204, fresh=True),
+    "GET /v1/auth/me": Row(member),
+    "GET /v1/openapi.json": Row(member),
+    # --- organisations, members, API keys (fleet-a's members; a unit of police)
+    "GET /v1/organisations": Row(member),
+    "GET /v1/organisations/{org_id}": Row(member),
+    "POST /v1/organisations": Row(unit_creator, 201),
+    "GET /v1/organisations/{org_id}/members": Row(fleet_a_admin_or_operator),
     "POST /v1/organisations/{org_id}/members": Row(
-        {k: 201 if v == 200 else v for k, v in ORG_ADMIN.items()}
-    ),
-    "GET /v1/api-keys": Row(  # the caller's own organisation's
-        {**ORG_ADMIN, OTHER_ADMIN: 200, AUTHORITY_ADMIN: 200, API_KEY: 200}
-    ),
-    "POST /v1/api-keys": Row({
-        OWN_ADMIN: 201, OPERATOR_ADMIN: 201, OWN_MEMBER: 403, API_KEY: 403, ANONYMOUS: 401,
-    }),
-    "POST /v1/api-keys/{key_id}/revoke": Row({  # a key of fleet-a
-        OWN_ADMIN: 204, OWN_MEMBER: 403, OTHER_ADMIN: 404, OPERATOR_ADMIN: 404, API_KEY: 204,
-        ANONYMOUS: 401,
-    }),
-    # --- grants (fleet-a's; the grantee's member is an insurer, not an admin)
-    "POST /v1/grants": Row({
-        OWN_ADMIN: 201, OWN_MEMBER: 403, OTHER_ADMIN: 404, OPERATOR_ADMIN: 404, GRANTEE: 403,
-        API_KEY: 201, ANONYMOUS: 401,
-    }),
-    "GET /v1/grants": Row(ANY_MEMBER),  # the caller's own organisation's
-    "GET /v1/grants/{grant_id}": Row({  # fleet-a's grant to insurer-x
-        OWN_ADMIN: 200, OWN_MEMBER: 200, GRANTEE: 200, OTHER_ADMIN: 404, OPERATOR_ADMIN: 404,
-        GRANTEE_EXPIRED: 404, ANONYMOUS: 401,
-    }),
-    "POST /v1/grants/{grant_id}/revoke": Row({
-        OWN_ADMIN: 200, OWN_MEMBER: 403, GRANTEE: 403, OTHER_ADMIN: 404, OPERATOR_ADMIN: 404,
-        API_KEY: 200, ANONYMOUS: 401,
-    }),
+        fleet_a_admin_or_operator, 201, exceptions={  # a key mints no credentials
+            "owner-key": 403, "owner-key-scoped": 403, "owner-key-other-scope": 403}),
+    "GET /v1/api-keys": Row(own_keys),
+    "POST /v1/api-keys": Row(logged_in_admin, 201),
+    "POST /v1/api-keys/{key_id}/revoke": Row(fleet_a_admin, 204),  # a key of fleet-a
+    # --- grants (fleet-a's)
+    "POST /v1/grants": Row(fleet_a_admin, 201),
+    "GET /v1/grants": Row(own_grants),
+    "GET /v1/grants/{grant_id}": Row(grant_party),
+    "POST /v1/grants/{grant_id}/revoke": Row(fleet_a_admin),
     # --- audit log and operations
-    "GET /v1/audit": Row({
-        OWN_ADMIN: 200, OWN_MEMBER: 403, OTHER_ADMIN: 200, OPERATOR_ADMIN: 200,
-        OPERATOR_ROLE: 403, WITNESS: 403, API_KEY: 200, ANONYMOUS: 401,
-    }),
-    "GET /v1/audit/checkpoint": Row(ANY_MEMBER),
-    "GET /v1/audit/{index}/proof": Row({  # fleet-a's admin reading its vehicle
-        OWN_ADMIN: 200, OWN_MEMBER: 403, OTHER_ADMIN: 404, OPERATOR_ADMIN: 200,
-        WITNESS: 403, ANONYMOUS: 401,
-    }),
-    "GET /metrics": Row({
-        OPERATOR_ADMIN: 200, OPERATOR_ROLE: 200, OWN_ADMIN: 403, AUTHORITY_ADMIN: 403,
-        WITNESS: 403, ANONYMOUS: 401,
-    }),
+    "GET /v1/audit": Row(audit_list),
+    "GET /v1/audit/checkpoint": Row(member),
+    "GET /v1/audit/{index}/proof": Row(audit_entry_of_fleet_a),
+    "GET /metrics": Row(operations),
     # --- rules (police publishes)
-    "POST /v1/rules": Row({
-        AUTHORITY_ADMIN: 201, AUTHORITY: 403, OWN_ADMIN: 403, OPERATOR_ADMIN: 403,
-        ANONYMOUS: 401,
-    }),
-    "GET /v1/rules": Row(ANY_MEMBER),
-    "GET /v1/rules/{org_id}/{version}": Row(ANY_MEMBER),
+    "POST /v1/rules": Row(police_admin, 201),
+    "GET /v1/rules": Row(member),
+    "GET /v1/rules/{org_id}/{version}": Row(member),
     # --- devices (fleet-a's vehicle; each change on a device of its own)
-    "POST /v1/devices": Row({  # a new device of the caller's organisation
-        OWN_ADMIN: 201, OTHER_ADMIN: 201, OWN_MEMBER: 403, NO_DATA_ROLE: 403,
-        AUTHORITY: 403, API_KEY: 201, ANONYMOUS: 401,
-    }),
-    "GET /v1/devices": Row({
-        **{k: LISTS if v == 200 else v for k, v in VEHICLE_READ.items()},
-        GRANTEE_OTHER_SCOPE: LISTS, GRANTEE_EXPIRED: OMITS, GRANTEE_REVOKED: OMITS,
-        STRANGER: OMITS, AUTHORITY: OMITS, OPERATOR_ADMIN: OMITS, KEY_OTHER_SCOPE: LISTS,
-    }),
-    "GET /v1/devices/{device_id}": Row(  # any active grant shows it; not a key scope
-        {**VEHICLE_READ, GRANTEE_OTHER_SCOPE: 200, KEY_OTHER_SCOPE: 200}
-    ),
-    "POST /v1/devices/{device_id}/keys": Row(DEVICE_CHANGE),
-    "POST /v1/devices/{device_id}/revoke": Row(
-        {k: 200 if v == 201 else v for k, v in DEVICE_CHANGE.items()}
-    ),
-    "POST /v1/devices/{device_id}/mqtt-credentials": Row(DEVICE_CHANGE),
+    "POST /v1/devices": Row(admin, 201),  # a new device of the caller's organisation
+    "GET /v1/devices": Row(device_list),
+    "GET /v1/devices/{device_id}": Row(device_details),
+    "POST /v1/devices/{device_id}/keys": Row(device_change, 201),
+    "POST /v1/devices/{device_id}/revoke": Row(device_change),
+    "POST /v1/devices/{device_id}/mqtt-credentials": Row(device_change, 201),
     # --- one vehicle's data
-    "GET /v1/vehicles/{device_id}/track": read(VEHICLE_READ, Scope.TRACK),
-    "GET /v1/vehicles/{device_id}/mileage": read(VEHICLE_READ, Scope.MILEAGE),
-    "GET /v1/vehicles/{device_id}/export": read(VEHICLE_READ, Scope.EXPORT),
-    "POST /v1/vehicles/{device_id}/certificates": read(CREATED_READ, Scope.CERTIFICATE),
-    "GET /v1/vehicles/{device_id}/documents": read(VEHICLE_READ, Scope.CERTIFICATE),
-    "GET /v1/vehicles/{device_id}/documents/{document_id}/proof": read(
-        VEHICLE_READ, Scope.CERTIFICATE
-    ),
-    "POST /v1/vehicles/{device_id}/documents": Row({  # its owner's admin registers
-        OWNER_ADMIN: 201, OWNER_ANALYST: 403, GRANTEE: 403, GRANTEE_OTHER_SCOPE: 403,
-        GRANTEE_EXPIRED: 403, GRANTEE_REVOKED: 403, STRANGER: 404, NO_DATA_ROLE: 403,
-        AUTHORITY: 403, OPERATOR_ADMIN: 404, KEY_OTHER_SCOPE: 201, ANONYMOUS: 401,
-    }),
-    "GET /v1/ledger/logs/{log_id}/entries/{index}": read(VEHICLE_READ, Scope.TRACK),
-    # --- warnings (the vehicle's warning, located in police's jurisdiction)
-    "GET /v1/warnings": Row({
-        **{k: LISTS if v == 200 else OMITS if v == 404 else v for k, v in VEHICLE_READ.items()},
-        GRANTEE_OTHER_SCOPE: OMITS, GRANTEE_EXPIRED: OMITS, GRANTEE_REVOKED: OMITS,
-        AUTHORITY: LISTS, AUTHORITY_OUTSIDE: OMITS,
-    }, Scope.WARNINGS),
-    "GET /v1/warnings/{warning_id}": read(
-        {**VEHICLE_READ, AUTHORITY: 200, AUTHORITY_OUTSIDE: 404}, Scope.WARNINGS
-    ),
-    "GET /v1/warnings/stream": Row({
-        **{k: 200 if v == 404 else v for k, v in VEHICLE_READ.items()},
-        GRANTEE_OTHER_SCOPE: 200, GRANTEE_EXPIRED: 200, GRANTEE_REVOKED: 200,
-    }, Scope.WARNINGS),
+    "GET /v1/vehicles/{device_id}/track": read(Scope.TRACK),
+    "GET /v1/vehicles/{device_id}/mileage": read(Scope.MILEAGE),
+    "GET /v1/vehicles/{device_id}/export": read(Scope.EXPORT),
+    "POST /v1/vehicles/{device_id}/certificates": read(Scope.CERTIFICATE, ok=201),
+    "GET /v1/vehicles/{device_id}/documents": read(Scope.CERTIFICATE),
+    "GET /v1/vehicles/{device_id}/documents/{document_id}/proof": read(Scope.CERTIFICATE),
+    "POST /v1/vehicles/{device_id}/documents": Row(fleet_a_admin, 201),
+    "GET /v1/ledger/logs/{log_id}/entries/{index}": read(Scope.TRACK),
+    # --- warnings (veh-a1's warning, located in police's jurisdiction)
+    "GET /v1/warnings": Row(warning_list, scope=Scope.WARNINGS),
+    "GET /v1/warnings/{warning_id}": read(Scope.WARNINGS, warning_read),
+    "GET /v1/warnings/stream": Row(warning_feed, scope=Scope.WARNINGS),
     # --- segments (segment 7 lies in police's jurisdiction)
-    "GET /v1/segments": Row({**ANY_MEMBER, AUTHORITY_OUTSIDE: 200}),
-    "GET /v1/segments/{segment_id}/history": Row(SEGMENT),
-    "GET /v1/segments/{segment_id}/forecasts": Row(SEGMENT),
+    "GET /v1/segments": Row(located_list),
+    "GET /v1/segments/{segment_id}/history": Row(located),
+    "GET /v1/segments/{segment_id}/forecasts": Row(located),
     # --- the ledger: hashes and proofs are public to members
-    "GET /v1/ledger/logs": Row(ANY_MEMBER),
-    "GET /v1/ledger/logs/{log_id}/checkpoint": Row(ANY_MEMBER),
-    "GET /v1/ledger/logs/{log_id}/blocks": Row(ANY_MEMBER),
-    "GET /v1/ledger/logs/{log_id}/proofs/inclusion": Row(ANY_MEMBER),
-    "GET /v1/ledger/logs/{log_id}/proofs/consistency": Row(ANY_MEMBER),
-    "GET /v1/ledger/keys": Row(ANY_MEMBER),
-    "POST /v1/ledger/witness-keys": Row({
-        WITNESS_ADMIN: 201, WITNESS: 403, OWN_ADMIN: 403, OPERATOR_ADMIN: 403, ANONYMOUS: 401,
-    }),
-    "POST /v1/ledger/logs/{log_id}/cosignatures": Row({
-        WITNESS: 201, WITNESS_ADMIN: 403, OWN_ADMIN: 403, OPERATOR_ADMIN: 403, ANONYMOUS: 401,
-    }),
+    "GET /v1/ledger/logs": Row(member),
+    "GET /v1/ledger/logs/{log_id}/checkpoint": Row(member),
+    "GET /v1/ledger/logs/{log_id}/blocks": Row(member),
+    "GET /v1/ledger/logs/{log_id}/proofs/inclusion": Row(member),
+    "GET /v1/ledger/logs/{log_id}/proofs/consistency": Row(member),
+    "GET /v1/ledger/keys": Row(member),
+    "POST /v1/ledger/witness-keys": Row(witness_admin, 201),
+    "POST /v1/ledger/logs/{log_id}/cosignatures": Row(witness_role, 201),
 }
 # fmt: on
+
+
+def cells(table: Table = TABLE) -> list[tuple[str, str, Expect]]:
+    """Every (route, situation, expectation): the full product."""
+    return [(route, s, row.expect(s)) for route, row in table.items() for s in SITUATIONS]

@@ -27,7 +27,7 @@ from chain.telemetry import DeviceKind
 from chain.witness import MemoryWitnessStateStore, Witness
 from contracts.access import OrgKind, Role, Scope
 from roadledger.documents import register_document
-from roadledger.identity.api_keys import create_api_key
+from roadledger.identity.api_keys import create_api_key, revoke_api_key
 from roadledger.identity.grants import create_grant, revoke_grant
 from roadledger.identity.members import create_member
 from roadledger.identity.organisations import create_organisation
@@ -39,7 +39,7 @@ from roadledger.settings import Settings
 from tests.integration.api import matrix_table as t
 from tests.integration.api import places
 from tests.integration.api.access_support import principal
-from tests.integration.api.conftest import CAST, PASSWORD, bearer, login
+from tests.integration.api.conftest import CAST, PASSWORD, bearer
 from tests.integration.api.ledger_support import HOUR_MS, Ledger, drive, telemetry_vkey
 from tests.integration.api.places import CITY, T0, middle
 from tests.integration.api.test_ledger_routes import witnesses
@@ -51,26 +51,38 @@ DAY_MS = 86_400_000
 ALL_SCOPES = sorted(Scope)
 CHANGED = ("veh-rot", "veh-rev", "veh-mqtt")  # one fleet-a device per device change
 GRANTED = ["veh-a1", "veh-c1", *CHANGED]
-# Organisations holding a grant of fleet-a's vehicles (member, scopes, valid from/until
-# relative to now, revoked), besides insurer-x (every scope, active: conftest's cast).
+# Organisations holding a grant of fleet-a's vehicles (member, scopes, devices, valid
+# from/until relative to now, revoked), besides insurer-x (every scope, active: the cast's).
 GRANTEES = {
-    "insurer-y": ("narrow-mileage", [Scope.MILEAGE], -HOUR_MS, DAY_MS, False),
-    "insurer-z": ("narrow-track", [Scope.TRACK], -HOUR_MS, DAY_MS, False),
-    "insurer-exp": ("expired-agent", ALL_SCOPES, -2 * DAY_MS, -DAY_MS, False),
-    "insurer-rev": ("revoked-agent", ALL_SCOPES, -HOUR_MS, DAY_MS, True),
+    "insurer-y": ("narrow-mileage", [Scope.MILEAGE], GRANTED, -HOUR_MS, DAY_MS, False),
+    "insurer-z": ("narrow-track", [Scope.TRACK], GRANTED, -HOUR_MS, DAY_MS, False),
+    "insurer-pend": ("pending-agent", ALL_SCOPES, GRANTED, DAY_MS, 2 * DAY_MS, False),
+    "insurer-exp": ("expired-agent", ALL_SCOPES, GRANTED, -2 * DAY_MS, -DAY_MS, False),
+    "insurer-rev": ("revoked-agent", ALL_SCOPES, GRANTED, -HOUR_MS, DAY_MS, True),
+    "insurer-set": ("other-set-agent", ALL_SCOPES, ["veh-a2"], -HOUR_MS, DAY_MS, False),
 }
-# Situation -> username (an API key's situation: its scope; see World.headers).
-USERS = {
-    t.OWNER_ADMIN: "fleet-a-admin", t.OWNER_ANALYST: "fleet-a-analyst",
-    t.GRANTEE: "insurer-x-agent", t.GRANTEE_EXPIRED: "expired-agent",
-    t.GRANTEE_REVOKED: "revoked-agent", t.STRANGER: "fleet-b-admin",
-    t.NO_DATA_ROLE: "fleet-a-ops", t.AUTHORITY: "police-analyst",
-    t.AUTHORITY_OUTSIDE: "county-analyst", t.OPERATOR_ADMIN: "ops",
-    t.OWN_ADMIN: "fleet-a-admin", t.OWN_MEMBER: "fleet-a-analyst",
-    t.OTHER_ADMIN: "fleet-b-admin", t.AUTHORITY_ADMIN: "police-admin",
-    t.OPERATOR_ROLE: "fleet-a-ops", t.WITNESS: "witness-w-bot",
-    t.WITNESS_ADMIN: "witness-w-admin",
+# Organisations and members besides the cast's, places' and witnesses': kind and parent;
+# organisation and role.
+MORE_ORGS = {  # ministry: police's parent; harbour: police's sibling
+    "ministry": (OrgKind.AUTHORITY, None), "harbour": (OrgKind.AUTHORITY, "ministry"),
+    "workshop-q": (OrgKind.WORKSHOP, None),
 }  # fmt: skip
+MORE_MEMBERS = {
+    "fleet-a-ops": ("fleet-a", Role.OPERATOR), "fleet-a-auditor": ("fleet-a", Role.AUDITOR),
+    "fleet-a-insurer": ("fleet-a", Role.INSURER), "fleet-a-witness": ("fleet-a", Role.WITNESS),
+    "insurer-x-analyst": ("insurer-x", Role.ANALYST),
+    "insurer-x-auditor": ("insurer-x", Role.AUDITOR),
+    "insurer-x-ops": ("insurer-x", Role.OPERATOR),
+    "insurer-x-witness": ("insurer-x", Role.WITNESS),
+    "ops-auditor": ("operator", Role.AUDITOR), "ops-watch": ("operator", Role.OPERATOR),
+    "ministry-analyst": ("ministry", Role.ANALYST), "harbour-analyst": ("harbour", Role.ANALYST),
+    "workshop-q-admin": ("workshop-q", Role.ADMIN), "login-user": ("fleet-b", Role.ANALYST),
+}  # fmt: skip
+KEYS = {  # the API keys (organisation, role) and who makes them
+    ("fleet-a", Role.ADMIN): "fleet-a-admin", ("fleet-a", Role.ANALYST): "fleet-a-analyst",
+    ("insurer-x", Role.ADMIN): "insurer-x-admin",
+}  # fmt: skip
+HARBOUR = places.square(526_000_000, 130_000_000)
 
 
 def other_scope(scope: Scope | None) -> Scope:
@@ -85,21 +97,28 @@ class World:
     api: httpx.AsyncClient
     pool: asyncpg.Pool
     tokens: dict[str, dict[str, str]] = field(default_factory=dict)
-    keys: dict[str, str] = field(default_factory=dict)  # scope or "any" -> fleet-a API key
+    keys: dict[tuple[str, str, str], str] = field(default_factory=dict)  # KEYS, scope or any
     ids: dict[str, str | int] = field(default_factory=dict)
     cosignature: dict[str, object] = field(default_factory=dict)
+    ended: dict[str, dict[str, str]] = field(default_factory=dict)  # dead credentials
+
+    def user(self, situation: str, scope: Scope | None) -> str | None:
+        """The member ``situation`` logs in as, for a route reading ``scope``."""
+        if situation == "grantee-other-scope":
+            return "narrow-track" if other_scope(scope) == Scope.TRACK else "narrow-mileage"
+        return t.SITUATIONS[situation].user
 
     def headers(self, situation: str, scope: Scope | None) -> dict[str, str]:
         """Credentials of ``situation`` for a route reading ``scope``."""
-        if situation == t.GRANTEE_OTHER_SCOPE:
-            grantee = "narrow-track" if other_scope(scope) == Scope.TRACK else "narrow-mileage"
-            return self.tokens[grantee]
-        if situation in (t.KEY_OTHER_SCOPE, t.KEY_SCOPED, t.API_KEY):
-            wanted = {t.KEY_OTHER_SCOPE: other_scope(scope), t.KEY_SCOPED: scope or Scope.TRACK}
-            return {"X-API-Key": self.keys[str(wanted.get(situation, "any"))]}
-        if situation in USERS:
-            return self.tokens[USERS[situation]]
-        return {}  # anonymous, or credentials in the body
+        s = t.SITUATIONS[situation]
+        if s.ended:
+            return self.ended[situation]
+        if s.key is not None:
+            wanted = {"any": "any", "scoped": scope or Scope.TRACK, "other": other_scope(scope)}
+            (role,) = s.roles
+            return {"X-API-Key": self.keys[(str(s.org), role, str(wanted[s.key]))]}
+        user = self.user(situation, scope)
+        return self.tokens[user] if user is not None else {}
 
 
 async def _cast(pool: asyncpg.Pool) -> None:
@@ -108,17 +127,30 @@ async def _cast(pool: asyncpg.Pool) -> None:
             await create_organisation(conn, org_id, org_id.title(), kind)
         for username, (org_id, roles) in CAST.members.items():
             await create_member(conn, org_id, username, PASSWORD, roles)
-        await create_member(conn, "fleet-a", "fleet-a-ops", PASSWORD, [Role.OPERATOR])
-        await create_member(conn, "fleet-b", "login-user", PASSWORD, [Role.ANALYST])
-        for org_id, (username, *_rest) in GRANTEES.items():
+        for org_id in GRANTEES:
             await create_organisation(conn, org_id, org_id.title(), OrgKind.INSURER)
-            await create_member(conn, org_id, username, PASSWORD, [Role.INSURER])
-    await places.add_places(pool)  # police's jurisdiction, county's, veh-a1, segments
+    await places.add_places(pool)  # police's jurisdiction, police-north, county, segments
     await witnesses(pool)  # witness-w with witness-w-admin and witness-w-bot
+    async with pool.acquire() as conn:
+        for org_id, (kind, parent) in MORE_ORGS.items():
+            area = [list(v) for v in HARBOUR] if org_id == "harbour" else None
+            await create_organisation(
+                conn, org_id, org_id.title(), kind, parent_id=parent, jurisdiction=area
+            )
+        await conn.execute(
+            "UPDATE organisations SET parent_id = 'ministry' WHERE org_id = 'police'"
+        )
+        for username, (org_id, role) in MORE_MEMBERS.items():
+            await create_member(conn, org_id, username, PASSWORD, [role])
+        for org_id, (username, *_rest) in GRANTEES.items():
+            await create_member(conn, org_id, username, PASSWORD, [Role.INSURER])
 
 
 async def _grants(world: World) -> None:
     owner = await principal(world.api, world.pool, "fleet-a-admin")
+    # A key holds its creator's roles at most: the analyst's key is made as the analyst (the
+    # route would need an admin who is an analyst too; the kernel does not ask).
+    creators = {key: await principal(world.api, world.pool, user) for key, user in KEYS.items()}
     now = int(time.time() * 1000)
     async with world.pool.acquire() as conn:
         made = await create_grant(
@@ -129,19 +161,29 @@ async def _grants(world: World) -> None:
             conn, owner, "insurer-x", [Scope.TRACK], ["veh-a2"], now, now + DAY_MS, "to revoke"
         )
         world.ids["spare_grant_id"] = spare.grant_id
-        for org_id, (_user, scopes, start, end, revoked) in GRANTEES.items():
+        for org_id, (_user, scopes, devices, start, end, revoked) in GRANTEES.items():
             grant = await create_grant(
-                conn, owner, org_id, scopes, GRANTED, now + start, now + end, "a test"
+                conn, owner, org_id, scopes, devices, now + start, now + end, "a test"
             )
             if revoked:
                 await revoke_grant(conn, owner, grant.grant_id)
-        for scope in (*ALL_SCOPES, None):
-            scopes = [] if scope is None else [scope]
-            roles = [Role.ADMIN]
-            _key_row, full = await create_api_key(conn, owner, f"key {scope}", roles, scopes, 1, 1)
-            world.keys[str(scope or "any")] = full
+        for org, role in KEYS:
+            creator = creators[(org, role)]
+            for scope in (*ALL_SCOPES, None):
+                scopes = [] if scope is None else [scope]
+                _row, full = await create_api_key(conn, creator, "a key", [role], scopes, 1, 1)
+                world.keys[(org, role, str(scope or "any"))] = full
         revocable, _full = await create_api_key(conn, owner, "to revoke", [Role.ADMIN], [], 1, 1)
         world.ids["key_id"] = revocable.key_id
+        listed, _full = await create_api_key(conn, owner, "listed", [Role.ADMIN], [], 1, 1)
+        world.ids["listed_key_id"] = listed.key_id
+        dead, full = await create_api_key(conn, owner, "revoked", [Role.ADMIN], [], 1, 1)
+        await revoke_api_key(conn, "fleet-a", dead.key_id)
+        world.ended["owner-key-revoked"] = {"X-API-Key": full}
+    session = await bearer(world.api, "fleet-a-admin")
+    ended = await world.api.post("/v1/auth/revoke", headers=session)
+    assert ended.status_code == 204, ended.text
+    world.ended["owner-admin-logged-out"] = session
 
 
 async def _vehicles(world: World, settings: Settings) -> None:
@@ -221,9 +263,9 @@ async def build_world(settings: Settings, tmp: Path) -> AsyncIterator[World]:
             transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 50000))
             async with httpx.AsyncClient(transport=transport, base_url="http://api") as api:
                 world = World(api, pool)
-                users = {*USERS.values(), "narrow-mileage", "narrow-track"}
+                users = {s.user for s in t.SITUATIONS.values() if s.user is not None}
+                users = users - {"narrow-*"} | {"narrow-mileage", "narrow-track"}
                 world.tokens = {user: await bearer(api, user) for user in sorted(users)}
-                world.ids["refresh_token"] = (await login(api, "login-user"))["refresh_token"]
                 await _vehicles(world, settings)
                 await _grants(world)
                 await _witness_and_rules(world)
@@ -237,4 +279,5 @@ async def build_world(settings: Settings, tmp: Path) -> AsyncIterator[World]:
                 world.ids["audit_index"] = await pool.fetchval(
                     "SELECT max(leaf_index) FROM audit_entries"
                 )
+                world.ids["audit_until_ms"] = int(time.time() * 1000) + 1
                 yield world

@@ -19,7 +19,7 @@ from roadledger.health import write_health
 from roadledger.metrics import Sample
 from roadledger.resilience import Dependency
 from roadledger.settings import Settings
-from tests.integration.api.conftest import bearer
+from tests.integration.api.conftest import PASSWORD, bearer
 
 pytestmark = [pytest.mark.postgres]
 LOG = logging.getLogger("test.metrics")
@@ -50,6 +50,20 @@ async def test_only_operators_read_metrics(metered: httpx.AsyncClient) -> None:
     assert (await metered.get("/metrics", headers=analyst)).status_code == 403
     assert (await metered.get("/metrics")).status_code == 401
     assert (await metered.get("/metrics", headers=await bearer(metered, "ops"))).status_code == 200
+
+
+async def test_the_operator_role_of_another_organisation_does_not_read_metrics(
+    metered: httpx.AsyncClient,
+) -> None:
+    """A fleet's admin may give its members any role: the operator role there opens nothing
+    of the deployment's operations."""
+    body = {"username": "fleet-a-ops", "password": PASSWORD, "roles": ["operator"]}
+    made = await metered.post("/v1/organisations/fleet-a/members", json=body,
+                              headers=await bearer(metered, "fleet-a-admin"))  # fmt: skip
+    assert made.status_code == 201, made.text
+    answer = await metered.get("/metrics", headers=await bearer(metered, "fleet-a-ops"))
+    assert answer.status_code == 403
+    assert "operator organisation" in answer.json()["detail"]
 
 
 async def test_every_process_and_the_ledger_are_in_one_scrape(

@@ -130,6 +130,22 @@ async def test_others_cannot_add_or_list_members(api: httpx.AsyncClient, usernam
     assert (await api.get("/v1/organisations/fleet-a/members", headers=headers)).status_code == 403
 
 
+async def test_an_api_key_cannot_add_members(api: httpx.AsyncClient) -> None:
+    """A key holding the admin role (here scoped to mileage, for a day) would otherwise make
+    an admin who logs in and keeps everything the key was limited from."""
+    request = {"label": "narrow", "roles": ["admin"], "scopes": ["mileage"], "days": 1}
+    made = await api.post("/v1/api-keys", json=request, headers=await bearer(api, "fleet-a-admin"))
+    assert made.status_code == 201, made.text
+    body = {"username": "minted", "password": PASSWORD, "roles": ["admin"]}
+    by_key = await api.post("/v1/organisations/fleet-a/members", json=body,
+                            headers={"X-API-Key": made.json()["key"]})  # fmt: skip
+    assert by_key.status_code == 403
+    assert "logged-in" in by_key.json()["detail"]
+    listed = await api.get("/v1/organisations/fleet-a/members",
+                           headers={"X-API-Key": made.json()["key"]})  # fmt: skip
+    assert "minted" not in {m["username"] for m in listed.json()}
+
+
 async def test_a_weak_password_is_422_and_a_taken_username_409(api: httpx.AsyncClient) -> None:
     headers = await bearer(api, "fleet-a-admin")
     weak = {"username": "fleet-a-weak", "password": "short", "roles": ["analyst"]}
