@@ -54,3 +54,22 @@ flipped[0] ^= 1;
 report("jws-flipped-signature-fails", !(await ed25519Verify(key, flipped, jws.signingInput)));
 const altered = utf8.encode(decoder.decode(jws.signingInput) + "x");
 report("jws-altered-input-fails", !(await ed25519Verify(key, jws.signature, altered)));
+
+// A tree beyond 2**53 leaves (the BigInt path): leaf 2**60 of 2**60 + 1 has one sibling, the
+// root of the first 2**60 leaves, and the root is H(0x01 || that || leaf).
+const { nodeHash } = await lib("crypto.js");
+const left = await leafHash(utf8.encode("left subtree"));
+const leaf = await leafHash(utf8.encode("last leaf"));
+const bigRoot = await nodeHash(left, leaf);
+try {
+  await verifyInclusion(2n ** 60n, 2n ** 60n + 1n, leaf, bigRoot, [left]);
+  report("inclusion-huge-tree", true);
+} catch (error) {
+  report("inclusion-huge-tree", false, String(error));
+}
+try {
+  await verifyInclusion(2n ** 60n, 2n ** 60n + 1n, leaf, bigRoot, [leaf]);
+  report("negative-huge-tree-wrong-sibling", false, "accepted");
+} catch (error) {
+  report("negative-huge-tree-wrong-sibling", error instanceof ProofError, error.message);
+}

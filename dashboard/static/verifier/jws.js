@@ -78,6 +78,25 @@ function parseHeader(segment, requireKid) {
   return { alg, kid, typ };
 }
 
+// Header segment -> parsed header: a device sends the same header with every message. Only
+// successful parses of real-sized segments are kept, and the cache is bounded, as in chain/jws.py.
+const headers = new Map();
+const HEADER_CACHE_LIMIT = 32_768;
+const HEADER_CACHE_SEGMENT = 160;
+
+function cachedHeader(segment, requireKid) {
+  const key = `${requireKid ? 1 : 0}${segment}`;
+  let header = headers.get(key);
+  if (header === undefined) {
+    header = parseHeader(segment, requireKid);
+    if (segment.length <= HEADER_CACHE_SEGMENT) {
+      if (headers.size >= HEADER_CACHE_LIMIT) headers.clear();
+      headers.set(key, header);
+    }
+  }
+  return header;
+}
+
 /** CompactJws.from_bytes of the JWS text: split and decode, the signature not verified. */
 export function parseCompactJws(jws, { requireKid = true } = {}) {
   const raw = utf8.encode(jws);
@@ -85,7 +104,7 @@ export function parseCompactJws(jws, { requireKid = true } = {}) {
   const parts = jws.split(".");
   if (parts.length !== 3) throw bad("malformed", `compact JWS needs 3 segments, got ${parts.length}`);
   if (parts.some((p) => !p)) throw bad("malformed", "compact JWS has an empty segment");
-  const header = parseHeader(parts[0], requireKid);
+  const header = cachedHeader(parts[0], requireKid);
   const signature = b64url(parts[2], "signature");
   if (signature.length !== 64) throw bad("malformed", `signature: ${signature.length} bytes, not 64`);
   const payload = b64url(parts[1], "payload");

@@ -27,8 +27,32 @@ function checkHash(value, what) {
   }
 }
 
+const MEMO_LIMIT = 1 << 18;
+
+/**
+ * Interior node hashes, remembered: the proofs of one certificate lead to one root through
+ * mostly the same nodes, so each is computed once (a digest is the costly call in a browser).
+ */
+export class NodeHashes {
+  constructor() {
+    this.memo = new Map();
+  }
+
+  hash(left, right) {
+    const key = String.fromCharCode.apply(null, left) + String.fromCharCode.apply(null, right);
+    let value = this.memo.get(key);
+    if (value === undefined) {
+      if (this.memo.size >= MEMO_LIMIT) this.memo.clear();
+      value = nodeHash(left, right);
+      this.memo.set(key, value);
+    }
+    return value;
+  }
+}
+
 /** The root `proof` implies for leaf `index` of a tree of `size` (RFC 9162 2.1.3.2). */
-export async function rootFromInclusionProof(index, size, leafHash, proof) {
+export async function rootFromInclusionProof(index, size, leafHash, proof, nodes = null) {
+  const node = nodes === null ? nodeHash : (left, right) => nodes.hash(left, right);
   index = BigInt(index);
   size = BigInt(size);
   if (!(0n <= index && index < size)) {
@@ -42,31 +66,35 @@ export async function rootFromInclusionProof(index, size, leafHash, proof) {
     );
   }
   proof.forEach((value, position) => checkHash(value, `proof[${position}]`));
-  let fn = index;
-  let sn = size - 1n;
+  // Numbers when they are exact (every real tree): BigInt arithmetic allocates at each level.
+  const [one, two] = size <= BigInt(Number.MAX_SAFE_INTEGER) ? [1, 2] : [1n, 2n];
+  const half = one === 1 ? (n) => Math.floor(n / 2) : (n) => n / 2n;
+  let fn = one === 1 ? Number(index) : index;
+  let sn = one === 1 ? Number(size) - 1 : size - 1n;
+  const zero = one - one;
   let result = leafHash;
   for (const sibling of proof) {
-    if (sn === 0n) throw new ProofError("inclusion proof is longer than the path to the root");
-    if (fn & 1n || fn === sn) {
-      result = await nodeHash(sibling, result);
-      while (!(fn & 1n) && fn) {
-        fn >>= 1n;
-        sn >>= 1n;
+    if (sn === zero) throw new ProofError("inclusion proof is longer than the path to the root");
+    if (fn % two === one || fn === sn) {
+      result = await node(sibling, result);
+      while (fn % two === zero && fn !== zero) {
+        fn = half(fn);
+        sn = half(sn);
       }
     } else {
-      result = await nodeHash(result, sibling);
+      result = await node(result, sibling);
     }
-    fn >>= 1n;
-    sn >>= 1n;
+    fn = half(fn);
+    sn = half(sn);
   }
-  if (sn !== 0n) throw new ProofError("inclusion proof is shorter than the path to the root");
+  if (sn !== zero) throw new ProofError("inclusion proof is shorter than the path to the root");
   return result;
 }
 
 /** Check that `leafHash` is leaf `index` of the tree of `size` with `root`; throws ProofError. */
-export async function verifyInclusion(index, size, leafHash, root, proof) {
+export async function verifyInclusion(index, size, leafHash, root, proof, nodes = null) {
   checkHash(root, "root");
-  const calculated = await rootFromInclusionProof(index, size, leafHash, proof);
+  const calculated = await rootFromInclusionProof(index, size, leafHash, proof, nodes);
   if (!equalBytes(calculated, root)) {
     throw new ProofError(
       `root of tree size ${size} mismatch: expected ${toHex(root)}, calculated ${toHex(calculated)}`,

@@ -6,11 +6,11 @@ import { CertificateError, ChainError, TelemetryError } from "./errors.js";
 import { checkValidAt, effectiveKeys, rawId, revocationLeaves } from "./devicekeys.js";
 import { chainHash, parseCompactJws, telemetryOf } from "./jws.js";
 import { ed25519Verify, leafHash } from "./crypto.js";
-import { verifyInclusion } from "./merkle.js";
+import { NodeHashes, verifyInclusion } from "./merkle.js";
 import { SummaryBuilder } from "./mileage.js";
 import { cut, dumps, repr } from "./pyfmt.js";
 
-const BATCH = 256;
+const BATCH = 1024; // messages whose crypto is in flight at once
 const FIELDS = ["first_seq", "last_seq", "message_count", "odometer_start_m", "odometer_end_m", "distance_m", "gnss_distance_m"];
 
 const anomalyKey = (a) => `${a.seq}\n${a.kind}\n${a.detail}`;
@@ -74,6 +74,7 @@ export class MessageChecker {
     this.chainFailure = null;
     this.firstTs = Infinity;
     this.lastTs = -1;
+    this.nodes = new NodeHashes();
   }
 
   /** The crypto of one message, started at once: signature per key, inclusion, chain hash. */
@@ -88,7 +89,9 @@ export class MessageChecker {
     if (jws.header.kid !== this.cert.deviceId) return { jws };
     const signatures = Promise.all(this.keys.map((k) => ed25519Verify(k.publicKey, jws.signature, jws.signingInput)));
     const inclusion = settle(
-      leafHash(jws.raw).then((leaf) => verifyInclusion(item.leafIndex, this.cp.size, leaf, this.cp.rootHash, item.proof)),
+      leafHash(jws.raw).then((leaf) =>
+        verifyInclusion(item.leafIndex, this.cp.size, leaf, this.cp.rootHash, item.proof, this.nodes),
+      ),
     );
     return { jws, signatures, inclusion, hash: chainHash(jws.raw) };
   }
