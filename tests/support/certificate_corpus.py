@@ -22,6 +22,7 @@ from chain.entries import device_key_entry
 from chain.errors import CertificateError
 from chain.note_signers import Ed25519Verifier
 from tests.support.certificate_corpus_cases import add_head_cases, add_message_cases
+from tests.support.certificate_corpus_edge import add_edge_cases
 from tests.support.certificate_corpus_edits import (
     VIN,
     Builder,
@@ -195,4 +196,5 @@ def all_cases() -> Iterator[Case]:
     _summary_cases(b, s)
     _subject_cases(b, s)
     _scenario_cases(b)
+    add_edge_cases(b, s)
     yield from b.cases
