@@ -5,8 +5,9 @@ Run from the project root::
     .venv/bin/python bench/browser_verify.py                 # 10,000 messages, best of 3
     .venv/bin/python bench/browser_verify.py --messages 2000 --repeat 1
 
-Builds one valid certificate of ``--messages`` hash-chained messages of one vehicle, logged
-among other entries, signed by the log and cosigned by three witnesses, then checks the same
+Builds one valid certificate of ``--messages`` hash-chained messages of one vehicle (the one
+``tests/unit/chain/test_certificate_stream.py`` measures memory with), signed by the log and
+cosigned by three witnesses, then checks the same
 file with both verifiers:
 
 - ``python``: ``chain.certificate_verify.verify_certificate_file``, what ``roadledger verify``
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import sys
 import tempfile
 import time
@@ -30,61 +32,28 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the harness
 
-from chain.certificate_build import build_certificate
+from chain.certificate import MileageCertificate
 from chain.certificate_verify import verify_certificate_file
-from chain.checkpoint import Checkpoint, sign_checkpoint
+from chain.checkpoint import SignedCheckpoint
 from chain.cosignature import cosign
-from chain.device_keys import DeviceKey
-from chain.entries import device_key_entry
-from chain.log import InMemoryMerkleLog
-from chain.telemetry import DeviceKind, Telemetry, chain_hash, sign_telemetry
 from tests.support.static_browser import chromium_page, static_server
-from tests.unit.chain.test_certificate_scenario import (
-    DEVICE,
-    ORIGIN,
-    T0,
-    WITNESS_NAMES,
-    device_private_key,
-    log_signer,
-    witness_signer,
-)
+from tests.unit.chain.test_certificate_scenario import WITNESS_NAMES, log_signer, witness_signer
+from tests.unit.chain.test_certificate_stream import _certificate as stream_certificate
 
 STATIC = Path(__file__).resolve().parents[1] / "dashboard" / "static"
 FLOOR_S = 5.0
 
 
 def certificate(messages: int) -> bytes:
-    """A valid certificate of ``messages`` messages, 10 s apart, other entries interleaved."""
-    key = device_private_key()
-    record = DeviceKey(
-        device_id=DEVICE, public_key=key.public_key, owner_org="fleet-berlin",
-        kind=DeviceKind.VEHICLE, valid_from_ms=T0 - 1, vin="WVWZZZ1JZXW000001",
-        vehicle_class="M1",
-    )  # fmt: skip
-    log = InMemoryMerkleLog()
-    key_leaf = log.append(device_key_entry(record))
-    pairs, prev, odo, lon = [], "", 48_211_350, 134_050_000
-    for seq in range(1, messages + 1):
-        odo += 121
-        lon += 1_770
-        telemetry = Telemetry(
-            dev=DEVICE, seq=seq, prev=prev, ts=T0 + seq * 10_000, odo_m=odo,
-            lat_e7=525_200_000, lon_e7=lon, spd_cms=1200, hdg_cdeg=9000,
-        )  # fmt: skip
-        raw = sign_telemetry(key, telemetry)
-        prev = chain_hash(raw)
-        pairs.append((raw, log.append(raw)))
-        log.append(b"another vehicle's message %d" % seq)
-    signed = sign_checkpoint(Checkpoint(ORIGIN, log.size, log.root()), log_signer())
+    """A valid certificate of ``messages`` chained messages (the memory test's), cosigned by
+    the scenario's three witnesses."""
+    obj = json.loads(stream_certificate(messages))
+    signed = SignedCheckpoint.from_text(obj["checkpoint"])
     lines = [
         cosign(signed.checkpoint, witness_signer(n)).to_note_signature() for n in WITNESS_NAMES
     ]
-    text = signed.with_signature_lines(lines).to_text()
-    to_ms = T0 + (messages + 1) * 10_000
-    cert = build_certificate(
-        DEVICE, T0, to_ms, pairs, [(device_key_entry(record), key_leaf)], log.inclusion_proof, text
-    )
-    return cert.to_json().encode()
+    obj["checkpoint"] = signed.with_signature_lines(lines).to_text()
+    return MileageCertificate.from_json(json.dumps(obj)).to_json().encode()
 
 
 def python_seconds(data: bytes, log_vkey: str, witness_vkeys: list[str]) -> float:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from chain.checkpoint import Checkpoint, SignedCheckpoint
 from chain.cosignature import cosign
-from chain.device_keys import DeviceKey
 from chain.entries import device_key_entry
 from chain.note import NoteSignature
 from chain.note_signers import Ed25519Signer
@@ -207,13 +207,7 @@ def _key_cases(b: Builder, s: Scenario) -> None:
         "device_keys[0]",
         change=lambda o: key0(o).update(entry=flip_b64(key0(o)["entry"], 0)),
     )
-    changed = DeviceKey(
-        device_id=record.device_id,
-        public_key=record.public_key,
-        owner_org="someone-else",
-        kind=record.kind,
-        valid_from_ms=record.valid_from_ms,
-    )
+    changed = replace(record, owner_org="someone-else", vin=None, vehicle_class=None)
     b.add(
         "keys-entry-value-changed",
         s,
@@ -250,12 +244,8 @@ def _key_cases(b: Builder, s: Scenario) -> None:
         "device_keys[0]",
         change=lambda o: o.update(device_id="veh-0043"),
     )
-    rsu = DeviceKey(
-        device_id=DEVICE,
-        public_key=device_private_key().public_key,
-        owner_org="city",
-        kind=DeviceKind.RSU,
-        valid_from_ms=0,
+    rsu = replace(
+        record, owner_org="city", kind=DeviceKind.RSU, valid_from_ms=0, vin=None, vehicle_class=None
     )
     b.add("keys-of-an-rsu", s, "device_keys[0]", change=key_entry(device_key_entry(rsu)))
 

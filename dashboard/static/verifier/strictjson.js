@@ -146,12 +146,9 @@ function parseObject(text, pos, depth) {
     const [value, end] = parseValue(text, pos, depth + 1);
     names.push(name);
     pairs.set(name, value);
-    pos = skipWs(text, end);
-    const next = text[pos];
-    pos += 1;
-    if (next === "}") break;
-    if (next !== ",") throw new JsonSyntaxError("Expecting ',' delimiter", pos - 1);
-    pos = skipWs(text, pos);
+    const [closed, after] = delimiter(text, end, "}");
+    pos = after;
+    if (closed) break;
     if (text[pos] !== '"') {
       throw new JsonSyntaxError("Expecting property name enclosed in double quotes", pos);
     }
@@ -169,14 +166,20 @@ function parseArray(text, pos, depth) {
   for (;;) {
     const [value, end] = parseValue(text, pos, depth + 1);
     items.push(value);
-    pos = skipWs(text, end);
-    const next = text[pos];
-    pos += 1;
-    if (next === "]") break;
-    if (next !== ",") throw new JsonSyntaxError("Expecting ',' delimiter", pos - 1);
-    pos = skipWs(text, pos);
+    const [closed, after] = delimiter(text, end, "]");
+    pos = after;
+    if (closed) break;
   }
   return [items, pos];
+}
+
+/** After a member or element: [true, after `close`] or [false, at what follows the comma]. */
+function delimiter(text, pos, close) {
+  pos = skipWs(text, pos);
+  const next = text[pos];
+  if (next === close) return [true, pos + 1];
+  if (next !== ",") throw new JsonSyntaxError("Expecting ',' delimiter", pos);
+  return [false, skipWs(text, pos + 1)];
 }
 
 /** Python's "line L column C" of character `pos` in `text`. */
