@@ -62,11 +62,21 @@ function b64(value, path) {
   }
 }
 
+// Proof hash text -> its bytes: the proofs of one certificate repeat the same hashes, so they
+// are decoded once and shared (which also lets merkle.js remember nodes by identity).
+let interned = new Map();
+
 function proof(value, path) {
   if (!Array.isArray(value) || value.length > MAX_PROOF_HASHES) {
     throw bad(path, `expected an array of at most ${MAX_PROOF_HASHES} base64 hashes`);
   }
-  return value.map((h, i) => b64(h, `${path}[${i}]`));
+  return value.map((h, i) => {
+    const known = typeof h === "string" ? interned.get(h) : undefined;
+    if (known !== undefined) return known;
+    const bytes = b64(h, `${path}[${i}]`);
+    if (bytes.length === 32) interned.set(h, bytes);
+    return bytes;
+  });
 }
 
 function checkItem(leafIndex, hashes, name) {
@@ -225,6 +235,7 @@ export function certificateText(bytes) {
 
 /** read_head: validate the whole document; return its parts, messages included. */
 export function readCertificate(text) {
+  interned = new Map();
   const scalars = new Map();
   const keys = [];
   const messages = [];
@@ -249,6 +260,7 @@ export function readCertificate(text) {
   for (const name of Object.keys(ARRAYS)) if (!counts.has(name)) throw bad(name, "expected an array");
   const get = (name) => scalars.get(name);
   checkHeader(get("device_id"), get("from_ms"), get("to_ms"), get("checkpoint"));
+  interned = new Map();
   return {
     deviceId: get("device_id"),
     fromMs: get("from_ms"),

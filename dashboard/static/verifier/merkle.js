@@ -32,19 +32,31 @@ const MEMO_LIMIT = 1 << 18;
 /**
  * Interior node hashes, remembered: the proofs of one certificate lead to one root through
  * mostly the same nodes, so each is computed once (a digest is the costly call in a browser).
+ * Keyed by the identity of the two inputs, which is cheap and never wrong: the reader hands
+ * out one array per distinct proof hash, and a remembered node is the same array each time.
+ * Equal hashes in different arrays are merely computed again.
  */
 export class NodeHashes {
   constructor() {
     this.memo = new Map();
+    this.size = 0;
   }
 
   hash(left, right) {
-    const key = String.fromCharCode.apply(null, left) + String.fromCharCode.apply(null, right);
-    let value = this.memo.get(key);
+    let row = this.memo.get(left);
+    if (row === undefined) {
+      if (this.size >= MEMO_LIMIT) {
+        this.memo.clear();
+        this.size = 0;
+      }
+      row = new Map();
+      this.memo.set(left, row);
+    }
+    let value = row.get(right);
     if (value === undefined) {
-      if (this.memo.size >= MEMO_LIMIT) this.memo.clear();
       value = nodeHash(left, right);
-      this.memo.set(key, value);
+      row.set(right, value);
+      this.size += 1;
     }
     return value;
   }

@@ -51,6 +51,14 @@ class Tally {
   }
 }
 
+/** signing_key: the index of the first of `keys` (raw) whose signature verifies, or -1. */
+async function firstSigner(keys, signature, signingInput) {
+  for (const [index, key] of keys.entries()) {
+    if (await ed25519Verify(key, signature, signingInput)) return index;
+  }
+  return -1;
+}
+
 async function settle(promise) {
   try {
     return { ok: true, value: await promise };
@@ -65,6 +73,7 @@ export class MessageChecker {
     this.cert = cert;
     this.cp = cp;
     this.keys = effectiveKeys(records);
+    this.keyBytes = this.keys.map((k) => k.publicKey);
     this.revokedAtLeaf = revocationLeaves(records, cert.deviceKeys.map((k) => k.leafIndex));
     this.statedAnomalies = new Set(cert.summary.anomalies.map(anomalyKey));
     this.gaps = new Tally(cert.summary.gaps, (g) => `${g.after_seq}\n${g.before_seq}`);
@@ -77,7 +86,7 @@ export class MessageChecker {
     this.nodes = new NodeHashes();
   }
 
-  /** The crypto of one message, started at once: signature per key, inclusion, chain hash. */
+  /** The crypto of one message, started at once: who signed, inclusion, chain hash. */
   prepare(item) {
     let jws;
     try {
@@ -87,13 +96,13 @@ export class MessageChecker {
       throw error;
     }
     if (jws.header.kid !== this.cert.deviceId) return { jws };
-    const signatures = Promise.all(this.keys.map((k) => ed25519Verify(k.publicKey, jws.signature, jws.signingInput)));
     const inclusion = settle(
       leafHash(jws.raw).then((leaf) =>
         verifyInclusion(item.leafIndex, this.cp.size, leaf, this.cp.rootHash, item.proof, this.nodes),
       ),
     );
-    return { jws, signatures, inclusion, hash: chainHash(jws.raw) };
+    const signer = firstSigner(this.keyBytes, jws.signature, jws.signingInput);
+    return { jws, signer, inclusion, hash: chainHash(jws.raw) };
   }
 
   async run(items) {
@@ -101,7 +110,7 @@ export class MessageChecker {
       const batch = items.slice(start, start + BATCH).map((item) => this.prepare(item));
       const ready = await Promise.all(
         batch.map(async (p) =>
-          p.signatures ? { ...p, signatures: await p.signatures, inclusion: await p.inclusion, hash: await p.hash } : p,
+          p.inclusion ? { ...p, signer: await p.signer, inclusion: await p.inclusion, hash: await p.hash } : p,
         ),
       );
       ready.forEach((p, j) => this.add(start + j, items[start + j], p));
@@ -116,7 +125,7 @@ export class MessageChecker {
     if (p.jws.header.kid !== deviceId) {
       throw fail(`bad_header: kid ${cut(repr(p.jws.header.kid), 66)} is not the certificate's device ${repr(deviceId)}`);
     }
-    const keyIndex = p.signatures.indexOf(true);
+    const keyIndex = p.signer;
     if (keyIndex < 0) {
       throw fail(`bad_signature: the signature verifies under none of the ${this.keys.length} certified keys of ${deviceId}`);
     }
