@@ -13,6 +13,7 @@ from typing import Any
 
 from chain.jws import sign_compact
 from chain.note import NoteSignature
+from chain.note_signers import Ed25519Signer
 from tests.support.certificate_corpus_edits import Builder, Change, jws_edit
 from tests.unit.chain.test_certificate_scenario import (
     DEVICE,
@@ -87,6 +88,7 @@ def _format_cases(b: Builder, s: Scenario) -> None:
         ("from-ms-bool", lambda o: o.update(from_ms=False)),
         ("device-id-65", lambda o: o.update(device_id="v" * 65)),
         ("summary-list", lambda o: o.update(summary=[])),
+        ("version-float", lambda o: o.update(format=2.5e20)),
     ]:
         b.add(f"edge-format-{name}", s, "format", change=change)
 
@@ -99,6 +101,16 @@ def _checkpoint_cases(b: Builder, s: Scenario) -> None:
     w1 = next(line for line in lines.split("\n") if line.startswith(f"\u2014 {WITNESS_NAMES[0]} "))
     witness = next(w for w in s.witnesses if w.name == WITNESS_NAMES[0])
     short = NoteSignature(witness.name, witness.key_id, b"\x01" * 10).to_line().rstrip("\n")
+    # Characters Python would not print (format, private use) in a name the detail repeats.
+    odd_name = NoteSignature("w\u200b\ue000", 1, b"\x02" * 64).to_line()
+    impostor = Ed25519Signer("other.example/log", b"\x07" * 32).verifier().to_vkey()
+    b.add(
+        "edge-checkpoint-unprintable-name",
+        s,
+        "checkpoint",
+        change=lambda o: o.update(checkpoint=o["checkpoint"] + odd_name),
+        log_keys=[impostor],
+    )
     for name, change, item in [
         ("root-non-canonical", _text(root, odd), "checkpoint"),
         ("size-over-uint64", _text(f"\n{s.log.size}\n", "\n99999999999999999999\n"), "checkpoint"),
@@ -145,6 +157,7 @@ def _message_cases(b: Builder, s: Scenario) -> None:
         ("prev-not-empty-at-seq-1", _message(prev="AAAA")),
         ("dev-not-kid", _message(dev="veh-0043")),
         ("version-2", _message(v=2)),
+        ("version-float", _message(v=1.0)),
         ("odometer-negative", _message(odo_m=-1)),
         ("kid-too-long", jws_edit(0, 0, lambda _: b'{"alg":"Ed25519","kid":"' + b"k" * 65 + b'"}')),
         ("typ-int", jws_edit(0, 0, lambda _: b'{"alg":"Ed25519","kid":"veh-0042","typ":1}')),

@@ -19,14 +19,13 @@ export function isInt(value) {
   return typeof value === "number" || typeof value === "bigint";
 }
 
-function isPrintable(code) {
-  // An approximation of str.isprintable: controls, separators and surrogates are not.
-  if (code < 0x20 || (code >= 0x7f && code < 0xa0)) return false;
-  if (code === 0xad || (code >= 0xd800 && code <= 0xdfff)) return false;
-  if (code === 0x2028 || code === 0x2029 || code === 0x85 || code === 0xa0) return false;
-  if (code === 0x1680 || (code >= 0x2000 && code <= 0x200f)) return false;
-  if (code === 0x202f || code === 0x205f || code === 0x3000 || code === 0xfeff) return false;
-  return true;
+// str.isprintable: false for control, format, surrogate, private-use, unassigned and
+// separator characters, the plain space excepted.
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}]/u;
+
+/** Python's `c.isprintable()` of one character (code point). */
+export function isPrintable(ch) {
+  return ch === " " || !UNPRINTABLE.test(ch);
 }
 
 function hex(code, width) {
@@ -43,12 +42,31 @@ export function reprStr(text) {
     else if (ch === "\n") out += "\\n";
     else if (ch === "\r") out += "\\r";
     else if (ch === "\t") out += "\\t";
-    else if (isPrintable(code)) out += ch;
+    else if (isPrintable(ch)) out += ch;
     else if (code < 0x100) out += "\\x" + hex(code, 2);
     else if (code < 0x10000) out += "\\u" + hex(code, 4);
     else out += "\\U" + hex(code, 8);
   }
   return out + quote;
+}
+
+/** Python's `repr(x)` of a float (shortest round trip; exponent outside 1e-4 .. 1e16). */
+export function reprFloat(x) {
+  if (Number.isNaN(x)) return "nan";
+  if (!Number.isFinite(x)) return x > 0 ? "inf" : "-inf";
+  const [mantissa, exp] = x.toExponential().split("e");
+  const exponent = Number(exp);
+  const sign = mantissa.startsWith("-") ? "-" : "";
+  const digits = mantissa.replace("-", "").replace(".", "");
+  if (exponent < -4 || exponent >= 16) {
+    const m = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
+    const e = `${exponent < 0 ? "-" : "+"}${String(Math.abs(exponent)).padStart(2, "0")}`;
+    return `${sign}${m}e${e}`;
+  }
+  if (exponent < 0) return `${sign}0.${"0".repeat(-exponent - 1)}${digits}`;
+  const whole = digits.slice(0, exponent + 1).padEnd(exponent + 1, "0");
+  const fraction = digits.slice(exponent + 1) || "0";
+  return `${sign}${whole}.${fraction}`;
 }
 
 /** `repr(value)` of a decoded JSON value (str, int, None, bool, list of those). */
@@ -58,7 +76,7 @@ export function repr(value) {
   if (value === true) return "True";
   if (value === false) return "False";
   if (isInt(value)) return String(value);
-  if (value instanceof PyFloat) return value.text;
+  if (value instanceof PyFloat) return reprFloat(value.value);
   if (Array.isArray(value)) return "[" + value.map(repr).join(", ") + "]";
   if (value instanceof Map) {
     return "{" + [...value].map(([k, v]) => `${reprStr(k)}: ${repr(v)}`).join(", ") + "}";

@@ -1,6 +1,8 @@
 // The summary of a verified certificate, in the lines `roadledger verify` prints
 // (app/commands/verify.py), and the one-line failure with control characters escaped.
 
+import { isPrintable, reprStr } from "./pyfmt.js";
+
 const LIST_LIMIT = 10;
 
 function utc(ms) {
@@ -95,14 +97,10 @@ export function summaryLines(report) {
   return lines.map(oneLine);
 }
 
-/** Control characters escaped, so a hostile certificate cannot forge extra lines. */
+/** `app/commands/verify._one_line`: what Python would not print escaped as its repr does, so a
+hostile certificate cannot forge extra lines (or hide characters). */
 export function oneLine(text) {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029]/g, (c) => {
-    const code = c.charCodeAt(0);
-    if (c === "\n") return "\\n";
-    if (c === "\r") return "\\r";
-    if (c === "\t") return "\\t";
-    return code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
-  });
+  let out = "";
+  for (const ch of text) out += isPrintable(ch) ? ch : reprStr(ch).slice(1, -1);
+  return out;
 }
