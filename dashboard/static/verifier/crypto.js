@@ -1,5 +1,7 @@
 // WebCrypto only: SHA-256 and Ed25519 verification, and the RFC 9162 leaf and node hashes.
 
+import { toHex } from "./b64.js";
+
 const subtle = globalThis.crypto.subtle;
 
 export async function sha256(bytes) {
@@ -24,14 +26,8 @@ export function nodeHash(left, right) {
 
 const keys = new Map(); // hex of the raw key -> Promise of a CryptoKey, or of null (unusable)
 
-function hexKey(raw) {
-  let out = "";
-  for (const b of raw) out += b.toString(16).padStart(2, "0");
-  return out;
-}
-
 function importKey(raw) {
-  const id = hexKey(raw);
+  const id = toHex(raw);
   let key = keys.get(id);
   if (key === undefined) {
     // A key WebCrypto refuses (not a point on the curve) verifies nothing, as in libsodium.
