@@ -2,7 +2,8 @@
 
 The lifespan opens the PostgreSQL pool (waiting out a server that is down, one log line) and
 brings the schema up to date; routes reach both through ``api.deps``. Every route but
-``/health`` requires authentication (``tests/integration/api`` checks each one).
+``/health`` and the dashboard's static files (``/ui/``, ``api.ui``) requires authentication
+(``tests/integration/api`` checks each one).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import asyncpg
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from api import errors
+from api import errors, ui
 from api.deps import PrincipalDep
 from api.errors import ERROR_RESPONSES
 from api.routes import ROUTERS
@@ -79,6 +80,7 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> FastAPI:
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(ui.router)  # the dashboard's files (no data: public)
 
     @app.get("/v1/openapi.json", tags=["meta"], responses=ERROR_RESPONSES, summary="OpenAPI")
     async def openapi(principal: PrincipalDep) -> JSONResponse:

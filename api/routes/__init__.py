@@ -16,6 +16,7 @@ from api.routes import (
     ledger,
     metrics,
     organisations,
+    positions,
     rules,
     segments,
     vehicles,
@@ -39,6 +40,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     warning_feed.router,  # before warnings: /stream is not a warning id
     warnings.router,
     segments.router,
+    positions.router,
     ledger.router,
     certificates.router,
     documents.router,

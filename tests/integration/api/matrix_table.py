@@ -204,6 +204,10 @@ TABLE: Mapping[str, Row] = {
         **{k: 200 if v == 404 else v for k, v in VEHICLE_READ.items()},
         GRANTEE_OTHER_SCOPE: 200, GRANTEE_EXPIRED: 200, GRANTEE_REVOKED: 200,
     }, Scope.WARNINGS),
+    "GET /v1/positions/stream": Row({  # live positions: track, own or granted vehicles
+        **{k: 200 if v == 404 else v for k, v in VEHICLE_READ.items()},
+        GRANTEE_OTHER_SCOPE: 200, GRANTEE_EXPIRED: 200, GRANTEE_REVOKED: 200,
+    }, Scope.TRACK),
     # --- segments (segment 7 lies in police's jurisdiction)
     "GET /v1/segments": Row({**ANY_MEMBER, AUTHORITY_OUTSIDE: 200}),
     "GET /v1/segments/{segment_id}/history": Row(SEGMENT),
