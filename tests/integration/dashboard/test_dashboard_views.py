@@ -37,6 +37,10 @@ async def _listed_warnings(page: Page) -> set[str]:
     return set(ids)
 
 
+async def _first_positions(page: Page) -> None:
+    await page.wait_for_function("() => document.querySelector('#live')?.dataset.events >= '1'")
+
+
 async def _live_vehicles(page: Page, count: int) -> None:
     await page.wait_for_function(
         f"() => document.querySelector('#live')?.dataset.vehicles === '{count}'", timeout=15_000
@@ -75,7 +79,7 @@ async def test_the_authority_sees_its_network_warnings_and_no_vehicle(
         assert horizons == ["15 min", "30 min", "60 min"]
         assert int(await page.get_attribute("#segment-panel .chart", "data-points") or 0) >= 4
         # Positions are raw track data: an authority with no grant sees none.
-        await page.wait_for_timeout(1500)  # a stream poll or three: nothing may arrive
+        await _first_positions(page)  # the stream's first event: every vehicle it may see
         assert await page.get_attribute("#live", "data-vehicles") == "0"
         await tab.shot("authority")
 
@@ -184,6 +188,6 @@ async def test_a_member_without_a_grant_sees_no_vehicle_data(
         assert await page.locator("#certificate-form").count() == 0
         await page.click("#nav a[data-view=traffic]")
         assert await _listed_warnings(page) == set()
-        await page.wait_for_timeout(1500)  # a stream poll or three: nothing may arrive
+        await _first_positions(page)  # the stream's first event: every vehicle it may see
         assert await page.get_attribute("#live", "data-vehicles") == "0"
         await tab.shot("no-grant")
