@@ -112,6 +112,7 @@ export async function render(view, me, signal) {
 function livePositions(map, renderer, live, signal) {
   const markers = new Map();
   let events = 0;
+  let newest = 0;
   api.stream("/v1/positions/stream", (kind, data) => {
     if (kind !== "positions") return;
     for (const p of data.positions) {
@@ -126,6 +127,9 @@ function livePositions(map, renderer, live, signal) {
       }
     }
     events += 1;
+    // The newest device time on the map: how far behind live the page is (the benchmark).
+    for (const p of data.positions) newest = Math.max(newest, p.ts_ms);
+    live.dataset.newest = String(newest);
     live.dataset.events = String(events);
     live.dataset.vehicles = String(markers.size);
     live.dataset.updated = String(Date.now());
