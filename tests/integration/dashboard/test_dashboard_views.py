@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Browser, Page
 
@@ -191,3 +192,51 @@ async def test_a_member_without_a_grant_sees_no_vehicle_data(
         await _first_positions(page)  # the stream's first event: every vehicle it may see
         assert await page.get_attribute("#live", "data-vehicles") == "0"
         await tab.shot("no-grant")
+
+
+SESSION = "() => JSON.parse(sessionStorage.getItem('roadledger.session'))"
+
+
+async def test_an_expired_or_refused_token_is_refreshed_once_and_the_page_goes_on(
+    served: Served, browser: Browser, tmp_path: Path
+) -> None:
+    async with guarded(browser, served.url, tmp_path) as tab:
+        await tab.login("fleet-a-analyst")
+        page = tab.page
+        refreshes: list[int] = []
+        page.on(
+            "response",
+            lambda r: refreshes.append(r.status) if r.url.endswith("/v1/auth/refresh") else None,
+        )
+        first = await page.evaluate(SESSION)
+        # The access token is about to expire (by the page's clock): refreshed before use.
+        await page.evaluate(
+            "() => { const s = JSON.parse(sessionStorage.getItem('roadledger.session'));"
+            " s.expiresAt = Date.now(); sessionStorage.setItem('roadledger.session',"
+            " JSON.stringify(s)); }"
+        )
+        await page.click("#nav a[data-view=ledger]")
+        await page.wait_for_selector("#cosigners")
+        second = await page.evaluate(SESSION)
+        assert refreshes == [200]
+        assert second["access"] != first["access"]
+        assert second["refresh"] != first["refresh"]
+        # The API refuses the access token (401): one refresh, then the same request again.
+        await page.evaluate(
+            "() => { const s = JSON.parse(sessionStorage.getItem('roadledger.session'));"
+            " s.access = 'rla_not_a_token'; sessionStorage.setItem('roadledger.session',"
+            " JSON.stringify(s)); }"
+        )
+        tab.errors_allowed.append("status of 401")  # the refused request, answered as such
+        await page.click("#nav a[data-view=fleet]")
+        await page.wait_for_selector("#vehicle-count")
+        assert refreshes == [200, 200]
+        assert (await page.evaluate(SESSION))["access"].startswith("rla_")
+        # Logging out ends the session at the API: the refresh token no longer works.
+        refresh = (await page.evaluate(SESSION))["refresh"]
+        await page.click("#logout")
+        await page.wait_for_selector("#login:not([hidden])")
+        assert await page.evaluate(SESSION) is None
+    async with httpx.AsyncClient(base_url=served.url) as client:
+        again = await client.post("/v1/auth/refresh", json={"refresh_token": refresh})
+        assert again.status_code == 401
