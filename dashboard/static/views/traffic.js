@@ -48,13 +48,17 @@ export async function render(view, me, signal) {
   const renderer = L.canvas();
   const segments = await allSegments();
   const bounds = L.latLngBounds([]);
-  let outline = null;
+  let outlines = 0;
   if (me.org_kind === "authority") {
-    const org = await api.get(`/v1/organisations/${encodeURIComponent(me.org_id)}`);
-    if (org.jurisdiction) {
-      outline = L.polygon(org.jurisdiction.map(latLng), {
+    // Its own jurisdiction and its district units' (what the API shows it data of).
+    const orgs = await api.get("/v1/organisations");
+    const areas = new Map(orgs.map((o) => [o.org_id, o]));
+    const ours = (o) => o && (o.org_id === me.org_id || ours(areas.get(o.parent_id)));
+    for (const org of orgs.filter((o) => o.jurisdiction && ours(o))) {
+      outlines += 1;
+      const outline = L.polygon(org.jurisdiction.map(latLng), {
         color: "#3056d3", weight: 2, dashArray: "6 4", fill: false, interactive: false,
-      }).addTo(map);
+      }).bindTooltip(org.name).addTo(map);
       bounds.extend(outline.getBounds());
     }
   }
@@ -70,7 +74,7 @@ export async function render(view, me, signal) {
     segmentPick.append(h("option", { value: segment.segment_id }, `${segment.segment_id} · ${segment.name}`));
   }
   mapBox.dataset.segments = String(segments.length);
-  mapBox.dataset.outline = outline ? "yes" : "no";
+  mapBox.dataset.outlines = String(outlines);
   if (bounds.isValid()) map.fitBounds(bounds, { padding: [12, 12] });
   else map.setView([0, 0], 2);
 
@@ -104,6 +108,18 @@ export async function render(view, me, signal) {
     }
   }
   segmentPick.addEventListener("change", choose);
+
+  // Segment speeds are 5-minute figures: their colours follow every 15 s.
+  const recolour = setInterval(async () => {
+    try {
+      for (const fresh of await allSegments()) {
+        const line = lines.get(fresh.segment_id);
+        const known = segments.find((s) => s.segment_id === fresh.segment_id);
+        if (line && known) { known.current = fresh.current; line.setStyle({ color: colour(fresh) }); }
+      }
+    } catch { /* the next round tries again */ }
+  }, 15_000);
+  signal.addEventListener("abort", () => clearInterval(recolour));
 
   warningsPanel(warnings, me, signal);
   livePositions(map, renderer, live, signal);

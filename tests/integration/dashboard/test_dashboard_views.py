@@ -58,7 +58,8 @@ async def test_the_authority_sees_its_network_warnings_and_no_vehicle(
         await page.wait_for_selector("#map[data-segments]")
         # Its jurisdiction's roads (7 and 9 of places.py, 100-102 of world.py): not county's 8.
         assert await page.get_attribute("#map", "data-segments") == "5"
-        assert await page.get_attribute("#map", "data-outline") == "yes"
+        # Its jurisdiction and its district unit's (police-north of places.py).
+        assert await page.get_attribute("#map", "data-outlines") == "2"
         assert await page.evaluate(INK) > 500
         # Every warning of the run lies in the city: all four, the congestion one included.
         assert await _listed_warnings(page) == {w.warning_id for w in served.world.warnings}
