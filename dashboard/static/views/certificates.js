@@ -3,6 +3,16 @@
 import * as api from "../api.js";
 import { h, card, table, when, failure, DAY_MS } from "../dom.js";
 
+// "odometer_rollback ×2, broken_chain": each kind once, with its count.
+function anomalies(list) {
+  const counts = new Map();
+  for (const a of list) {
+    const kind = a.kind ?? a.type ?? JSON.stringify(a);
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
+  }
+  return [...counts].map(([kind, n]) => (n > 1 ? `${kind} ×${n}` : kind)).join(", ");
+}
+
 const day = (ms) => new Date(ms).toISOString().slice(0, 10);
 
 export async function render(view) {
@@ -39,7 +49,7 @@ export async function render(view) {
       result.replaceChildren(
         h("p", { id: "certificate-summary" }, `${device}: ${s.message_count} messages, seq ${s.first_seq}–${s.last_seq}, `,
           `${(s.distance_m / 1000).toFixed(2)} km`, s.anomalies.length
-            ? h("strong", { class: "error" }, ` · anomalies: ${s.anomalies.map((a) => a.kind ?? a.type ?? JSON.stringify(a)).join(", ")}`)
+            ? h("strong", { class: "error" }, ` · anomalies: ${anomalies(s.anomalies)}`)
             : " · no anomaly"),
         h("a", { href: URL.createObjectURL(bytes), download: name, id: "certificate-download" }, `Download ${name}`));
     } catch (error) {

@@ -144,7 +144,9 @@ async def test_the_insurer_requests_a_certificate_of_its_granted_vehicle(
         assert await page.locator("#certificate-form option").all_inner_texts() == [GRANTED]
         await page.click("#certificate-form button[type=submit]")
         await page.wait_for_selector("#certificate-summary")
-        assert "180 messages" in await page.inner_text("#certificate-summary")
+        summary = await page.inner_text("#certificate-summary")
+        assert "180 messages" in summary
+        assert "no anomaly" in summary
         async with page.expect_download() as download:
             await page.click("#certificate-download")
         saved = tmp_path / "certificate.json"
@@ -231,6 +233,7 @@ async def test_an_expired_or_refused_token_is_refreshed_once_and_the_page_goes_o
         tab.errors_allowed.append("status of 401")  # the refused request, answered as such
         await page.click("#nav a[data-view=fleet]")
         await page.wait_for_selector("#vehicle-count")
+        await tab.shot("refreshed")
         assert refreshes == [200, 200]
         assert (await page.evaluate(SESSION))["access"].startswith("rla_")
         # Logging out ends the session at the API: the refresh token no longer works.

@@ -60,8 +60,10 @@ class World:
 
 
 def _position(car: int, step: int) -> dict[str, Any]:
-    """Car ``car`` drives east along road 100 at 50 km/h, going round from its west end."""
-    along = (car * 97_000 + step * 20_000) % 790_000
+    """Car ``car`` drives along road 100 at 50 km/h, turning at each end (no jump: its
+    odometer and its positions agree)."""
+    lap = (car * 97_000 + step * 20_000) % 1_580_000
+    along = lap if lap < 790_000 else 1_580_000 - lap
     return {"lat_e7": LAT + 300_000, "lon_e7": LON + 105_000 + along, "spd_cms": 1_300 + car * 60}
 
 
