@@ -73,6 +73,18 @@ function url(path, params) {
 
 export async function get(path, params) { return (await authorised(url(path, params))).json(); }
 
+// Every item of a paginated list, page after page (1000 a page).
+export async function every(path, params = {}) {
+  const found = [];
+  let cursor = null;
+  do {
+    const page = await get(path, { ...params, limit: 1000, cursor });
+    found.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return found;
+}
+
 export async function text(path, params) { return (await authorised(url(path, params))).text(); }
 
 export async function send(method, path, body) {

@@ -6,19 +6,8 @@ import { mileageChart } from "./charts.js";
 
 const SCOPES = ["track", "mileage", "certificate", "warnings", "export"];
 
-async function allDevices() {
-  const found = [];
-  let cursor = null;
-  do {
-    const page = await api.get("/v1/devices", { limit: 1000, cursor });
-    found.push(...page.items);
-    cursor = page.next_cursor;
-  } while (cursor);
-  return found;
-}
-
 export async function render(view, me) {
-  const devices = (await allDevices()).filter((d) => d.access === "owner" && d.kind === "vehicle");
+  const devices = (await api.every("/v1/devices")).filter((d) => d.access === "owner" && d.kind === "vehicle");
   const vehiclePick = h("select", { id: "vehicle-pick", "aria-label": "vehicle" },
     devices.map((d) => h("option", { value: d.device_id }, d.device_id)));
   const resolution = h("select", { id: "resolution", "aria-label": "resolution" },

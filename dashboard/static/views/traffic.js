@@ -18,17 +18,6 @@ function colour(segment) {
   return ratio >= 0.7 ? "#2e9e44" : ratio >= 0.4 ? "#e0a100" : "#d23c2a";
 }
 
-async function allSegments() {
-  const found = [];
-  let cursor = null;
-  do {
-    const page = await api.get("/v1/segments", { limit: 1000, cursor });
-    found.push(...page.items);
-    cursor = page.next_cursor;
-  } while (cursor);
-  return found;
-}
-
 export async function render(view, me, signal) {
   const live = h("span", { id: "live", "data-events": "0", "data-vehicles": "0" }, "no live vehicle");
   const mapBox = h("div", { id: "map" });
@@ -46,7 +35,7 @@ export async function render(view, me, signal) {
 
   const map = L.map(mapBox, { preferCanvas: true, attributionControl: false, zoomSnap: 0.25 });
   const renderer = L.canvas();
-  const segments = await allSegments();
+  const segments = await api.every("/v1/segments");
   const bounds = L.latLngBounds([]);
   let outlines = 0;
   if (me.org_kind === "authority") {
@@ -112,7 +101,7 @@ export async function render(view, me, signal) {
   // Segment speeds are 5-minute figures: their colours follow every 15 s.
   const recolour = setInterval(async () => {
     try {
-      for (const fresh of await allSegments()) {
+      for (const fresh of await api.every("/v1/segments")) {
         const line = lines.get(fresh.segment_id);
         const known = segments.find((s) => s.segment_id === fresh.segment_id);
         if (line && known) { known.current = fresh.current; line.setStyle({ color: colour(fresh) }); }

@@ -32,6 +32,12 @@ async def _positions(feed: Feed) -> list[dict[str, Any]]:
     return found
 
 
+async def _first_event(live: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
+    async with live.stream("GET", "/v1/positions/stream", headers=headers) as answer:
+        assert answer.status_code == 200
+        return await _positions(Feed(answer.aiter_lines()))
+
+
 @pytest.fixture
 async def live(api_settings: Settings, api_pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
     """A client of ``roadledger api serve`` (a real process: streams end when the client
@@ -87,20 +93,15 @@ async def test_each_caller_gets_the_vehicles_it_may_track_and_then_new_positions
 async def test_a_grantee_sees_the_granted_vehicle_alone(
     live: httpx.AsyncClient, driving: int
 ) -> None:
-    headers = await bearer(live, "insurer-x-agent")
-    async with live.stream("GET", "/v1/positions/stream", headers=headers) as answer:
-        assert answer.status_code == 200
-        first = await _positions(Feed(answer.aiter_lines()))
-        assert [p["device_id"] for p in first] == ["veh-b1"]
+    first = await _first_event(live, await bearer(live, "insurer-x-agent"))
+    assert [p["device_id"] for p in first] == ["veh-b1"]
 
 
 async def test_an_authority_sees_no_vehicle_without_a_grant(
     live: httpx.AsyncClient, api_pool: asyncpg.Pool, driving: int
 ) -> None:
     headers = await bearer(live, "police-analyst")
-    async with live.stream("GET", "/v1/positions/stream", headers=headers) as answer:
-        assert answer.status_code == 200
-        assert await _positions(Feed(answer.aiter_lines())) == []
+    assert await _first_event(live, headers) == []
     me = (await live.get("/v1/auth/me", headers=headers)).json()
     police = Principal(me["subject"], "police", me["org_kind"], frozenset(me["roles"]), "session")
     assert await trackable(api_pool, police) == {}

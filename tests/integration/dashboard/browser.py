@@ -62,13 +62,14 @@ class Guarded:
         assert path.stat().st_size > 10_000, f"{path}: an empty screenshot"
         return path
 
-    async def login(self, username: str, password: str = PASSWORD) -> None:
-        """Log in through the page's form and wait for the first view."""
+    async def login(self, username: str, password: str = PASSWORD) -> str:
+        """Log in through the page's form; the first view's name once it shows."""
         await self.page.goto(f"{self.base}/ui/")
         await self.page.fill("#login input[name=username]", username)
         await self.page.fill("#login input[name=password]", password)
         await self.page.click("#login button[type=submit]")
         await self.page.wait_for_selector("#nav a.active")
+        return await self.page.get_attribute("#view", "data-view") or ""
 
     async def check(self) -> None:
         alerts = [t for t in await self.page.locator("[role=alert]").all_inner_texts() if t]

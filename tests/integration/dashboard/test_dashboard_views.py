@@ -52,9 +52,8 @@ async def test_the_authority_sees_its_network_warnings_and_no_vehicle(
     served: Served, browser: Browser, tmp_path: Path
 ) -> None:
     async with guarded(browser, served.url, tmp_path) as tab:
-        await tab.login("police-analyst")
+        assert await tab.login("police-analyst") == "traffic"
         page = tab.page
-        assert await page.get_attribute("#view", "data-view") == "traffic"
         await page.wait_for_selector("#map[data-segments]")
         # Its jurisdiction's roads (7 and 9 of places.py, 100-102 of world.py): not county's 8.
         assert await page.get_attribute("#map", "data-segments") == "5"
@@ -90,9 +89,8 @@ async def test_the_owner_sees_its_vehicles_mileage_grants_and_audit_trail(
     served: Served, browser: Browser, tmp_path: Path
 ) -> None:
     async with guarded(browser, served.url, tmp_path) as tab:
-        await tab.login("fleet-a-admin")
+        assert await tab.login("fleet-a-admin") == "fleet"
         page = tab.page
-        assert await page.get_attribute("#view", "data-view") == "fleet"
         # Its vehicles: car-a1..a3 of the run and places.py's veh-a1, veh-a2; not fleet-b's.
         await page.wait_for_selector("#vehicle-count")
         assert await page.inner_text("#vehicle-count") == "5 vehicles of fleet-a"
@@ -137,9 +135,8 @@ async def test_the_insurer_requests_a_certificate_of_its_granted_vehicle(
     served: Served, browser: Browser, tmp_path: Path
 ) -> None:
     async with guarded(browser, served.url, tmp_path) as tab:
-        await tab.login("insurer-x-agent")
+        assert await tab.login("insurer-x-agent") == "certificates"
         page = tab.page
-        assert await page.get_attribute("#view", "data-view") == "certificates"
         assert GRANTED in await page.inner_text("#received")
         assert await page.locator("#certificate-form option").all_inner_texts() == [GRANTED]
         await page.click("#certificate-form button[type=submit]")
