@@ -14,7 +14,6 @@ when the client leaves or the server stops.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -27,6 +26,7 @@ from fastapi.responses import StreamingResponse
 from api.deps import PoolDep, PrincipalDep
 from api.errors import ERROR_RESPONSES
 from api.server import stopping
+from api.sse import described, event_stream, pause
 from roadledger.identity.principal import Principal
 from roadledger.positions import Trackable, latest_positions, record_tracked, trackable
 
@@ -73,21 +73,12 @@ async def _events(
         elif time.monotonic() - sent_at >= HEARTBEAT_S:
             yield ": heartbeat\n\n"
             sent_at = time.monotonic()
-        with contextlib.suppress(TimeoutError):  # the poll period, or the server stopping
-            await asyncio.wait_for(stop.wait(), POLL_S)
+        await pause(stop, POLL_S)
 
 
-@router.get(
-    "/stream",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "Position events"}},
-)
+@router.get("/stream", response_class=StreamingResponse, responses=described("Position events"))
 async def stream(request: Request, principal: PrincipalDep, pool: PoolDep) -> StreamingResponse:
     """The latest position of each vehicle the caller may track (its own, or by a grant of
     ``track``), then each new one, as Server-Sent Events."""
     seen = await trackable(pool, principal)  # refused (403) before the stream starts
-    return StreamingResponse(
-        _events(pool, principal, seen, stopping(request.app)),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return event_stream(_events(pool, principal, seen, stopping(request.app)))

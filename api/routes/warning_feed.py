@@ -22,7 +22,6 @@ it is :data:`LOCATE_GRACE_S` old: what follows it waits (the order stays the sto
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
 from collections.abc import AsyncIterator
@@ -38,6 +37,7 @@ from api.deps import PoolDep, PrincipalDep
 from api.errors import ERROR_RESPONSES
 from api.routes.warnings import public
 from api.server import stopping
+from api.sse import described, event_stream, pause
 from contracts.access import Scope
 from contracts.errors import Invalid
 from roadledger.identity.principal import Principal
@@ -119,15 +119,10 @@ async def _events(
         if time.monotonic() - sent_at >= HEARTBEAT_S:
             yield ": heartbeat\n\n"
             sent_at = time.monotonic()
-        with contextlib.suppress(TimeoutError):  # the poll period, or the server stopping
-            await asyncio.wait_for(stop.wait(), POLL_S)
+        await pause(stop, POLL_S)
 
 
-@router.get(
-    "/stream",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "Warning events"}},
-)
+@router.get("/stream", response_class=StreamingResponse, responses=described("Warning events"))
 async def stream(
     request: Request,
     principal: PrincipalDep,
@@ -143,8 +138,4 @@ async def stream(
         after = parse_event_id(last_event_id)
     else:
         after = (await feed_horizon(pool), "")
-    return StreamingResponse(
-        _events(pool, principal, seen, after, stopping(request.app)),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return event_stream(_events(pool, principal, seen, after, stopping(request.app)))
