@@ -4,8 +4,9 @@ The lifespan opens the PostgreSQL pool (waiting out a server that is down, one l
 brings the schema up to date, opens the audit log and signs its checkpoints while it runs;
 routes reach the pool and settings through ``api.deps``. It also runs the warnings feed's
 listening connection (``api.routes.warning_feed.feed_wakeups``) and the credential listener
-that keeps the principal cache true (``api.credentials``). Every route but
-``/health`` requires authentication (``tests/integration/api`` checks each one).
+that keeps the principal cache true (``api.credentials``). Every route but ``/health`` and
+the dashboard's static files (``/ui/``, ``api.ui``) requires authentication
+(``tests/integration/api`` checks each one).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import asyncpg
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from api import errors
+from api import errors, ui
 from api.credentials import forget_on_writes, watching_credentials
 from api.deps import PrincipalDep
 from api.errors import ERROR_RESPONSES
@@ -108,6 +109,7 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> FastAPI:
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(ui.router)  # the dashboard's files (no data: public)
 
     @app.get("/v1/openapi.json", tags=["meta"], responses=ERROR_RESPONSES, summary="OpenAPI")
     async def openapi(principal: PrincipalDep) -> JSONResponse:

@@ -46,6 +46,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 # Run as a script: the project root on the path, for the helpers in tests/ (not installed).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -53,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import asyncpg
 import httpx
 from api_setup import add_cast, add_proof_log, add_vehicles
+from cpu_accounting import CpuAccounting, service_matchers
 from http_load import Load, get, hammer, percentile, subscribe
 
 from analytics.warnings.model import WarningType
@@ -100,9 +102,15 @@ class Report:
 
     def load(self, name: str, load: Load, bare: Load | None) -> None:
         ratio = f"{load.rate / bare.rate:5.2f}x bare" if bare else "   the limit"
+        cpu = sum(load.cpu_us.values())
+        cpu_ratio = f"{sum(bare.cpu_us.values()) / cpu:5.2f}x bare" if bare and cpu else ""
         self.add(
             f"{name:<44} {load.rate:>9,.0f} req/s  p50 {load.p50:7.1f} ms  "
             f"p99 {load.p99:7.1f} ms  {ratio}"
+        )
+        self.add(
+            f"  CPU per request: server {load.cpu_us.get('server', 0):6.0f} us + PostgreSQL "
+            f"{load.cpu_us.get('postgres', 0):5.0f} us  {cpu_ratio}"
         )
         if load.failures:
             self.add(f"  {load.failures} failed, first: {load.first_failure}")
@@ -113,7 +121,21 @@ async def _load(
     url: str, requests: list[bytes], args: argparse.Namespace, rate: float | None = None
 ) -> Load:
     await hammer(url, requests[: args.warmup], args.clients)
-    return await hammer(url, requests, args.clients, rate)
+    port = f" --port {urlsplit(url).port} "
+    # What the server and PostgreSQL spend per request: a figure the machine's other load
+    # disturbs far less than the rate, since a busy neighbour slows time, not work.
+    cpu = CpuAccounting(
+        matchers={
+            "server": lambda cmd: port in cmd + " ",
+            "postgres": service_matchers()["postgres"],
+        }
+    )
+    cpu.sample()
+    load = await hammer(url, requests, args.clients, rate)
+    cpu.sample()
+    used = cpu.seconds()
+    load.cpu_us = {k: used.get(k, 0.0) / len(requests) * 1e6 for k in ("server", "postgres")}
+    return load
 
 
 async def _proofs(

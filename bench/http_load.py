@@ -8,7 +8,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import httpx
@@ -25,6 +25,7 @@ class Load:
     seconds: float
     failures: int
     first_failure: str = ""
+    cpu_us: dict[str, float] = field(default_factory=dict)  # per request, by process
 
     @property
     def rate(self) -> float:

@@ -16,6 +16,7 @@ from api.routes import (
     ledger,
     metrics,
     organisations,
+    positions,
     rules,
     segments,
     vehicles,
@@ -42,6 +43,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     warning_feed.router,  # before warnings: /stream is not a warning id
     warnings.router,
     segments.router,
+    positions.router,
     certificates.router,
     documents.router,
 )

@@ -47,6 +47,7 @@ from api.deps import PoolDep, PrincipalDep
 from api.errors import ERROR_RESPONSES
 from api.routes.warnings import public
 from api.server import stopping
+from api.sse import described, event_stream
 from contracts.access import Scope
 from contracts.errors import Invalid
 from roadledger.db.listener import TableWakeups
@@ -237,11 +238,7 @@ async def _events(
         woken_by = await _pause(stop, wakeups, changed, period_s)
 
 
-@router.get(
-    "/stream",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "Warning events"}},
-)
+@router.get("/stream", response_class=StreamingResponse, responses=described("Warning events"))
 async def stream(
     request: Request,
     principal: PrincipalDep,
@@ -257,8 +254,6 @@ async def stream(
         after = parse_event_id(last_event_id)
     else:
         after = (await feed_horizon(pool), "")
-    return StreamingResponse(
-        _events(pool, principal, seen, after, stopping(request.app), *_wakeups(request.app)),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    return event_stream(
+        _events(pool, principal, seen, after, stopping(request.app), *_wakeups(request.app))
     )

@@ -54,7 +54,10 @@ class DemoApi:
 
     def lines(self) -> list[str]:
         """What the demo prints about its API."""
-        found = [f"api: {self.url} (GET /health; log in: POST /v1/auth/token)"]
+        found = [
+            f"dashboard: {self.url}/ui/ (log in as one of these)",
+            f"api: {self.url} (GET /health; log in: POST /v1/auth/token)",
+        ]
         found += [
             f"  login {login.username:<14} ({login.who}, {login.org_id})" for login in self.logins
         ]

@@ -172,6 +172,7 @@ CALLS: Mapping[str, Call] = {
     "GET /v1/warnings": lambda w, s: _NOTHING,
     "GET /v1/warnings/{warning_id}": lambda w, s: Request({"warning_id": "w-a1"}),
     "GET /v1/warnings/stream": lambda w, s: _NOTHING,
+    "GET /v1/positions/stream": lambda w, s: _NOTHING,
     "GET /v1/segments": lambda w, s: _NOTHING,
     "GET /v1/segments/{segment_id}/history": lambda w, s: Request({"segment_id": 7}),
     "GET /v1/segments/{segment_id}/forecasts": lambda w, s: Request({"segment_id": 7}),

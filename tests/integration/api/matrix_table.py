@@ -321,6 +321,7 @@ TABLE: Table = {
     "GET /v1/warnings": Row(warning_list, scope=Scope.WARNINGS),
     "GET /v1/warnings/{warning_id}": read(Scope.WARNINGS, warning_read),
     "GET /v1/warnings/stream": Row(warning_feed, scope=Scope.WARNINGS),
+    "GET /v1/positions/stream": Row(warning_feed, scope=Scope.TRACK),  # filters as a track read
     # --- segments (segment 7 lies in police's jurisdiction)
     "GET /v1/segments": Row(located_list),
     "GET /v1/segments/{segment_id}/history": Row(located),

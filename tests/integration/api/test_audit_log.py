@@ -193,7 +193,7 @@ async def test_fifty_parallel_reads_make_a_consistent_log(
         *(require_access(api_pool, analyst, f"veh-{n}", Scope.TRACK, action=ROUTE)
           for n in range(50))
     )  # fmt: skip
-    rows = await api_pool.fetch(AUDIT_LEAVES)
+    rows = await api_pool.fetch(AUDIT_LEAVES, -1)
     size = await api_pool.fetchval("SELECT tree_size FROM audit_head")
     assert size == before + 50 == len(rows)
     assert [r[0] for r in rows] == list(range(size))

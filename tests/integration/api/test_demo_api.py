@@ -29,8 +29,10 @@ async def test_the_demo_serves_the_api_with_a_login_per_role(
         }  # fmt: skip
         text = "\n".join(api.lines())
         assert api.password in text
+        assert f"dashboard: {api.url}/ui/" in text
         async with httpx.AsyncClient(base_url=api.url) as client:
             assert (await client.get("/health")).status_code == 200
+            assert (await client.get("/ui/")).headers["content-type"].startswith("text/html")
             token = await client.post(
                 "/v1/auth/token", data={"username": "demo-insurer", "password": api.password}
             )
