@@ -66,6 +66,7 @@ PROOF_RATE_FLOOR = 0.5  # x the bare endpoint's rate
 CERTIFICATE_FLOOR_S = 1.0  # 10,000 messages
 LINEAR_SLACK = 1.25  # a doubling of messages may cost at most 2 x this in time
 BENCH = Path(__file__).resolve().parent
+PARTS = ("proofs", "certificates", "fan-out")
 
 
 def progress(message: str) -> None:
@@ -268,8 +269,9 @@ async def measure(args: argparse.Namespace, tmp: Path) -> Report:
             "through the ledger writer"
         )
         vehicles = await add_vehicles(pool, settings, args.certificates)
-        progress(f"a log of {args.leaves:,} leaves")
-        log_id, size = await add_proof_log(pool, args.leaves)
+        if "proofs" in args.only:
+            progress(f"a log of {args.leaves:,} leaves")
+            log_id, size = await add_proof_log(pool, args.leaves)
         gc.collect()
         gc.freeze()  # the benchmark's own objects stay out of the collector's walks
         port = free_port()
@@ -292,10 +294,13 @@ async def measure(args: argparse.Namespace, tmp: Path) -> Report:
             served_api(settings, pool, {"ROADLEDGER_LOG_KEY_FILE": str(log_key)}) as api,
             served_process(bare_argv, port, {}) as bare,
         ):
-            await _proofs(api, bare, cast.api_key, log_id, size, args, report)
-            await _certificates(api, cast.api_key, vehicles, args, report)
-            device_id = vehicles[min(vehicles)][0]
-            await _fan_out(api, cast.api_key, pool, device_id, args, report)
+            if "proofs" in args.only:
+                await _proofs(api, bare, cast.api_key, log_id, size, args, report)
+            if "certificates" in args.only:
+                await _certificates(api, cast.api_key, vehicles, args, report)
+            if "fan-out" in args.only:
+                device_id = vehicles[min(vehicles)][0]
+                await _fan_out(api, cast.api_key, pool, device_id, args, report)
     return report
 
 
@@ -333,7 +338,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warnings", type=int, default=50, help="warnings stored for them")
     parser.add_argument("--interval", type=float, default=0.1, help="s between warnings")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=PARTS,
+        help="run only this part (repeatable; default: all of them)",
+    )
     args = parser.parse_args(argv)
+    args.only = PARTS if not args.only else tuple(dict.fromkeys(args.only))
     if args.quick:
         args.leaves, args.requests, args.warmup = 20_000, 2_000, 200
         args.certificates, args.repeats = [1_000, 2_000], 1
