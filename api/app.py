@@ -26,6 +26,7 @@ from roadledger.db.pool import wait_for_pool
 from roadledger.db.schema import apply_schema
 from roadledger.resilience import Dependency
 from roadledger.settings import Settings
+from roadledger.signer_pool import SignerPool
 
 __all__ = ["create_app"]
 
@@ -46,6 +47,15 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.signers = SignerPool()  # started on the first certificate
+        try:
+            async with _database(app):
+                yield
+        finally:
+            await app.state.signers.close()
+
+    @asynccontextmanager
+    async def _database(app: FastAPI) -> AsyncIterator[None]:
         if pool is not None:
             app.state.pool = pool
             yield
