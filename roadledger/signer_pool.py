@@ -36,6 +36,8 @@ class SignerPool:
 
     def __init__(self) -> None:
         self._executor: ProcessPoolExecutor | None = None
+        self.answered = 0
+        """Calls the worker answered (not the ones left to the verifier)."""
 
     def _started(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -58,6 +60,7 @@ class SignerPool:
             log.warning("signature worker failed (%s); verifying in the API process", exc)
             await self.close()
             return None
+        self.answered += 1
         return KnownSigners(keys, dict(zip(raws, found, strict=True)))
 
     async def close(self) -> None:
