@@ -6,8 +6,8 @@ step on, what it computes depends only on its state (``fn``, ``sn``, the hash so
 rest of the proof. Proofs of nearby leaves join the same path a few levels up, so when a proof
 reaches a state of the previous proof that led to the root, with the same hash and the same
 rest of the proof, the rest would compute that same root: it is not hashed again. A
-certificate's messages, in seq order, are nearby leaves: about four hashes a proof instead of
-seventeen in a log of 100,000 leaves.
+certificate's messages, in seq order, are nearby leaves: for 10,000 consecutive leaves, two
+hashes a proof instead of sixteen.
 """
 
 from __future__ import annotations
