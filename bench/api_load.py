@@ -4,6 +4,7 @@ Run from the project root, with the services up (PostgreSQL is enough)::
 
     .venv/bin/python bench/api_load.py                 # 1,000,000 leaves, 20,000 requests a kind
     .venv/bin/python bench/api_load.py --quick         # a smoke run, under a minute
+    .venv/bin/python bench/api_load.py --only certificates --certificates 10000 20000 40000
 
 In a scratch schema (``tests/support/scratch_schema.py``, dropped afterwards): an organisation
 with an API key, vehicles with 10,000, 20,000 and 40,000 signed messages sequenced by the
@@ -21,7 +22,8 @@ This process is the load generator (``bench/http_load.py``: raw keep-alive HTTP/
 - the proof routes paced: the same clients offered ``--paced`` of the route's saturated rate,
   latency counted from when each request was due;
 - ``POST /v1/vehicles/{id}/certificates`` over every message of each vehicle, one at a time,
-  ``--repeats`` times: time to the full body (median), size, ratio of times across sizes;
+  ``--repeats`` times: time to the full body (median), size, the API process's CPU (with its
+  children: the signature worker), ratio of times across sizes;
 - ``--subscribers`` clients on ``/v1/warnings/stream`` while ``--warnings`` warnings are stored
   one every ``--interval`` s: delay from each commit to each client's event, p50/p99.
 
@@ -50,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 from api_setup import add_cast, add_proof_log, add_vehicles
+from cpu_accounting import CpuAccounting
 from http_load import Load, get, hammer, percentile, subscribe
 
 from analytics.warnings.model import WarningType
@@ -163,13 +166,20 @@ async def _certificates(
     args: argparse.Namespace,
     report: Report,
 ) -> None:
-    report.add(f"\ncertificates, one at a time, median of {args.repeats}")
+    report.add(
+        f"\ncertificates, one at a time, median of {args.repeats}; CPU: the API process and "
+        "its children"
+    )
     times: dict[int, float] = {}
+    cpu = CpuAccounting()
+    cpu.watch("api", _server_pid(api))
     async with httpx.AsyncClient(base_url=api, timeout=300) as client:
         for count, (device_id, from_ms, to_ms) in sorted(vehicles.items()):
             progress(f"certificate of {count:,} messages x{args.repeats}")
-            took = []
+            took, used = [], []
             for _ in range(args.repeats):
+                cpu.sample()
+                before = cpu.seconds().get("api", 0.0)
                 began = time.perf_counter()
                 answer = await client.post(
                     f"/v1/vehicles/{device_id}/certificates",
@@ -177,6 +187,8 @@ async def _certificates(
                     headers={"X-API-Key": key},
                 )
                 took.append(time.perf_counter() - began)
+                cpu.sample()
+                used.append(cpu.seconds().get("api", 0.0) - before)
                 if answer.status_code != 201:
                     raise SystemExit(f"certificate: {answer.status_code} {answer.text[:500]}")
             messages = answer.json()["summary"]["message_count"]
@@ -186,7 +198,7 @@ async def _certificates(
             report.add(
                 f"certificate of {count:>6,} messages {times[count]:8.3f} s  "
                 f"{1 / times[count]:6.2f} certificates/s  "
-                f"{len(answer.content) / 1e6:6.1f} MB"
+                f"{len(answer.content) / 1e6:6.1f} MB  CPU {statistics.median(used):6.3f} s"
             )
     counts = sorted(times)
     if 10_000 in times:
@@ -203,6 +215,19 @@ async def _certificates(
             ratio <= allowed,
             f"{ratio:.2f} (messages x{big / small:.0f})",
         )
+
+
+def _server_pid(url: str) -> int:
+    """The pid of the server listening on ``url``'s port (found by its command line)."""
+    port = url.rpartition(":")[2]
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--port" in argv and argv[argv.index(b"--port") + 1 :][:1] == [port.encode()]:
+            return int(entry.name)
+    raise SystemExit(f"BUG: no process serves {url}")
 
 
 async def _fan_out(
