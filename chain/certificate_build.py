@@ -64,6 +64,7 @@ def build_certificate(
     predecessor: tuple[bytes, int] | None = None,
     *,
     checked: bool = True,
+    parsed_out: list[TelemetryMessage] | None = None,
 ) -> MileageCertificate:
     """Assemble the certificate of ``device_id`` for ``from_ms <= ts < to_ms``.
 
@@ -89,6 +90,8 @@ def build_certificate(
     which checks each of them anyway: the builder then verifies a message's signature only
     where the summary depends on its signer (a message at or after a revocation record), so
     a certificate costs one Ed25519 verification and one proof check per message, not two.
+    ``parsed_out``, if given, receives the messages as parsed, in the certificate's order (for
+    ``verify_certificate(parsed_messages=...)``: each is parsed once).
     """
     try:
         cp = SignedCheckpoint.from_text(signed_checkpoint_text).checkpoint
@@ -158,6 +161,8 @@ def build_certificate(
         )
         for i, (entry, leaf_index) in enumerate(keys)
     )
+    if parsed_out is not None:
+        parsed_out.extend(message for message, _ in parsed)
     return MileageCertificate(
         device_id=device_id,
         from_ms=from_ms,

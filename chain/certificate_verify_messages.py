@@ -76,6 +76,7 @@ class MessageChecker:
         cp: Checkpoint,
         records: Sequence[DeviceKey],
         known: KnownSigners | None = None,
+        parsed: Sequence[TelemetryMessage] = (),
     ) -> None:
         self.head = head
         self.inclusion = InclusionChecker(cp.size, cp.root_hash)
@@ -83,6 +84,7 @@ class MessageChecker:
         # answers for other keys, or keys in another order, could differ from signing_key's
         order = tuple(key.public_key.raw for key in self.keys)
         self.known = known.signers if known is not None and known.keys == order else {}
+        self.parsed = parsed
         self.revoked_at_leaf = revocation_leaves(
             zip(records, (k.leaf_index for k in head.device_keys), strict=True)
         )
@@ -97,8 +99,12 @@ class MessageChecker:
 
     def add(self, i: int, item: CertifiedMessage) -> TelemetryMessage:
         name, head, raw = f"messages[{i}]", self.head, item.raw
+        # parse(raw) as done before, by the same functions: used only for these very bytes
+        parsed = self.parsed[i] if i < len(self.parsed) else None
+        if parsed is not None and parsed.raw != raw:
+            parsed = None
         try:
-            jws = CompactJws.from_bytes(raw)
+            jws = CompactJws.from_bytes(raw) if parsed is None else parsed.jws
         except TelemetryError as exc:
             raise CertificateError(name, str(exc)) from None
         if jws.header.kid != head.device_id:
@@ -120,7 +126,7 @@ class MessageChecker:
                 f"certified keys of {head.device_id}",
             )
         try:
-            message = TelemetryMessage.from_jws(jws)
+            message = TelemetryMessage.from_jws(jws) if parsed is None else parsed
         except TelemetryError as exc:
             raise CertificateError(name, str(exc)) from None
         seq, ts = message.telemetry.seq, message.telemetry.ts

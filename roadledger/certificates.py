@@ -30,6 +30,7 @@ from chain.entries import DEVICE_KEY_ENTRY_PREFIX
 from chain.errors import CertificateError
 from chain.hashing import leaf_hash
 from chain.note_signers import NoteVerifier
+from chain.telemetry import TelemetryMessage
 from contracts.errors import Conflict, Invalid, NotFound
 from roadledger.db.ledger_reads import (
     LedgerLog,
@@ -185,16 +186,18 @@ async def _issue(
         if not key.revoked
     ]
 
+    parsed: list[TelemetryMessage] = []
     try:
         built = await asyncio.to_thread(
-            build_certificate, device_id, from_ms, to_ms, messages, list(keys.items()),
-            lambda index, _size: proofs[index], note, predecessor, checked=False,
+            partial(build_certificate, checked=False, parsed_out=parsed),
+            device_id, from_ms, to_ms, messages, list(keys.items()),
+            lambda index, _size: proofs[index], note, predecessor,
         )  # fmt: skip
         known = None if finding is None else await finding
         # The one check of every signature (but those the worker checked) and every proof:
         # the offline verifier's, on what is served (docs/mileage-certificate.md, "Issuing").
         await asyncio.to_thread(
-            partial(verify_certificate, known_signers=known),
+            partial(verify_certificate, known_signers=known, parsed_messages=parsed),
             built, log_verifier(log.origin), witnesses, 0,
         )  # fmt: skip
     except CertificateError as exc:

@@ -7,6 +7,7 @@ caught by ``verify_certificate``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from chain.certificate import MileageCertificate
 from chain.certificate_build import build_certificate
 from chain.errors import CertificateError
+from chain.telemetry import TelemetryMessage
 from tests.unit.chain.test_certificate_scenario import (
     DEVICE,
     FROM_MS,
@@ -30,6 +32,7 @@ def _rebuild(
     checked: bool,
     messages: Sequence[tuple[bytes, int]] | None = None,
     proof_source: Any = None,
+    parsed_out: list[TelemetryMessage] | None = None,
 ) -> MileageCertificate:
     certificate = scenario.certificate
     return build_certificate(
@@ -43,6 +46,7 @@ def _rebuild(
         proof_source=proof_source or scenario.log.inclusion_proof,
         signed_checkpoint_text=scenario.signed_checkpoint_text,
         checked=checked,
+        parsed_out=parsed_out,
     )
 
 
@@ -95,3 +99,17 @@ def test_a_wrong_inclusion_proof_is_left_to_the_verifier() -> None:
         scenario.verify(_rebuild(scenario, checked=False, proof_source=wrong))
     assert info.value.item == f"messages[{scenario.index_of(5)}]"
     assert "inclusion proof" in info.value.detail
+
+
+def test_the_builders_parse_is_used_for_the_same_bytes_only() -> None:
+    scenario = make_scenario(revoke_at_seq=22, bad_prev_seq=11)
+    parsed: list[TelemetryMessage] = []
+    certificate = _rebuild(scenario, checked=False, parsed_out=parsed)
+    assert [m.raw for m in parsed] == [m.raw for m in certificate.messages]
+    assert scenario.verify(certificate, parsed_messages=parsed).summary == certificate.summary
+    first = certificate.messages[0]
+    forged = dataclasses.replace(first, jws=first.jws[:-3] + "AAA")
+    changed = dataclasses.replace(certificate, messages=(forged, *certificate.messages[1:]))
+    with pytest.raises(CertificateError) as info:
+        scenario.verify(changed, parsed_messages=parsed)  # parsed[0] is not forged's parse
+    assert (info.value.item, info.value.detail.split(":")[0]) == ("messages[0]", "bad_signature")
