@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chain.errors import ProofError, RootMismatchError
-from chain.hashing import node_hash
+from chain.hashing import path_step
 from chain.merkle import _check_hash, _check_proof, _path_size
 
 __all__ = ["InclusionChecker"]
@@ -63,15 +63,7 @@ class InclusionChecker:
                 self._states, self._proof = states, proof
                 return
             states[fn, sn] = (position, result)
-            if fn & 1 or fn == sn:
-                result = node_hash(sibling, result)
-                while not fn & 1 and fn:
-                    fn >>= 1
-                    sn >>= 1
-            else:
-                result = node_hash(result, sibling)
-            fn >>= 1
-            sn >>= 1
+            fn, sn, result = path_step(fn, sn, result, sibling)
         if sn != 0:
             raise ProofError("inclusion proof is shorter than the path to the root")
         if result != self.root:

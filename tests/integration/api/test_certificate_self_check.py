@@ -5,6 +5,7 @@ the signature worker's answers change nothing in what is served."""
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 
 import asyncpg
 import httpx
@@ -38,22 +39,30 @@ async def _sequenced(
     return car, sent, start
 
 
+async def _refused_after(
+    api: httpx.AsyncClient, period: tuple[str, int, int], change: Awaitable[str]
+) -> str:
+    """The 409 detail of the certificate of ``period``, issued (201) before ``change``."""
+    assert (await request(api, "fleet-a-admin", *period)).status_code == 201
+    assert await change != "UPDATE 0"
+    refused = await request(api, "fleet-a-admin", *period)
+    assert refused.status_code == 409, refused.text
+    detail: str = refused.json()["detail"]
+    return detail
+
+
 async def test_a_message_changed_in_the_database_is_refused(
     api: httpx.AsyncClient, api_pool: asyncpg.Pool, api_settings: Settings
 ) -> None:
     car, sent, start = await _sequenced(api_pool, api_settings, "veh-t1")
-    period = (car.device_id, start, start + HOUR_MS)
-    assert (await request(api, "fleet-a-admin", *period)).status_code == 201
     # seq 6's stored bytes altered after ingest (its signature), its leaf hash kept
     raw = sent[5]
     tampered = raw[:-2] + (b"AA" if raw[-2:] != b"AA" else b"BA")
-    changed = await api_pool.execute(
+    change = api_pool.execute(
         "UPDATE ledger_entries SET entry = $1 WHERE leaf_hash = $2", tampered, leaf_hash(raw)
     )
-    assert changed == "UPDATE 1"
-    refused = await request(api, "fleet-a-admin", *period)
-    assert refused.status_code == 409, refused.text
-    assert refused.json()["detail"].startswith(
+    detail = await _refused_after(api, (car.device_id, start, start + HOUR_MS), change)
+    assert detail.startswith(
         "the ledger's data makes no valid certificate: messages[5]: bad_signature"
     )
 
@@ -62,13 +71,8 @@ async def test_a_proof_node_changed_in_the_database_is_refused(
     api: httpx.AsyncClient, api_pool: asyncpg.Pool, api_settings: Settings
 ) -> None:
     car, _, start = await _sequenced(api_pool, api_settings, "veh-t2")
-    period = (car.device_id, start, start + HOUR_MS)
-    assert (await request(api, "fleet-a-admin", *period)).status_code == 201
-    changed = await api_pool.execute("UPDATE ledger_nodes SET hash = $1", bytes(32))
-    assert changed != "UPDATE 0"
-    refused = await request(api, "fleet-a-admin", *period)
-    assert refused.status_code == 409, refused.text
-    detail = refused.json()["detail"]
+    change = api_pool.execute("UPDATE ledger_nodes SET hash = $1", bytes(32))
+    detail = await _refused_after(api, (car.device_id, start, start + HOUR_MS), change)
     assert "messages[" in detail
     assert "inclusion proof of leaf" in detail
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import chain.merkle_batch
+import chain.hashing
 from chain.errors import ProofError
 from chain.hashing import node_hash
 from chain.merkle import compute_root, verify_inclusion
@@ -74,7 +74,7 @@ def test_nearby_leaves_are_not_hashed_up_to_the_root(monkeypatch: pytest.MonkeyP
         calls += 1
         return real(left, right)
 
-    monkeypatch.setattr(chain.merkle_batch, "node_hash", counted)
+    monkeypatch.setattr(chain.hashing, "node_hash", counted)
     for index in range(size):
         checker.verify(index, HASHES[index], plan_inclusion(index, size))
     full = sum(len(plan_inclusion(index, size)) for index in range(size))
