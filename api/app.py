@@ -37,6 +37,7 @@ from roadledger.identity.principal_cache import PrincipalCache
 from roadledger.log_key import load_log_key
 from roadledger.resilience import Dependency
 from roadledger.settings import Settings
+from roadledger.signer_pool import SignerPool
 
 __all__ = ["create_app"]
 
@@ -73,6 +74,15 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.signers = SignerPool()  # started on the first certificate
+        try:
+            async with _database(app):
+                yield
+        finally:
+            await app.state.signers.close()
+
+    @asynccontextmanager
+    async def _database(app: FastAPI) -> AsyncIterator[None]:
         if pool is not None:
             async with running(app, pool):
                 yield

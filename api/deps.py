@@ -1,6 +1,6 @@
 """What routes ask FastAPI for: ``Annotated`` dependencies, one per thing a route needs.
 
-``SettingsDep`` and ``PoolDep`` come from the application state (built once by
+``SettingsDep``, ``PoolDep`` and ``SignersDep`` come from the application state (built once by
 :func:`api.app.create_app`). ``PrincipalDep`` authenticates the request: a bearer access token
 from a login (``rla_...``) or an API key (``Authorization: Bearer rlk_...`` or ``X-API-Key``);
 no credentials or bad ones are 401. ``require_roles(...)`` adds a role check (403).
@@ -25,12 +25,14 @@ from roadledger.identity.logins import LoginPolicy, principal_of_token
 from roadledger.identity.principal import Principal
 from roadledger.identity.principal_cache import PrincipalCache
 from roadledger.settings import Settings
+from roadledger.signer_pool import SignerPool
 
 __all__ = [
     "PoolDep",
     "PrincipalDep",
     "ProofsDep",
     "SettingsDep",
+    "SignersDep",
     "login_policy",
     "require_roles",
 ]
@@ -57,7 +59,13 @@ async def _proofs(request: Request) -> LedgerProofs:
     return proofs
 
 
+async def _signers(request: Request) -> SignerPool:
+    signers: SignerPool = request.app.state.signers
+    return signers
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
+SignersDep = Annotated[SignerPool, Depends(_signers)]
 PoolDep = Annotated[asyncpg.Pool, Depends(_pool)]
 ProofsDep = Annotated[LedgerProofs, Depends(_proofs)]
 

@@ -5,6 +5,7 @@ Run from the project root, with the services up (PostgreSQL is enough)::
     .venv/bin/python bench/api_load.py                 # 1,000,000 leaves, 20,000 requests a kind
     .venv/bin/python bench/api_load.py --quick         # a smoke run, under a minute
     .venv/bin/python bench/api_load.py --only fan-out  # one part (proofs, certificates, fan-out)
+    .venv/bin/python bench/api_load.py --only certificates --certificates 10000 20000 40000
 
 In a scratch schema (``tests/support/scratch_schema.py``, dropped afterwards): an organisation
 with an API key, vehicles with 10,000, 20,000 and 40,000 signed messages sequenced by the
@@ -22,7 +23,8 @@ This process is the load generator (``bench/http_load.py``: raw keep-alive HTTP/
 - the proof routes paced: the same clients offered ``--paced`` of the route's saturated rate,
   latency counted from when each request was due;
 - ``POST /v1/vehicles/{id}/certificates`` over every message of each vehicle, one at a time,
-  ``--repeats`` times: time to the full body (median), size, ratio of times across sizes;
+  ``--repeats`` times: time to the full body (median), size, the API process's CPU (with its
+  children: the signature worker), ratio of times across sizes;
 - ``--subscribers`` clients on ``/v1/warnings/stream`` while ``--warnings`` warnings are stored
   one every ``--interval`` s: delay from each commit to each client's event, p50/p99 (the
   feed is pushed: LISTEN/NOTIFY, ``api/routes/warning_feed.py``).
@@ -71,6 +73,7 @@ PROOF_RATE_FLOOR = 0.5  # x the bare endpoint's rate
 CERTIFICATE_FLOOR_S = 1.0  # 10,000 messages
 LINEAR_SLACK = 1.25  # a doubling of messages may cost at most 2 x this in time
 BENCH = Path(__file__).resolve().parent
+PARTS = ("proofs", "certificates", "fan-out")
 
 
 def progress(message: str) -> None:
@@ -187,13 +190,20 @@ async def _certificates(
     args: argparse.Namespace,
     report: Report,
 ) -> None:
-    report.add(f"\ncertificates, one at a time, median of {args.repeats}")
+    report.add(
+        f"\ncertificates, one at a time, median of {args.repeats}; CPU: the API process and "
+        "its children"
+    )
     times: dict[int, float] = {}
+    cpu = CpuAccounting()
+    cpu.watch("api", _server_pid(api))
     async with httpx.AsyncClient(base_url=api, timeout=300) as client:
         for count, (device_id, from_ms, to_ms) in sorted(vehicles.items()):
             progress(f"certificate of {count:,} messages x{args.repeats}")
-            took = []
+            took, used = [], []
             for _ in range(args.repeats):
+                cpu.sample()
+                before = cpu.seconds().get("api", 0.0)
                 began = time.perf_counter()
                 answer = await client.post(
                     f"/v1/vehicles/{device_id}/certificates",
@@ -201,6 +211,8 @@ async def _certificates(
                     headers={"X-API-Key": key},
                 )
                 took.append(time.perf_counter() - began)
+                cpu.sample()
+                used.append(cpu.seconds().get("api", 0.0) - before)
                 if answer.status_code != 201:
                     raise SystemExit(f"certificate: {answer.status_code} {answer.text[:500]}")
             messages = answer.json()["summary"]["message_count"]
@@ -210,7 +222,7 @@ async def _certificates(
             report.add(
                 f"certificate of {count:>6,} messages {times[count]:8.3f} s  "
                 f"{1 / times[count]:6.2f} certificates/s  "
-                f"{len(answer.content) / 1e6:6.1f} MB"
+                f"{len(answer.content) / 1e6:6.1f} MB  CPU {statistics.median(used):6.3f} s"
             )
     counts = sorted(times)
     if 10_000 in times:
@@ -227,6 +239,19 @@ async def _certificates(
             ratio <= allowed,
             f"{ratio:.2f} (messages x{big / small:.0f})",
         )
+
+
+def _server_pid(url: str) -> int:
+    """The pid of the server listening on ``url``'s port (found by its command line)."""
+    port = url.rpartition(":")[2]
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--port" in argv and argv[argv.index(b"--port") + 1 :][:1] == [port.encode()]:
+            return int(entry.name)
+    raise SystemExit(f"BUG: no process serves {url}")
 
 
 async def _fan_out(
@@ -283,10 +308,9 @@ async def measure(args: argparse.Namespace, tmp: Path) -> Report:
     report = Report()
     log_key = tmp / "log.skey"
     settings = load_settings().model_copy(update={"log_key_file": log_key})
-    every = args.only is None
     async with scratch_schema_pool(settings) as pool:
         cast = await add_cast(pool)
-        counts = args.certificates if every or args.only == "certificates" else [1]
+        counts = args.certificates if "certificates" in args.only else [1]
         progress(f"vehicles of {', '.join(f'{c:,}' for c in counts)} messages "
                  "through the ledger writer")  # fmt: skip
         vehicles = await add_vehicles(pool, settings, counts)
@@ -294,11 +318,11 @@ async def measure(args: argparse.Namespace, tmp: Path) -> Report:
         gc.collect()
         gc.freeze()  # the benchmark's own objects stay out of the collector's walks
         async with served_api(settings, pool, env) as api:
-            if every or args.only == "proofs":
+            if "proofs" in args.only:
                 await _proofs_against_bare(api, pool, cast.api_key, args, report)
-            if every or args.only == "certificates":
+            if "certificates" in args.only:
                 await _certificates(api, cast.api_key, vehicles, args, report)
-            if every or args.only == "fan-out":
+            if "fan-out" in args.only:
                 device_id = vehicles[min(vehicles)][0]
                 await _fan_out(api, cast.api_key, pool, device_id, args, report)
     return report
@@ -367,10 +391,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--only",
-        choices=["proofs", "certificates", "fan-out"],
-        help="run only this part (fan-out: a vehicle of one message, no log, no bare server)",
+        action="append",
+        choices=PARTS,
+        help="run only this part (repeatable; default: all of them; fan-out alone: a vehicle "
+        "of one message, no log, no bare server)",
     )
     args = parser.parse_args(argv)
+    args.only = PARTS if not args.only else tuple(dict.fromkeys(args.only))
     if args.quick:
         args.leaves, args.requests, args.warmup = 20_000, 2_000, 200
         args.certificates, args.repeats = [1_000, 2_000], 1

@@ -24,6 +24,7 @@ from chain.certificate_json import (
     _members,
     key_from_dict,
     message_from_dict,
+    messages_json,
     summary_from_dict,
     summary_to_dict,
 )
@@ -115,6 +116,19 @@ class MileageCertificate:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object, members in format order."""
+        obj = self._members()
+        obj["messages"] = [
+            {
+                "jws": message.jws,
+                "leaf_index": message.leaf_index,
+                "inclusion_proof": [b64_encode(h) for h in message.inclusion_proof],
+            }
+            for message in self.messages
+        ]
+        return obj
+
+    def _members(self) -> dict[str, Any]:
+        """The JSON object but the messages (None in their place, to keep the order)."""
         return {
             "format": FORMAT,
             "device_id": self.device_id,
@@ -129,17 +143,24 @@ class MileageCertificate:
                 }
                 for key in self.device_keys
             ],
-            "messages": [
-                {
-                    "jws": message.jws,
-                    "leaf_index": message.leaf_index,
-                    "inclusion_proof": [b64_encode(h) for h in message.inclusion_proof],
-                }
-                for message in self.messages
-            ],
+            "messages": None,
             "summary": summary_to_dict(self.summary),
         }
 
     def to_json(self) -> str:
-        """UTF-8 JSON text, indented, ending in a newline; ``from_json`` reads it back equal."""
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        """UTF-8 JSON text, indented, ending in a newline; ``from_json`` reads it back equal.
+
+        The text of ``json.dumps(self.to_dict(), indent=2, ensure_ascii=False)``, the messages
+        written by :func:`~chain.certificate_json.messages_json`.
+        """
+        members = [
+            f"  {json.dumps(name)}: "
+            + (
+                messages_json(self.messages)
+                if name == "messages"
+                # a JSON text has no raw newline inside a string: this indents it one level
+                else json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+            )
+            for name, value in self._members().items()
+        ]
+        return "{\n" + ",\n".join(members) + "\n}\n"

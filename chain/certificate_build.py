@@ -37,11 +37,17 @@ ProofSource = Callable[[int, int], Sequence[bytes]]
 
 
 def _proven(
-    item: str, entry: bytes, leaf_index: int, proof_source: ProofSource, cp: Checkpoint
+    item: str,
+    entry: bytes,
+    leaf_index: int,
+    proof_source: ProofSource,
+    cp: Checkpoint,
+    checked: bool,
 ) -> tuple[bytes, ...]:
     try:
         proof = tuple(proof_source(leaf_index, cp.size))
-        check_inclusion(entry, leaf_index, proof, cp)
+        if checked:
+            check_inclusion(entry, leaf_index, proof, cp)
     except ChainError as exc:
         raise CertificateError(item, f"leaf {leaf_index}: no valid inclusion proof: {exc}") from exc
     return proof
@@ -56,6 +62,9 @@ def build_certificate(
     proof_source: ProofSource,
     signed_checkpoint_text: str,
     predecessor: tuple[bytes, int] | None = None,
+    *,
+    checked: bool = True,
+    parsed_out: list[TelemetryMessage] | None = None,
 ) -> MileageCertificate:
     """Assemble the certificate of ``device_id`` for ``from_ms <= ts < to_ms``.
 
@@ -76,6 +85,13 @@ def build_certificate(
     as the verifier recomputes them: a broken hash chain (``chain_broken``) and a message
     sequenced after its key's revocation record (``sequenced_after_revocation``). It does not
     check key validity windows: run ``verify_certificate`` on the result before handing it out.
+
+    ``checked=False`` leaves the signatures and the inclusion proofs to that verification,
+    which checks each of them anyway: the builder then verifies a message's signature only
+    where the summary depends on its signer (a message at or after a revocation record), so
+    a certificate costs one Ed25519 verification and one proof check per message, not two.
+    ``parsed_out``, if given, receives the messages as parsed, in the certificate's order (for
+    ``verify_certificate(parsed_messages=...)``: each is parsed once).
     """
     try:
         cp = SignedCheckpoint.from_text(signed_checkpoint_text).checkpoint
@@ -119,7 +135,7 @@ def build_certificate(
         CertifiedMessage(
             message.raw.decode("ascii"),
             leaf_index,
-            _proven(f"messages[{i}]", message.raw, leaf_index, proof_source, cp),
+            _proven(f"messages[{i}]", message.raw, leaf_index, proof_source, cp, checked),
         )
         for i, (message, leaf_index) in enumerate(parsed)
     )
@@ -139,10 +155,14 @@ def build_certificate(
         records.append((record, leaf_index))
     certified_keys = tuple(
         CertifiedKeyRecord(
-            entry, leaf_index, _proven(f"device_keys[{i}]", entry, leaf_index, proof_source, cp)
+            entry,
+            leaf_index,
+            _proven(f"device_keys[{i}]", entry, leaf_index, proof_source, cp, checked),
         )
         for i, (entry, leaf_index) in enumerate(keys)
     )
+    if parsed_out is not None:
+        parsed_out.extend(message for message, _ in parsed)
     return MileageCertificate(
         device_id=device_id,
         from_ms=from_ms,
@@ -151,7 +171,8 @@ def build_certificate(
         device_keys=certified_keys,
         messages=certified_messages,
         summary=summarize(
-            [message.telemetry for message, _ in parsed], _device_anomalies(parsed, records)
+            [message.telemetry for message, _ in parsed],
+            _device_anomalies(parsed, records, checked),
         ),
     )
 
@@ -172,31 +193,35 @@ def _parsed_input(
 
 
 def _device_anomalies(
-    parsed: Sequence[tuple[TelemetryMessage, int]], records: Sequence[tuple[DeviceKey, int]]
+    parsed: Sequence[tuple[TelemetryMessage, int]],
+    records: Sequence[tuple[DeviceKey, int]],
+    checked: bool,
 ) -> dict[int, list[Anomaly]]:
-    """``chain_broken`` and ``sequenced_after_revocation``, by seq, as the verifier finds them."""
+    """``chain_broken`` and ``sequenced_after_revocation``, by seq, as the verifier finds them.
+
+    Unless ``checked``, a signature is verified only where the signer matters: at or after the
+    first revocation record's leaf (before it, no message can be sequenced after a revocation).
+    """
     keys = effective_keys(record for record, _ in records)
     revoked_at_leaf = revocation_leaves(records)
+    first_revocation = min(revoked_at_leaf.values(), default=None)
     found: dict[int, list[Anomaly]] = {}
     previous: TelemetryMessage | None = None
     for i, (message, leaf_index) in enumerate(parsed):
-        key = signing_key(message.jws, keys)
-        if key is None:
-            raise CertificateError(
-                f"messages[{i}]",
-                f"seq {message.telemetry.seq} (leaf {leaf_index}): bad_signature: the signature "
-                f"verifies under none of the {len(keys)} key records",
+        late: Anomaly | None = None
+        if checked or (first_revocation is not None and leaf_index >= first_revocation):
+            key = signing_key(message.jws, keys)
+            if key is None:
+                raise CertificateError(
+                    f"messages[{i}]",
+                    f"seq {message.telemetry.seq} (leaf {leaf_index}): bad_signature: the "
+                    f"signature verifies under none of the {len(keys)} key records",
+                )
+            late = revocation_anomaly(
+                message, leaf_index, key, revoked_at_leaf.get(key.public_key.raw)
             )
-        here = [
-            anomaly
-            for anomaly in (
-                None if previous is None else chain_anomaly(previous, message),
-                revocation_anomaly(
-                    message, leaf_index, key, revoked_at_leaf.get(key.public_key.raw)
-                ),
-            )
-            if anomaly is not None
-        ]
+        chained = None if previous is None else chain_anomaly(previous, message)
+        here = [anomaly for anomaly in (chained, late) if anomaly is not None]
         if here:
             found[message.telemetry.seq] = here
         previous = message

@@ -51,6 +51,7 @@ from typing import IO
 
 from chain.certificate import MileageCertificate
 from chain.certificate_parts import CertifiedMessage
+from chain.certificate_signers import KnownSigners
 from chain.certificate_stream import CertificateHead, iter_messages, read_head
 from chain.certificate_verify_head import check_device_keys, check_vin, open_checkpoint
 from chain.certificate_verify_messages import MessageChecker
@@ -162,6 +163,8 @@ def verify_certificate(
     *,
     expected_device_id: str | None = None,
     expected_vin: str | None = None,
+    known_signers: KnownSigners | None = None,
+    parsed_messages: Sequence[TelemetryMessage] = (),
 ) -> VerifiedCertificate:
     """Verify ``certificate`` (parsed, or its JSON text) against the given public keys.
 
@@ -173,6 +176,12 @@ def verify_certificate(
     :class:`CertificateError` naming the first failing item. Raises ``ValueError`` for an
     impossible policy (``min_witnesses`` negative or larger than the number of witness keys),
     before reading the certificate.
+
+    ``known_signers``: who signed the messages, found beforehand by
+    :func:`chain.certificate_signers.find_signers` (e.g. in another process), trusted instead
+    of checking those signatures again; only a caller that computed it may pass it.
+    ``parsed_messages``: the messages as ``chain.telemetry.parse`` already parsed them, in the
+    certificate's order (``build_certificate(parsed_out=...)``), used for the same bytes only.
     """
     verifiers = _check_policy(log_verifiers, witness_verifiers, min_witnesses)
     if isinstance(certificate, MileageCertificate):
@@ -200,7 +209,7 @@ def verify_certificate(
     messages: list[TelemetryMessage] = []
     report = _verify(
         head, items, verifiers, witness_verifiers, min_witnesses, expected_device_id,
-        expected_vin, kept, messages,
+        expected_vin, kept, messages, known_signers, parsed_messages,
     )  # fmt: skip
     cert = (
         certificate
@@ -254,6 +263,8 @@ def _verify(
     expected_vin: str | None,
     kept: list[CertifiedMessage] | None,
     messages: list[TelemetryMessage] | None,
+    known_signers: KnownSigners | None = None,
+    parsed_messages: Sequence[TelemetryMessage] = (),
 ) -> VerificationReport:
     """Every check after the format's, in the documented order."""
     if expected_device_id is not None and head.device_id != expected_device_id:
@@ -272,7 +283,7 @@ def _verify(
     records = check_device_keys(head.device_id, head.device_keys, checkpoint)
     if expected_vin is not None:
         check_vin(records, head.device_keys, expected_vin)
-    checker = MessageChecker(head, checkpoint, records)
+    checker = MessageChecker(head, checkpoint, records, known_signers, parsed_messages)
     for i, item in enumerate(items):
         message = checker.add(i, item)
         if kept is not None and messages is not None:

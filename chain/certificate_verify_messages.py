@@ -14,18 +14,20 @@ from typing import Generic, TypeVar
 
 from chain.certificate_checks import (
     chain_anomaly,
-    check_inclusion,
     effective_keys,
     revocation_anomaly,
     revocation_leaves,
     signing_key,
 )
 from chain.certificate_parts import CertifiedMessage
+from chain.certificate_signers import KnownSigners
 from chain.certificate_stream import CertificateHead
 from chain.checkpoint import Checkpoint
 from chain.device_keys import DeviceKey
 from chain.errors import CertificateError, ChainError, TelemetryError
+from chain.hashing import leaf_hash
 from chain.jws import CompactJws
+from chain.merkle_batch import InclusionChecker
 from chain.mileage import Anomaly, Gap, MileageSummary, SummaryBuilder
 from chain.telemetry import DeviceKind, TelemetryMessage
 
@@ -68,10 +70,21 @@ class _Tally(Generic[_T]):
 class MessageChecker:
     """Checks messages one at a time, keeping only what the next check needs."""
 
-    def __init__(self, head: CertificateHead, cp: Checkpoint, records: Sequence[DeviceKey]) -> None:
+    def __init__(
+        self,
+        head: CertificateHead,
+        cp: Checkpoint,
+        records: Sequence[DeviceKey],
+        known: KnownSigners | None = None,
+        parsed: Sequence[TelemetryMessage] = (),
+    ) -> None:
         self.head = head
-        self.cp = cp
+        self.inclusion = InclusionChecker(cp.size, cp.root_hash)
         self.keys = effective_keys(records)
+        # answers for other keys, or keys in another order, could differ from signing_key's
+        order = tuple(key.public_key.raw for key in self.keys)
+        self.known = known.signers if known is not None and known.keys == order else {}
+        self.parsed = parsed
         self.revoked_at_leaf = revocation_leaves(
             zip(records, (k.leaf_index for k in head.device_keys), strict=True)
         )
@@ -85,9 +98,13 @@ class MessageChecker:
         self.last_ts = -1
 
     def add(self, i: int, item: CertifiedMessage) -> TelemetryMessage:
-        name, head = f"messages[{i}]", self.head
+        name, head, raw = f"messages[{i}]", self.head, item.raw
+        # parse(raw) as done before, by the same functions: used only for these very bytes
+        parsed = self.parsed[i] if i < len(self.parsed) else None
+        if parsed is not None and parsed.raw != raw:
+            parsed = None
         try:
-            jws = CompactJws.from_bytes(item.raw)
+            jws = CompactJws.from_bytes(raw) if parsed is None else parsed.jws
         except TelemetryError as exc:
             raise CertificateError(name, str(exc)) from None
         if jws.header.kid != head.device_id:
@@ -96,7 +113,12 @@ class MessageChecker:
                 f"bad_header: kid {jws.header.kid!r:.66} is not the certificate's device "
                 f"{head.device_id!r}",
             )
-        key = signing_key(jws, self.keys)
+        known = self.known.get(raw, -1)
+        key = (
+            signing_key(jws, self.keys)
+            if known == -1
+            else (None if known is None else self.keys[known])
+        )
         if key is None:
             raise CertificateError(
                 name,
@@ -104,7 +126,7 @@ class MessageChecker:
                 f"certified keys of {head.device_id}",
             )
         try:
-            message = TelemetryMessage.from_jws(jws)
+            message = TelemetryMessage.from_jws(jws) if parsed is None else parsed
         except TelemetryError as exc:
             raise CertificateError(name, str(exc)) from None
         seq, ts = message.telemetry.seq, message.telemetry.ts
@@ -121,7 +143,7 @@ class MessageChecker:
                 f"[{head.from_ms}, {head.to_ms})",
             )
         try:
-            check_inclusion(item.raw, item.leaf_index, item.inclusion_proof, self.cp)
+            self.inclusion.verify(item.leaf_index, leaf_hash(raw), item.inclusion_proof)
         except ChainError as exc:
             raise CertificateError(
                 name, f"seq {seq}: inclusion proof of leaf {item.leaf_index}: {exc}"

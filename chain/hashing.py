@@ -21,6 +21,7 @@ __all__ = [
     "leaf_hashes",
     "node_hash",
     "parent_hashes",
+    "path_step",
 ]
 
 HASH_SIZE = 32
@@ -94,3 +95,16 @@ def fold_right(hashes: Sequence[bytes]) -> bytes:
         hasher.update(result)
         result = hasher.digest()
     return result
+
+
+def path_step(fn: int, sn: int, result: bytes, sibling: bytes) -> tuple[int, int, bytes]:
+    """One step of the inclusion proof loop of RFC 9162 section 2.1.3.2: ``sibling`` folded
+    into ``result`` at the state ``(fn, sn)``; the next state and hash."""
+    if fn & 1 or fn == sn:
+        result = node_hash(sibling, result)
+        while not fn & 1 and fn:
+            fn >>= 1
+            sn >>= 1
+    else:
+        result = node_hash(result, sibling)
+    return fn >> 1, sn >> 1, result

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from chain.errors import ProofError, RootMismatchError, StorageError
-from chain.hashing import EMPTY_ROOT, HASH_SIZE, fold_right, node_hash, parent_hashes
+from chain.hashing import EMPTY_ROOT, HASH_SIZE, fold_right, node_hash, parent_hashes, path_step
 
 __all__ = [
     "CompletedNodes",
@@ -338,8 +338,9 @@ def _check_hash(value: object, what: str) -> None:
 def _check_proof(proof: Sequence[bytes], expected: int, what: str) -> None:
     if len(proof) != expected:
         raise ProofError(f"{what} must have {expected} hashes, got {len(proof)}")
-    for position, value in enumerate(proof):
-        _check_hash(value, f"proof[{position}]")
+    if not (set(map(type, proof)) <= {bytes} and set(map(len, proof)) <= {HASH_SIZE}):
+        for position, value in enumerate(proof):  # name the first bad one
+            _check_hash(value, f"proof[{position}]")
 
 
 def root_from_inclusion_proof(
@@ -359,15 +360,7 @@ def root_from_inclusion_proof(
     for sibling in proof:
         if sn == 0:  # unreachable after the length check; kept as the RFC states it
             raise ProofError("inclusion proof is longer than the path to the root")
-        if fn & 1 or fn == sn:
-            result = node_hash(sibling, result)
-            while not fn & 1 and fn:
-                fn >>= 1
-                sn >>= 1
-        else:
-            result = node_hash(result, sibling)
-        fn >>= 1
-        sn >>= 1
+        fn, sn, result = path_step(fn, sn, result, sibling)
     if sn != 0:
         raise ProofError("inclusion proof is shorter than the path to the root")
     return result

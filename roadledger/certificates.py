@@ -17,17 +17,20 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 import asyncpg
 
 from chain.certificate import MileageCertificate
 from chain.certificate_build import build_certificate
+from chain.certificate_signers import KnownSigners, key_order
 from chain.certificate_verify import verify_certificate
 from chain.cosignature import CosignatureVerifier
 from chain.entries import DEVICE_KEY_ENTRY_PREFIX
 from chain.errors import CertificateError
 from chain.hashing import leaf_hash
 from chain.note_signers import NoteVerifier
+from chain.telemetry import TelemetryMessage
 from contracts.errors import Conflict, Invalid, NotFound
 from roadledger.db.ledger_reads import (
     LedgerLog,
@@ -37,6 +40,7 @@ from roadledger.db.ledger_reads import (
     log_by_id,
 )
 from roadledger.db.ledger_store import PostgresLedgerStore
+from roadledger.signer_pool import SignerPool
 from roadledger.witnesses import list_witness_keys
 
 __all__ = ["MAX_CERTIFIED_MESSAGES", "CertificateRefused", "IssuedCertificate", "issue_certificate"]
@@ -107,10 +111,15 @@ async def issue_certificate(
     from_ms: int,
     to_ms: int,
     log_verifier: Callable[[str], NoteVerifier],
+    signers: SignerPool | None = None,
 ) -> IssuedCertificate:
     """The mileage certificate of ``device_id`` for ``from_ms <= ts < to_ms``, verified as an
     insurer will before it is handed out: with ``log_verifier(origin)`` and every registered
-    witness key (the builder does not check key validity windows; the verifier does)."""
+    witness key (the builder does not check key validity windows; the verifier does).
+
+    Every signature and inclusion proof is checked once, by that verification; ``signers``
+    checks the signatures in its worker process while the proofs are read and the certificate
+    is built (``docs/mileage-certificate.md``, "Issuing")."""
     if from_ms >= to_ms:
         raise Invalid("to_ms: must be after from_ms")
     rows = await pool.fetch(_MESSAGES, device_id, _time(from_ms), _time(to_ms))
@@ -134,8 +143,35 @@ async def issue_certificate(
     keys = await _key_entries(pool, log, device_id)
     if not keys:
         raise CertificateRefused(f"device {device_id}: no key record is in log {log.log_id} yet")
+    raws = [raw for raw, _ in messages]
+    finding = (
+        None
+        if signers is None
+        else asyncio.create_task(signers.find(raws, key_order(keys.items())))
+    )
     # the first *sequenced* message: one stored but not sequenced yet is not certified
     first_seq = min(int(row["seq"]) for row in rows)
+    try:
+        return await _issue(
+            pool, (device_id, from_ms, to_ms), log_verifier, messages, first_seq, log, keys, finding
+        )
+    finally:
+        if finding is not None:
+            finding.cancel()  # when refused before its answer was needed
+
+
+async def _issue(
+    pool: asyncpg.Pool,
+    period: tuple[str, int, int],
+    log_verifier: Callable[[str], NoteVerifier],
+    messages: list[tuple[bytes, int]],
+    first_seq: int,
+    log: LedgerLog,
+    keys: dict[bytes, int],
+    finding: asyncio.Task[KnownSigners | None] | None,
+) -> IssuedCertificate:
+    """:func:`issue_certificate` once the messages and key records are read."""
+    device_id, from_ms, to_ms = period
     before = await pool.fetchrow(_PREDECESSOR, device_id, first_seq - 1, log.log_id)
     predecessor = (bytes(before["entry"]), int(before["leaf_index"])) if before else None
     leaves = [index for _, index in messages] + list(keys.values())
@@ -150,16 +186,20 @@ async def issue_certificate(
         if not key.revoked
     ]
 
-    def build_and_verify() -> MileageCertificate:
-        built = build_certificate(
+    parsed: list[TelemetryMessage] = []
+    try:
+        built = await asyncio.to_thread(
+            partial(build_certificate, checked=False, parsed_out=parsed),
             device_id, from_ms, to_ms, messages, list(keys.items()),
             lambda index, _size: proofs[index], note, predecessor,
         )  # fmt: skip
-        verify_certificate(built, log_verifier(log.origin), witnesses, 0)
-        return built
-
-    try:
-        certificate = await asyncio.to_thread(build_and_verify)
+        known = None if finding is None else await finding
+        # The one check of every signature (but those the worker checked) and every proof:
+        # the offline verifier's, on what is served (docs/mileage-certificate.md, "Issuing").
+        await asyncio.to_thread(
+            partial(verify_certificate, known_signers=known, parsed_messages=parsed),
+            built, log_verifier(log.origin), witnesses, 0,
+        )  # fmt: skip
     except CertificateError as exc:
         raise CertificateRefused(f"the ledger's data makes no valid certificate: {exc}") from None
-    return IssuedCertificate(certificate, log, size)
+    return IssuedCertificate(built, log, size)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from api.access import require_access
-from api.deps import PoolDep, PrincipalDep, SettingsDep
+from api.deps import PoolDep, PrincipalDep, SettingsDep, SignersDep
 from api.errors import ERROR_RESPONSES
 from api.models.ledger import CertificateCreate
 from chain.note_signers import Ed25519Verifier
@@ -38,6 +38,7 @@ async def certificate(
     principal: PrincipalDep,
     pool: PoolDep,
     settings: SettingsDep,
+    signers: SignersDep,
 ) -> Response:
     """Build the vehicle's mileage certificate for ``from_ms <= ts < to_ms``: its messages,
     each with an inclusion proof to one checkpoint (the one most witnesses cosigned), its key
@@ -51,7 +52,7 @@ async def certificate(
     key = existing_log_key(settings)
     issued = await issue_certificate(
         pool, device_id, body.from_ms, body.to_ms,
-        lambda origin: Ed25519Verifier.from_vkey(key.vkey(origin)),
+        lambda origin: Ed25519Verifier.from_vkey(key.vkey(origin)), signers,
     )  # fmt: skip
     name = f"{device_id}-{body.from_ms}-{body.to_ms}.json"
     return Response(

@@ -39,7 +39,10 @@ def test_quick_is_small_and_bad_arguments_are_refused() -> None:
     full = parse_args(["--certificates", "40000", "10000", "20000", "10000"])
     assert full.certificates == [10_000, 20_000, 40_000]
     assert full.clients == 200
-    for bad in (["--paced", "0"], ["--clients", "0"], ["--certificates", "0"]):
+    assert full.only == ("proofs", "certificates", "fan-out")
+    only = parse_args(["--only", "certificates", "--only", "proofs", "--only", "certificates"])
+    assert only.only == ("certificates", "proofs")
+    for bad in (["--paced", "0"], ["--clients", "0"], ["--certificates", "0"], ["--only", "x"]):
         with pytest.raises(SystemExit):
             parse_args(bad)
 

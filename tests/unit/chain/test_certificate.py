@@ -72,6 +72,28 @@ def test_text_form_is_pinned(scenario: Scenario) -> None:
     assert "\u2014 roadledger.example/log-0 " in text  # UTF-8, not \\u escapes
 
 
+def _reference_text(cert: MileageCertificate) -> str:
+    """The text v1 was defined with: json.dumps of the object, indented by two."""
+    return json.dumps(cert.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+def test_text_is_json_dumps_of_the_object(scenario: Scenario) -> None:
+    cert = scenario.certificate
+    assert cert.to_json() == _reference_text(cert)
+    # The messages are written without json.dumps: strings that need escaping, an empty
+    # proof (a tree of one leaf), one of one hash, anomalies and gaps.
+    odd = dataclasses.replace(cert.messages[0], jws='a"b\\c\n\u00fc\u2028\x01', inclusion_proof=())
+    one = dataclasses.replace(
+        cert.messages[1], inclusion_proof=cert.messages[1].inclusion_proof[:1]
+    )
+    summary = dataclasses.replace(
+        cert.summary, gaps=(Gap(3, 5),), anomalies=(Anomaly(4, "clock_rollback", 'a "b"'),)
+    )
+    changed = dataclasses.replace(cert, messages=(odd, one, *cert.messages[2:]), summary=summary)
+    assert changed.to_json() == _reference_text(changed)
+    assert MileageCertificate.from_json(changed.to_json()) == changed
+
+
 def test_compact_or_reordered_json_reads_the_same(scenario: Scenario) -> None:
     obj = json.loads(scenario.text)
     reordered = dict(reversed(list(obj.items())))

@@ -21,6 +21,7 @@ import pytest
 
 from chain.certificate import MileageCertificate
 from chain.certificate_build import build_certificate
+from chain.certificate_signers import KnownSigners
 from chain.certificate_verify import VerifiedCertificate, verify_certificate
 from chain.checkpoint import Checkpoint, sign_checkpoint
 from chain.cosignature import CosignatureSigner, CosignatureVerifier
@@ -30,7 +31,7 @@ from chain.errors import CertificateError
 from chain.keys import Ed25519PrivateKey
 from chain.log import InMemoryMerkleLog
 from chain.note_signers import Ed25519Signer, Ed25519Verifier
-from chain.telemetry import DeviceKind, Telemetry, chain_hash, sign_telemetry
+from chain.telemetry import DeviceKind, Telemetry, TelemetryMessage, chain_hash, sign_telemetry
 from chain.witness import MemoryWitnessStateStore, Witness
 
 ORIGIN = "roadledger.example/log-0"
@@ -100,12 +101,15 @@ class Scenario:
         *,
         min_witnesses: int | None = None,
         witness_verifiers: Sequence[CosignatureVerifier] | None = None,
+        known_signers: KnownSigners | None = None,
+        parsed_messages: Sequence[TelemetryMessage] = (),
     ) -> VerifiedCertificate:
         witnesses = self.witness_verifiers if witness_verifiers is None else witness_verifiers
         k = len(witnesses) if min_witnesses is None else min_witnesses
         return verify_certificate(
-            self.text if certificate is None else certificate, self.log_verifier, witnesses, k
-        )
+            self.text if certificate is None else certificate, self.log_verifier, witnesses, k,
+            known_signers=known_signers, parsed_messages=parsed_messages,
+        )  # fmt: skip
 
     def index_of(self, seq: int) -> int:
         """Position of ``seq`` in the certificate's messages."""
