@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI
@@ -22,7 +23,7 @@ from fastapi.responses import JSONResponse
 
 from api import errors, ui
 from api.credentials import forget_on_writes, watching_credentials
-from api.deps import PrincipalDep
+from api.deps import PrincipalDep, document_security
 from api.errors import ERROR_RESPONSES
 from api.routes import ROUTERS
 from api.routes.metrics import RequestCounts, count_requests
@@ -120,6 +121,13 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(ui.router)  # the dashboard's files (no data: public)
+
+    def openapi_schema() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_security(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi_schema  # type: ignore[method-assign]
 
     @app.get("/v1/openapi.json", tags=["meta"], responses=ERROR_RESPONSES, summary="OpenAPI")
     async def openapi(principal: PrincipalDep) -> JSONResponse:

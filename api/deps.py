@@ -9,10 +9,11 @@ no credentials or bad ones are 401. ``require_roles(...)`` adds a role check (40
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any, Final
 
 import asyncpg
 from fastapi import Depends, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from contracts.access import Role
@@ -28,11 +29,13 @@ from roadledger.settings import Settings
 from roadledger.signer_pool import SignerPool
 
 __all__ = [
+    "PUBLIC_OPERATIONS",
     "PoolDep",
     "PrincipalDep",
     "ProofsDep",
     "SettingsDep",
     "SignersDep",
+    "document_security",
     "login_policy",
     "require_roles",
 ]
@@ -80,12 +83,22 @@ def login_policy(settings: Settings) -> LoginPolicy:
     )
 
 
-async def _principal(
-    request: Request,
-    pool: PoolDep,
-    bearer: Annotated[str | None, Depends(_bearer)],
-    api_key: Annotated[str | None, Depends(_api_key)],
-) -> Principal:
+# The operations that take no credentials: health, and the two exchanges that carry theirs in
+# the body (the authorisation matrix and test_auth check every other route answers 401).
+PUBLIC_OPERATIONS: Final = frozenset(
+    {("get", "/health"), ("post", TOKEN_URL), ("post", "/v1/auth/refresh")}
+)
+
+
+async def _principal(request: Request) -> Principal:
+    # One dependency that reads its two headers itself, rather than FastAPI's security
+    # dependencies (OAuth2PasswordBearer, APIKeyHeader) beneath it: each dependency costs
+    # FastAPI 0.165 about 20 us a request, a tenth of a proof route's whole work
+    # (bench/api_load.py). The schemes are documented by document_security instead.
+    api_key = request.headers.get("x-api-key") or None
+    scheme, _, param = request.headers.get("authorization", "").partition(" ")
+    bearer = param if scheme.lower() == "bearer" else None
+    pool: asyncpg.Pool = request.app.state.pool
     cache: PrincipalCache = request.app.state.principals
     if api_key is None and bearer is None:
         raise Unauthenticated("authentication required: a bearer token or an API key")
@@ -97,6 +110,21 @@ async def _principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(_principal)]
+
+
+def document_security(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` (an OpenAPI document of this app) with the two ways to authenticate
+    declared, and required by every operation but :data:`PUBLIC_OPERATIONS`."""
+    schemes = {
+        _bearer.scheme_name: jsonable_encoder(_bearer.model, by_alias=True, exclude_none=True),
+        _api_key.scheme_name: jsonable_encoder(_api_key.model, by_alias=True, exclude_none=True),
+    }
+    schema.setdefault("components", {})["securitySchemes"] = schemes
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            if (method, path) not in PUBLIC_OPERATIONS:
+                operation["security"] = [{name: []} for name in schemes]
+    return schema
 
 
 def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:

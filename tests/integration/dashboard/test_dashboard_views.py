@@ -162,13 +162,22 @@ async def test_the_insurer_requests_a_certificate_of_its_granted_vehicle(
 async def test_the_ledger_shows_logs_checkpoints_cosigners_and_blocks(
     served: Served, browser: Browser, tmp_path: Path
 ) -> None:
-    size = await served.world.pool.fetchval("SELECT tree_size FROM ledger_logs")
+    # The telemetry log and the audit log (a ledger log too), listed by origin.
+    logs = await served.world.pool.fetch(
+        "SELECT log_id, origin, tree_size FROM ledger_logs ORDER BY origin"
+    )
+    telemetry = next(log for log in logs if not log["origin"].endswith("/audit"))
+    size = telemetry["tree_size"]
     async with guarded(browser, served.url, tmp_path) as tab:
         await tab.login("fleet-a-analyst")
         page = tab.page
         await page.click("#nav a[data-view=ledger]")
         await page.wait_for_selector("#cosigners")
-        assert await page.locator("#logs .tree-size").all_inner_texts() == [str(size)]
+        sizes = await page.locator("#logs .tree-size").all_inner_texts()
+        assert len(sizes) == len(logs) == 2
+        assert sizes[logs.index(telemetry)] == str(size)
+        await page.click(f"#logs tr[data-log='{telemetry['log_id']}']")
+        await page.wait_for_selector(f"text=Checkpoint of {telemetry['origin']}")
         assert "cosigned by w.t/1" in await page.inner_text("#cosigners")
         assert f"\n{size}\n" in await page.inner_text("#checkpoint")
         assert await page.locator("#blocks tbody tr").count() >= 1
