@@ -15,11 +15,11 @@ client leaves or the server stops.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from fastapi import APIRouter, Request
@@ -30,7 +30,7 @@ from api.deps import PoolDep, PrincipalDep
 from api.errors import ERROR_RESPONSES
 from api.routes.segments import CURRENT, areas_of, shown_speed
 from api.server import stopping
-from api.sse import described, event_stream, pause
+from api.sse import described, event_stream, polled
 from contracts.roads import RoadSegment
 from roadledger.identity.principal import Principal
 
@@ -88,27 +88,21 @@ async def _states(pool: asyncpg.Pool, segments: Sequence[RoadSegment]) -> list[S
     return states
 
 
-async def _events(
+def _events(
     pool: asyncpg.Pool, principal: Principal, segments: list[RoadSegment], stop: asyncio.Event
 ) -> AsyncIterator[str]:
-    seen_at = sent_at = time.monotonic()
+    seen_at = time.monotonic()
     last: dict[int, SegmentState] = {}
-    first = True  # the first poll is always an event: the snapshot, empty or not
-    yield ": connected\n\n"
-    while not stop.is_set():
+
+    async def poll() -> list[dict[str, Any]]:
+        nonlocal segments, seen_at
         if time.monotonic() - seen_at >= VISIBILITY_S:
             segments, seen_at = await _visible(pool, principal), time.monotonic()
         changed = [s for s in await _states(pool, segments) if last.get(s.segment_id) != s]
-        if changed or first:
-            first = False
-            last.update({s.segment_id: s for s in changed})
-            data = json.dumps({"segments": [asdict(s) for s in changed]}, separators=(",", ":"))
-            yield f"event: segments\ndata: {data}\n\n"
-            sent_at = time.monotonic()
-        elif time.monotonic() - sent_at >= HEARTBEAT_S:
-            yield ": heartbeat\n\n"
-            sent_at = time.monotonic()
-        await pause(stop, POLL_S)
+        last.update({s.segment_id: s for s in changed})
+        return [asdict(s) for s in changed]
+
+    return polled(stop, poll, "segments", POLL_S, HEARTBEAT_S)
 
 
 @router.get("/stream", response_class=StreamingResponse, responses=described("Segment events"))
