@@ -18,6 +18,7 @@ from api.routes import (
     organisations,
     positions,
     rules,
+    segment_feed,
     segments,
     vehicles,
     warning_feed,
@@ -42,6 +43,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     export.router,
     warning_feed.router,  # before warnings: /stream is not a warning id
     warnings.router,
+    segment_feed.router,  # before segments, like the warnings' feed
     segments.router,
     positions.router,
     certificates.router,

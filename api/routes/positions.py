@@ -14,10 +14,10 @@ when the client leaves or the server stops.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
+from typing import Any
 
 import asyncpg
 from fastapi import APIRouter, Request
@@ -26,7 +26,7 @@ from fastapi.responses import StreamingResponse
 from api.deps import PoolDep, PrincipalDep
 from api.errors import ERROR_RESPONSES
 from api.server import stopping
-from api.sse import described, event_stream, pause
+from api.sse import described, event_stream, polled
 from roadledger.identity.principal import Principal
 from roadledger.positions import Trackable, latest_positions, record_tracked, trackable
 
@@ -42,16 +42,16 @@ ACTION = "GET /v1/positions/stream"
 router = APIRouter(prefix="/v1/positions", tags=["positions"], responses=ERROR_RESPONSES)
 
 
-async def _events(
+def _events(
     pool: asyncpg.Pool, principal: Principal, seen: dict[str, Trackable], stop: asyncio.Event
 ) -> AsyncIterator[str]:
-    seen_at = sent_at = time.monotonic()
+    seen_at = time.monotonic()
     audited: set[str] = set()
     last: dict[str, tuple[int, int]] = {}  # device -> (ts_ms, seq) sent
     newest_ms = 0
-    first = True  # the first poll is always an event, empty or not: the client knows
-    yield ": connected\n\n"
-    while not stop.is_set():
+
+    async def poll() -> list[dict[str, Any]]:
+        nonlocal seen, seen_at, newest_ms
         if time.monotonic() - seen_at >= VISIBILITY_S:
             seen, seen_at = await trackable(pool, principal), time.monotonic()
         now_ms = int(time.time() * 1000)
@@ -62,18 +62,12 @@ async def _events(
             pool, principal, [seen[p.device_id] for p in fresh if p.device_id not in audited],
             ACTION,
         )  # fmt: skip
-        if fresh or first:
-            first = False
-            audited.update(p.device_id for p in fresh)
-            last.update({p.device_id: (p.ts_ms, p.seq) for p in fresh})
-            newest_ms = max([newest_ms, *(p.ts_ms for p in fresh)])
-            data = json.dumps({"positions": [asdict(p) for p in fresh]}, separators=(",", ":"))
-            yield f"event: positions\ndata: {data}\n\n"
-            sent_at = time.monotonic()
-        elif time.monotonic() - sent_at >= HEARTBEAT_S:
-            yield ": heartbeat\n\n"
-            sent_at = time.monotonic()
-        await pause(stop, POLL_S)
+        audited.update(p.device_id for p in fresh)
+        last.update({p.device_id: (p.ts_ms, p.seq) for p in fresh})
+        newest_ms = max([newest_ms, *(p.ts_ms for p in fresh)])
+        return [asdict(p) for p in fresh]
+
+    return polled(stop, poll, "positions", POLL_S, HEARTBEAT_S)
 
 
 @router.get("/stream", response_class=StreamingResponse, responses=described("Position events"))

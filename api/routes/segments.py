@@ -39,7 +39,7 @@ from contracts.rules.geometry import Vertex
 from roadledger.identity.principal import Principal
 from roadledger.identity.visibility import jurisdictions
 
-__all__ = ["MIN_VEHICLES", "router"]
+__all__ = ["CURRENT", "MIN_VEHICLES", "areas_of", "router", "shown_speed"]
 
 router = APIRouter(prefix="/v1/segments", tags=["segments"], responses=ERROR_RESPONSES)
 
@@ -57,18 +57,25 @@ class BadSpan(Invalid):
     """A history span that is empty or too long."""
 
 
-async def _areas(pool: asyncpg.Pool, principal: Principal) -> tuple[tuple[Vertex, ...], ...] | None:
+async def areas_of(
+    pool: asyncpg.Pool, principal: Principal
+) -> tuple[tuple[Vertex, ...], ...] | None:
     """The polygons an authority sees segments in; None: every segment."""
     if principal.org_kind != OrgKind.AUTHORITY:
         return None
     return await jurisdictions(pool, principal)
 
 
+def shown_speed(t: Traffic) -> float | None:
+    """``t``'s mean speed when it is over at least :data:`MIN_VEHICLES` vehicles, else None."""
+    return t.mean_speed_kmh if t.vehicles >= MIN_VEHICLES else None
+
+
 def _traffic(t: Traffic) -> TrafficPublic:
-    shown = t.mean_speed_kmh if t.vehicles >= MIN_VEHICLES else None
     return TrafficPublic(
-        from_ms=ms_of(t.start), mean_speed_kmh=shown, samples=t.samples, vehicles=t.vehicles
-    )
+        from_ms=ms_of(t.start), mean_speed_kmh=shown_speed(t), samples=t.samples,
+        vehicles=t.vehicles,
+    )  # fmt: skip
 
 
 def _segment(s: RoadSegment, current: TrafficPublic) -> SegmentPublic:
@@ -84,7 +91,7 @@ def _segment(s: RoadSegment, current: TrafficPublic) -> SegmentPublic:
 
 
 async def _visible_segment(pool: asyncpg.Pool, principal: Principal, segment_id: int) -> None:
-    if not await load_segments_in(pool, await _areas(pool, principal), segment_id=segment_id):
+    if not await load_segments_in(pool, await areas_of(pool, principal), segment_id=segment_id):
         raise UnknownSegment(f"no segment {segment_id} is visible to you")
 
 
@@ -97,7 +104,7 @@ async def segments(
     if key is not None and type(key[0]) is not int:
         raise BadCursor("cursor: not a cursor of this list")
     found = await load_segments_in(
-        pool, await _areas(pool, principal), after=key[0] if key else None, limit=limit + 1
+        pool, await areas_of(pool, principal), after=key[0] if key else None, limit=limit + 1
     )
     page = found[:limit]
     end = datetime.now(UTC)

@@ -1,7 +1,8 @@
 // The traffic view (an authority's first): the road network from the stored segments coloured
-// by their current speed, the jurisdiction outline, live vehicle positions (only those the
-// member may track: GET /v1/positions/stream), the warnings feed with its evidence and ledger
-// proofs, and a segment's speed history with the 15/30/60-minute forecasts.
+// by their live state (GET /v1/segments/stream), the jurisdiction outline, live vehicle
+// positions (only those the member may track: GET /v1/positions/stream), the warnings feed
+// with its evidence and ledger proofs, and a segment's speed history with the 15/30/60-minute
+// forecasts.
 import * as L from "/ui/vendor/leaflet/leaflet.js";
 import * as api from "../api.js";
 import { h, card, table, when, failure } from "../dom.js";
@@ -11,12 +12,8 @@ import { warningsPanel } from "./warnings.js";
 const E7 = 1e7;
 const latLng = ([lat, lon]) => [lat / E7, lon / E7];
 
-function colour(segment) {
-  const speed = segment.current.mean_speed_kmh;
-  if (speed === null) return "#8a96a8";
-  const ratio = speed / segment.speed_limit_kmh;
-  return ratio >= 0.7 ? "#2e9e44" : ratio >= 0.4 ? "#e0a100" : "#d23c2a";
-}
+// The stream's states (the server decides them: speed against the limit, over enough vehicles).
+const COLOURS = { free: "#2e9e44", slow: "#e0a100", jammed: "#d23c2a", unknown: "#8a96a8" };
 
 export async function render(view, me, signal) {
   const live = h("span", { id: "live", "data-events": "0", "data-vehicles": "0" }, "no live vehicle");
@@ -54,7 +51,7 @@ export async function render(view, me, signal) {
   const lines = new Map();
   for (const segment of segments) {
     const line = L.polyline(segment.geometry.map(latLng), {
-      renderer, color: colour(segment), weight: 4, opacity: 0.9,
+      renderer, color: COLOURS.unknown, weight: 4, opacity: 0.9,  // until the stream's snapshot
     }).addTo(map);
     line.bindTooltip(`${segment.name} · ${segment.speed_limit_kmh} km/h`);
     line.on("click", () => { segmentPick.value = String(segment.segment_id); choose(); });
@@ -98,20 +95,36 @@ export async function render(view, me, signal) {
   }
   segmentPick.addEventListener("change", choose);
 
-  // Segment speeds are 5-minute figures: their colours follow every 15 s.
-  const recolour = setInterval(async () => {
-    try {
-      for (const fresh of await api.every("/v1/segments")) {
-        const line = lines.get(fresh.segment_id);
-        const known = segments.find((s) => s.segment_id === fresh.segment_id);
-        if (line && known) { known.current = fresh.current; line.setStyle({ color: colour(fresh) }); }
-      }
-    } catch { /* the next round tries again */ }
-  }, 15_000);
-  signal.addEventListener("abort", () => clearInterval(recolour));
-
+  liveSegments(mapBox, lines, segments, signal);
   warningsPanel(warnings, me, signal);
   livePositions(map, renderer, live, signal);
+}
+
+// Recolour the network from GET /v1/segments/stream: a snapshot, then the segments that changed.
+// data-states and data-colours (segment id -> state, drawn colour) say what the map shows.
+function liveSegments(mapBox, lines, segments, signal) {
+  const byId = new Map(segments.map((s) => [s.segment_id, s]));
+  const states = {};
+  const colours = {};
+  let events = 0;
+  api.stream("/v1/segments/stream", (kind, data) => {
+    if (kind !== "segments") return;
+    for (const item of data.segments) {
+      const line = lines.get(item.segment_id);
+      const known = byId.get(item.segment_id);
+      if (!line || !known) continue;
+      known.current = { ...known.current, mean_speed_kmh: item.mean_speed_kmh, vehicles: item.vehicles };
+      line.setStyle({ color: COLOURS[item.state] ?? COLOURS.unknown });
+      states[item.segment_id] = item.state;
+      colours[item.segment_id] = line.options.color;
+    }
+    events += 1;
+    mapBox.dataset.segmentEvents = String(events);
+    mapBox.dataset.states = JSON.stringify(states);
+    mapBox.dataset.colours = JSON.stringify(colours);
+  }, signal).catch((error) => {
+    mapBox.dataset.segmentError = error.message;
+  });
 }
 
 function livePositions(map, renderer, live, signal) {

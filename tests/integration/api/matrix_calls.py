@@ -174,6 +174,7 @@ CALLS: Mapping[str, Call] = {
     "GET /v1/warnings/stream": lambda w, s: _NOTHING,
     "GET /v1/positions/stream": lambda w, s: _NOTHING,
     "GET /v1/segments": lambda w, s: _NOTHING,
+    "GET /v1/segments/stream": lambda w, s: _NOTHING,
     "GET /v1/segments/{segment_id}/history": lambda w, s: Request({"segment_id": 7}),
     "GET /v1/segments/{segment_id}/forecasts": lambda w, s: Request({"segment_id": 7}),
     "GET /v1/ledger/logs": lambda w, s: _NOTHING,

@@ -324,6 +324,7 @@ TABLE: Table = {
     "GET /v1/positions/stream": Row(warning_feed, scope=Scope.TRACK),  # filters as a track read
     # --- segments (segment 7 lies in police's jurisdiction)
     "GET /v1/segments": Row(located_list),
+    "GET /v1/segments/stream": Row(member),  # then shows what GET /v1/segments lists
     "GET /v1/segments/{segment_id}/history": Row(located),
     "GET /v1/segments/{segment_id}/forecasts": Row(located),
     # --- the ledger: hashes and proofs are public to members

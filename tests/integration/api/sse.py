@@ -64,13 +64,17 @@ class Feed:
 
 @asynccontextmanager
 async def opened(
-    client: httpx.AsyncClient, username: str, last_event_id: str | None = None
+    client: httpx.AsyncClient,
+    username: str,
+    last_event_id: str | None = None,
+    path: str = "/v1/warnings/stream",
 ) -> AsyncIterator[Feed]:
-    """An open stream of ``username``, subscribed (its first comment read)."""
+    """An open stream (``path``: by default the warnings') of ``username``, subscribed (its
+    first comment read)."""
     headers = await bearer(client, username)
     if last_event_id is not None:
         headers["Last-Event-ID"] = last_event_id
-    async with client.stream("GET", "/v1/warnings/stream", headers=headers) as answer:
+    async with client.stream("GET", path, headers=headers) as answer:
         assert answer.status_code == 200
         assert answer.headers["content-type"].startswith("text/event-stream")
         feed = Feed(answer.aiter_lines())

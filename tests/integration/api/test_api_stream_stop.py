@@ -1,5 +1,5 @@
-"""``roadledger api`` as a process: SIGTERM ends an open warnings stream and the server, at
-once (uvicorn alone would wait for the endless response)."""
+"""``roadledger api`` as a process: SIGTERM ends open streams (warnings, segments) and the
+server, at once (uvicorn alone would wait for the endless response)."""
 
 from __future__ import annotations
 
@@ -47,10 +47,16 @@ async def test_sigterm_ends_open_streams_and_the_server(
                     return False
 
             await wait_until(up, "roadledger api to answer", 60, every_s=0.1)
-            async with opened(client, "police-analyst") as feed:
+            async with (
+                opened(client, "police-analyst") as feed,
+                opened(client, "police-analyst", path="/v1/segments/stream") as segments,
+            ):
+                assert (await segments.next())["event"] == "segments"  # the snapshot
                 process.send_signal(signal.SIGTERM)
                 with pytest.raises(EOFError):
                     await feed.next()
+                with pytest.raises(EOFError):
+                    await segments.next()
         # uvicorn re-raises the signal it stopped for once it is done: -SIGTERM is its clean exit.
         assert await asyncio.wait_for(process.wait(), WAIT_S) in (0, -signal.SIGTERM)
         assert process.stderr is not None

@@ -188,7 +188,8 @@ async def test_a_parent_authority_that_no_longer_sees_its_units_fails_its_cells(
 
     monkeypatch.setattr(visibility, "descendants", itself)
     located = {r for r in t.TABLE if "segment" in r or r.startswith("GET /v1/warn")}
-    routes = located - {"GET /v1/warnings/stream"}  # the feed is refused or not: no places
+    # The feeds are refused or not: no places in their answers here.
+    routes = located - {"GET /v1/warnings/stream", "GET /v1/segments/stream"}
     assert WARNING in routes
     assert len(routes) == 5
     assert await _failing(world, t.TABLE, routes) == {(r, "authority-parent") for r in routes}

@@ -5,6 +5,7 @@ no console error and no request leaving loopback; screenshots in the test's dire
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,7 @@ from contracts.access import OrgKind, Role
 from roadledger.identity.members import create_member
 from roadledger.identity.organisations import create_organisation
 from tests.integration.api.conftest import PASSWORD
+from tests.integration.api.places import CITY, add_telemetry, middle
 from tests.integration.dashboard.browser import guarded
 from tests.integration.dashboard.conftest import Served
 from tests.integration.dashboard.world import GRANTED, ROLLED_BACK
@@ -48,6 +50,31 @@ async def _live_vehicles(page: Page, count: int) -> None:
     )
 
 
+def _drawn(segment_id: int) -> str:
+    """A function of the page: the state and colour the map shows for the segment."""
+    return (
+        "() => { const m = document.querySelector('#map').dataset;"
+        f" return m.states && [JSON.parse(m.states)['{segment_id}'],"
+        f" JSON.parse(m.colours)['{segment_id}']]; }}"
+    )
+
+
+async def _recoloured_live(served: Served, page: Page) -> None:
+    """North avenue (101, no traffic) turns red when three vehicles crawl on it in the store,
+    pushed by GET /v1/segments/stream to the same page (no reload)."""
+    await page.wait_for_function(f"() => ({_drawn(101)})()?.[0] === 'unknown'")
+    assert await page.evaluate(_drawn(101)) == ["unknown", "#8a96a8"]
+    await page.evaluate("() => { window.notReloaded = true; }")
+    now = int(time.time() * 1000)
+    await add_telemetry(served.world.pool, [
+        (device, 1, now, middle(CITY), 101, 300)  # 10.8 km/h, limit 50
+        for device in ("veh-a1", "veh-a2", "veh-b1")
+    ])  # fmt: skip
+    await page.wait_for_function(f"() => ({_drawn(101)})()?.[0] === 'jammed'", timeout=15_000)
+    assert await page.evaluate(_drawn(101)) == ["jammed", "#d23c2a"]
+    assert await page.evaluate("() => window.notReloaded") is True
+
+
 async def test_the_authority_sees_its_network_warnings_and_no_vehicle(
     served: Served, browser: Browser, tmp_path: Path
 ) -> None:
@@ -60,6 +87,7 @@ async def test_the_authority_sees_its_network_warnings_and_no_vehicle(
         # Its jurisdiction and its district unit's (police-north of places.py).
         assert await page.get_attribute("#map", "data-outlines") == "2"
         assert await page.evaluate(INK) > 500
+        await _recoloured_live(served, page)
         # Every warning of the run lies in the city: all four, the congestion one included.
         assert await _listed_warnings(page) == {w.warning_id for w in served.world.warnings}
         # A warning's evidence, proven in the ledger in the browser.
