@@ -15,6 +15,7 @@ read when the log was shorter answers every node it is wide enough for, and is r
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,17 +33,23 @@ TILE_WIDTH = 1 << TILE_HEIGHT
 
 TileRef = tuple[int, int, int]  # (log id, tile level, tile index)
 
-# Rows [lo, hi) of several tiles in one query: leaf hashes for tile level 0, stored nodes above.
+# Rows [lo, lo + $5) of several tiles in one query: leaf hashes for tile level 0, stored
+# nodes above. LATERAL makes each tile one index range scan: a join on the ranges let the
+# planner scan a whole log's entries (milliseconds a miss at a million leaves).
 _READ_TILES = """
     SELECT 0, e.leaf_index, e.leaf_hash
-      FROM ledger_entries e
-      JOIN unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
-        ON e.log_id = $1 AND e.leaf_index >= r.lo AND e.leaf_index < r.hi
+      FROM unnest($2::bigint[]) AS r(lo)
+     CROSS JOIN LATERAL (
+        SELECT leaf_index, leaf_hash FROM ledger_entries
+         WHERE log_id = $1 AND leaf_index >= r.lo AND leaf_index < r.lo + $5
+     ) AS e
     UNION ALL
     SELECT n.level / 8, n.node_index, n.hash
-      FROM ledger_nodes n
-      JOIN unnest($4::smallint[], $5::bigint[], $6::bigint[]) AS r(level, lo, hi)
-        ON n.log_id = $1 AND n.level = r.level AND n.node_index >= r.lo AND n.node_index < r.hi
+      FROM unnest($3::smallint[], $4::bigint[]) AS r(level, lo)
+     CROSS JOIN LATERAL (
+        SELECT level, node_index, hash FROM ledger_nodes
+         WHERE log_id = $1 AND level = r.level AND node_index >= r.lo AND node_index < r.lo + $5
+     ) AS n
 """
 
 
@@ -94,6 +101,7 @@ class TileCache:
         self.max_bytes = max_bytes
         self._tiles: OrderedDict[TileRef, Tile] = OrderedDict()
         self._bytes = 0
+        self._inflight: dict[TileRef, asyncio.Future[None]] = {}
         self.reads = 0  # queries made, for tests and metrics
 
     def __len__(self) -> int:
@@ -117,16 +125,50 @@ class TileCache:
             else:
                 found[ref] = digest
         if missing:
-            await self._read(pool, log_id, missing)
-            for ref in refs:
-                if ref not in found:
-                    tile_level, index, height, first = tile_of(ref)
-                    tile = self._get((log_id, tile_level, index))
-                    digest = tile.node(height, first) if tile is not None else None
-                    if digest is None:
-                        raise StorageError(f"log {log_id}: node {ref} is not stored")
-                    found[ref] = digest
+            await self._fetch(pool, log_id, missing)
+            for attempt in range(2):
+                short: set[tuple[int, int]] = set()
+                for ref in refs:
+                    if ref not in found:
+                        tile_level, index, height, first = tile_of(ref)
+                        tile = self._get((log_id, tile_level, index))
+                        digest = tile.node(height, first) if tile is not None else None
+                        if digest is not None:
+                            found[ref] = digest
+                        elif attempt:
+                            raise StorageError(f"log {log_id}: node {ref} is not stored")
+                        else:
+                            short.add((tile_level, index))
+                if not short:
+                    break
+                # A tile another request read while the log was shorter: read it now.
+                await self._read(pool, log_id, short)
         return [found[ref] for ref in refs]
+
+    async def _fetch(self, pool: asyncpg.Pool, log_id: int, missing: set[tuple[int, int]]) -> None:
+        """Read the ``missing`` tiles, once however many requests want one at the same time:
+        a tile already being read is waited for, not read again (a cold cache under load
+        would otherwise read each tile once per request that missed it)."""
+        waits = {
+            self._inflight[log_id, *key] for key in missing if (log_id, *key) in self._inflight
+        }
+        mine = {key for key in missing if (log_id, *key) not in self._inflight}
+        if mine:
+            done = asyncio.get_running_loop().create_future()
+            for key in mine:
+                self._inflight[log_id, *key] = done
+            try:
+                await self._read(pool, log_id, mine)
+            finally:
+                for key in mine:
+                    del self._inflight[log_id, *key]
+                done.set_result(None)  # waiters look again, and read what is still missing
+        for wait in waits:
+            await asyncio.shield(wait)
+        if waits:
+            still = {key for key in missing if self._get((log_id, *key)) is None}
+            if still:
+                await self._read(pool, log_id, still)
 
     def _get(self, key: TileRef) -> Tile | None:
         tile = self._tiles.get(key)
@@ -144,10 +186,9 @@ class TileCache:
             _READ_TILES,
             log_id,
             [index * TILE_WIDTH for index in leaf_tiles],
-            [(index + 1) * TILE_WIDTH for index in leaf_tiles],
             [level * TILE_HEIGHT for level, _ in node_tiles],
             [index * TILE_WIDTH for _, index in node_tiles],
-            [(index + 1) * TILE_WIDTH for _, index in node_tiles],
+            TILE_WIDTH,
         )
         grouped: dict[tuple[int, int], dict[int, bytes]] = {key: {} for key in missing}
         for tile_level, row_index, digest in rows:

@@ -4,6 +4,7 @@ tile cache: bounded, never stale, re-reading a partial tile only when the log ha
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -172,3 +173,12 @@ async def test_the_log_cache_reads_again_only_for_sizes_it_does_not_know(
     assert await known.covering(pool, log_id, None) is not grown
     answer = await LedgerProofs(MB).inclusion(pool, grown, 15, 16)
     assert answer.root == log.reference.root() == grown.root_hash
+
+
+async def test_concurrent_misses_of_one_tile_read_it_once(pool: asyncpg.Pool) -> None:
+    log = await Grower.open(pool)
+    await log.grow(200)
+    row, proofs = await latest(pool), LedgerProofs(MB)
+    answers = await asyncio.gather(*(proofs.inclusion(pool, row, i, 200) for i in range(50)))
+    assert [a.proof for a in answers] == [log.reference.inclusion_proof(i, 200) for i in range(50)]
+    assert proofs.tiles.reads == 1
